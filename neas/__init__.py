@@ -1,0 +1,33 @@
+"""neas: one-shot neural ensemble architecture search under a compute budget.
+
+>>> import neas
+>>> space = neas.create_space("mbconv", image_size=8, in_channels=1, num_classes=10)
+>>> space.num_layers
+20
+"""
+
+from neas.budget import parse_budget
+from neas.cost import CostTable, ensemble_cost
+from neas.data import Dataset, load_dataset
+from neas.errors import NeasError
+from neas.pipeline import DataOptions, SpaceOptions, train
+from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
+from neas.train import TrainConfig
+
+__all__ = [
+    "CostTable",
+    "DataOptions",
+    "Dataset",
+    "EnsembleArch",
+    "NeasError",
+    "SearchSpace",
+    "SpaceOptions",
+    "TrainConfig",
+    "create_space",
+    "ensemble_cost",
+    "list_spaces",
+    "load_dataset",
+    "parse_budget",
+    "train",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,160 @@
+"""BN recalibration and vectorised ensemble metrics.
+
+Evaluating an architecture with inherited supernet weights needs BN statistics of *that*
+architecture: ``recalibrate_bn`` resets every BN layer and re-estimates its running statistics
+(a cumulative average) on a few training batches. It overwrites the supernet's running stats,
+which are meaningless for a supernet anyway (training uses batch statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from neas.nn.dynamic import PathBatchNorm2d
+from neas.nn.supernet import Supernet
+from neas.search_spaces.arch import EnsembleArch
+
+
+def _batches(x: torch.Tensor, batch_size: int, device: torch.device | str):
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device, non_blocking=True)
+        yield xb.contiguous(memory_format=torch.channels_last) if xb.ndim == 4 else xb
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    supernet: Supernet,
+    arch: EnsembleArch,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Re-estimate every BN layer's running statistics for ``arch`` on the images ``x``."""
+    bns = [m for m in supernet.modules() if isinstance(m, (PathBatchNorm2d, nn.BatchNorm2d))]
+    saved = [m.momentum for m in bns]
+    was_training = supernet.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    supernet.train()
+    try:
+        for xb in _batches(x, batch_size, device):
+            supernet(xb, arch)
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        supernet.train(was_training)
+
+
+@torch.no_grad()
+def member_logits(
+    model: Supernet,
+    arch: EnsembleArch,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Eval-mode logits of every member: a float tensor of shape (K, N, classes) on the CPU."""
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [
+            torch.stack([t.float() for t in model(xb, arch)]).cpu()
+            for xb in _batches(x, batch_size, device)
+        ]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts, dim=1)
+
+
+@dataclass(frozen=True)
+class EnsembleMetrics:
+    """Ensemble accuracy, NLL and ECE; mean pairwise member disagreement; member accuracies."""
+
+    accuracy: float
+    nll: float
+    ece: float
+    disagreement: float
+    member_accuracy: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["member_accuracy"] = list(self.member_accuracy)
+        return d
+
+
+def disagreement(predictions: torch.Tensor) -> float:
+    """Mean over member pairs of the fraction of samples whose argmax differs; (K, N) ints."""
+    k = predictions.shape[0]
+    if k < 2:
+        return 0.0
+    differ = predictions[:, None, :] != predictions[None, :, :]  # (K, K, N)
+    return float(differ.float().mean(-1).sum() / (k * (k - 1)))
+
+
+def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int = 15) -> float:
+    """ECE with ``bins`` equal-width confidence bins."""
+    conf, pred = probs.max(-1)
+    correct = (pred == y).float()
+    idx = torch.clamp((conf * bins).long(), max=bins - 1)
+    conf_sum = torch.bincount(idx, weights=conf, minlength=bins)
+    acc_sum = torch.bincount(idx, weights=correct, minlength=bins)
+    return float((conf_sum - acc_sum).abs().sum() / len(y))
+
+
+def ensemble_metrics(logits: torch.Tensor, y: torch.Tensor | np.ndarray) -> EnsembleMetrics:
+    """Metrics of member logits (K, N, C) against labels (N,); members averaged as probabilities.
+
+    >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0]], [[2.0, 0.0], [2.0, 0.0]]])
+    >>> m = ensemble_metrics(logits, torch.tensor([0, 1]))
+    >>> m.member_accuracy, m.disagreement
+    ((1.0, 0.5), 0.5)
+    """
+    y = torch.as_tensor(y, dtype=torch.long)
+    probs_m = logits.float().softmax(-1)
+    probs = probs_m.mean(0)
+    preds = logits.argmax(-1)
+    nll = -torch.log(probs.gather(1, y[:, None]).clamp_min(1e-12)).mean()
+    return EnsembleMetrics(
+        accuracy=float((probs.argmax(-1) == y).float().mean()),
+        nll=float(nll),
+        ece=expected_calibration_error(probs, y),
+        disagreement=disagreement(preds),
+        member_accuracy=tuple(float(a) for a in (preds == y[None]).float().mean(-1)),
+    )
+
+
+def evaluate_arch(
+    supernet: Supernet,
+    arch: EnsembleArch,
+    *,
+    x_calib: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor | np.ndarray,
+    device: torch.device | str = "cpu",
+) -> EnsembleMetrics:
+    """Recalibrate BN for ``arch`` on ``x_calib``, then score it on (``x``, ``y``)."""
+    recalibrate_bn(supernet, arch, x_calib, device=device)
+    return ensemble_metrics(member_logits(supernet, arch, x, device=device), y)
+
+
+def evaluate_many(
+    supernet: Supernet,
+    archs: Sequence[EnsembleArch],
+    *,
+    x_calib: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor | np.ndarray,
+    device: torch.device | str = "cpu",
+) -> list[EnsembleMetrics]:
+    """``evaluate_arch`` for each architecture in turn."""
+    return [
+        evaluate_arch(supernet, a, x_calib=x_calib, x=x, y=y, device=device) for a in archs
+    ]

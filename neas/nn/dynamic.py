@@ -1,0 +1,150 @@
+"""Weight-sliceable MBConv for the supernet.
+
+One ``DynamicMBConv`` holds weights for its largest op; op (k, e) uses the centre k x k of the
+depthwise kernel and the first ``make_divisible(in_ch * e)`` mid channels (Once-for-All style).
+BatchNorm keeps one set of running statistics per *path* (the trunk and each member), because
+members that share a layer's weights see different inputs: their statistics must not mix.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neas.nn.layers import MBConv
+from neas.search_spaces.spec import OpChoice, effective_kernel, make_divisible
+
+
+class PathBatchNorm2d(nn.Module):
+    """BatchNorm over the first ``x.shape[1]`` channels, with running stats per path.
+
+    ``momentum=None`` gives a cumulative average (used by BN recalibration).
+    """
+
+    def __init__(self, num_features: int, *, num_paths: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.momentum: float | None = 0.1
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_paths, num_features))
+        self.register_buffer("running_var", torch.ones(num_paths, num_features))
+        self.register_buffer("num_batches_tracked", torch.zeros(num_paths, dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
+
+    def forward(self, x: torch.Tensor, path: int = 0) -> torch.Tensor:
+        c = x.shape[1]
+        momentum = self.momentum if self.momentum is not None else 0.0
+        if self.training:
+            self.num_batches_tracked[path] += 1
+            if self.momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked[path])
+        return F.batch_norm(
+            x,
+            self.running_mean[path, :c],
+            self.running_var[path, :c],
+            self.weight[:c],
+            self.bias[:c],
+            self.training,
+            momentum,
+            self.eps,
+        )
+
+    def export(self, channels: int, path: int) -> nn.BatchNorm2d:
+        """A static ``BatchNorm2d`` with this path's statistics for the first ``channels``."""
+        bn = nn.BatchNorm2d(channels, eps=self.eps)
+        with torch.no_grad():
+            bn.weight.copy_(self.weight[:channels])
+            bn.bias.copy_(self.bias[:channels])
+            bn.running_mean.copy_(self.running_mean[path, :channels])
+            bn.running_var.copy_(self.running_var[path, :channels])
+            bn.num_batches_tracked.copy_(self.num_batches_tracked[path])
+        return bn
+
+
+class DynamicMBConv(nn.Module):
+    """An MBConv whose weights serve every op up to ``max_op`` by slicing."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        stride: int,
+        max_op: OpChoice,
+        input_size: int,
+        num_paths: int,
+        se_ratio: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.in_ch, self.out_ch, self.stride = in_ch, out_ch, stride
+        self.input_size, self.se_ratio = input_size, se_ratio
+        self.max_op = max_op
+        mid = self.mid_channels(max_op)
+        red = make_divisible(mid * se_ratio)
+        k = max_op.kernel
+        self.expand_weight = nn.Parameter(torch.empty(mid, in_ch, 1, 1))
+        self.bn1 = PathBatchNorm2d(mid, num_paths=num_paths)
+        self.dw_weight = nn.Parameter(torch.empty(mid, 1, k, k))
+        self.bn2 = PathBatchNorm2d(mid, num_paths=num_paths)
+        self.se_reduce_weight = nn.Parameter(torch.empty(red, mid, 1, 1))
+        self.se_reduce_bias = nn.Parameter(torch.zeros(red))
+        self.se_expand_weight = nn.Parameter(torch.empty(mid, red, 1, 1))
+        self.se_expand_bias = nn.Parameter(torch.zeros(mid))
+        self.project_weight = nn.Parameter(torch.empty(out_ch, mid, 1, 1))
+        self.bn3 = PathBatchNorm2d(out_ch, num_paths=num_paths)
+        for w in (self.expand_weight, self.dw_weight, self.se_reduce_weight,
+                  self.se_expand_weight, self.project_weight):
+            nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+        if self.residual:  # a new residual block starts as the identity
+            nn.init.zeros_(self.bn3.weight)
+
+    @property
+    def residual(self) -> bool:
+        return self.stride == 1 and self.in_ch == self.out_ch
+
+    def mid_channels(self, op: OpChoice) -> int:
+        return make_divisible(self.in_ch * op.expand)
+
+    def _slices(self, op: OpChoice) -> tuple[int, int, int, int]:
+        if op.kernel > self.max_op.kernel or op.expand > self.max_op.expand:
+            raise ValueError(f"op {op.name} is larger than this layer's {self.max_op.name}")
+        mid = self.mid_channels(op)
+        red = make_divisible(mid * self.se_ratio)
+        k = effective_kernel(op.kernel, self.input_size)
+        start = (self.max_op.kernel - k) // 2
+        return mid, red, k, start
+
+    def forward(self, x: torch.Tensor, op: OpChoice, path: int = 0) -> torch.Tensor:
+        mid, red, k, s = self._slices(op)
+        h = F.silu(self.bn1(F.conv2d(x, self.expand_weight[:mid]), path))
+        dw = self.dw_weight[:mid, :, s : s + k, s : s + k]
+        h = F.silu(self.bn2(F.conv2d(h, dw, None, self.stride, k // 2, 1, mid), path))
+        g = F.relu(F.conv2d(h.mean((2, 3), keepdim=True), self.se_reduce_weight[:red, :mid],
+                            self.se_reduce_bias[:red]))
+        g = F.conv2d(g, self.se_expand_weight[:mid, :red], self.se_expand_bias[:mid])
+        h = h * F.hardsigmoid(g)
+        y = self.bn3(F.conv2d(h, self.project_weight[:, :mid]), path)
+        return x + y if self.residual else y
+
+    @torch.no_grad()
+    def export(self, op: OpChoice, path: int) -> MBConv:
+        """A static ``MBConv`` computing exactly ``forward(x, op, path)`` in eval mode."""
+        mid, red, k, s = self._slices(op)
+        block = MBConv(self.in_ch, self.out_ch, kernel=k, mid=mid, reduced=red, stride=self.stride)
+        block.expand[0].weight.copy_(self.expand_weight[:mid])
+        block.expand[1] = self.bn1.export(mid, path)
+        block.depthwise[0].weight.copy_(self.dw_weight[:mid, :, s : s + k, s : s + k])
+        block.depthwise[1] = self.bn2.export(mid, path)
+        block.se.reduce.weight.copy_(self.se_reduce_weight[:red, :mid])
+        block.se.reduce.bias.copy_(self.se_reduce_bias[:red])
+        block.se.expand.weight.copy_(self.se_expand_weight[:mid, :red])
+        block.se.expand.bias.copy_(self.se_expand_bias[:mid])
+        block.project[0].weight.copy_(self.project_weight[:, :mid])
+        block.project[1] = self.bn3.export(self.out_ch, path)
+        return block

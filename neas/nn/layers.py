@@ -1,0 +1,109 @@
+"""Small static building blocks shared by the supernet and the exported ensembles."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SqueezeExcite(nn.Module):
+    """SE: global pool -> 1x1 reduce -> ReLU -> 1x1 expand -> hard-sigmoid gate."""
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * F.hardsigmoid(self.expand(F.relu(self.reduce(s))))
+
+
+def conv_bn(
+    in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
+    """conv (no bias, 'same' padding) -> BN -> optional Swish."""
+    mods: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
+    if act:
+        mods.append(nn.SiLU())
+    return nn.Sequential(*mods)
+
+
+class MBConv(nn.Module):
+    """Static inverted residual: expand 1x1, depthwise kxk, SE, project 1x1, optional residual."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, *, kernel: int, mid: int, reduced: int, stride: int
+    ) -> None:
+        super().__init__()
+        self.residual = stride == 1 and in_ch == out_ch
+        self.expand = conv_bn(in_ch, mid, 1)
+        self.depthwise = conv_bn(mid, mid, kernel, stride=stride, groups=mid)
+        self.se = SqueezeExcite(mid, reduced)
+        self.project = conv_bn(mid, out_ch, 1, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        return x + y if self.residual else y
+
+
+class DepthwiseSeparable(nn.Module):
+    """The fixed first block: depthwise 3x3 -> SE -> pointwise 1x1 (+ residual)."""
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.depthwise = conv_bn(channels, channels, 3, groups=channels)
+        self.se = SqueezeExcite(channels, reduced)
+        self.pointwise = conv_bn(channels, channels, 1, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pointwise(self.se(self.depthwise(x)))
+
+
+class Stem(nn.Module):
+    """conv3x3 (stride) -> BN -> Swish, then the fixed depthwise-separable block."""
+
+    def __init__(self, in_ch: int, out_ch: int, *, stride: int, reduced: int) -> None:
+        super().__init__()
+        self.conv = conv_bn(in_ch, out_ch, 3, stride=stride)
+        self.block = DepthwiseSeparable(out_ch, reduced)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(self.conv(x))
+
+
+class Head(nn.Module):
+    """1x1 conv -> BN -> Swish -> pool -> 1x1 conv -> Swish -> dropout -> linear."""
+
+    def __init__(
+        self, in_ch: int, *, head_width: int, feature_width: int, num_classes: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.conv = conv_bn(in_ch, head_width, 1)
+        self.features = nn.Conv2d(head_width, feature_width, 1, bias=True)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(feature_width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x).mean((2, 3), keepdim=True)
+        x = F.silu(self.features(x)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """Kaiming-normal (fan-out) convs, unit BN, small-normal linears, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)

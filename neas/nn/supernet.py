@@ -1,0 +1,130 @@
+"""The K-path ensemble supernet: ``supernet(x, arch)`` returns one logit tensor per member.
+
+The trunk (stem, fixed block, the first ``arch.split`` layers) runs once per batch; its
+gradient is the mean of the members' gradients (NEAS's GradDiv). There is no "active subnet"
+state: the architecture is an argument of ``forward``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from neas.nn.dynamic import DynamicMBConv, PathBatchNorm2d
+from neas.nn.layers import Head, Stem, init_weights
+from neas.search_spaces.arch import EnsembleArch
+from neas.search_spaces.spec import SKIP, LayerSpec, OpChoice, SearchSpace, make_divisible
+
+WeightMode = Literal["entangled", "separate"]
+WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate")
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by ``scale`` on the way back."""
+    return _ScaleGrad.apply(x, scale)
+
+
+def largest_op(ops: tuple[OpChoice, ...], candidates: tuple[int, ...]) -> OpChoice:
+    """The op whose weights contain every candidate's (max kernel, max expansion)."""
+    chosen = [ops[c] for c in candidates if c != SKIP]
+    return OpChoice(max(o.kernel for o in chosen), max(o.expand for o in chosen))
+
+
+class SupernetLayer(nn.Module):
+    """One searchable layer: a shared weight set (entangled) or one bank per op (separate)."""
+
+    def __init__(
+        self, spec: LayerSpec, ops: tuple[OpChoice, ...], *, weights: WeightMode, num_paths: int
+    ) -> None:
+        super().__init__()
+        self.spec, self.ops, self.weights = spec, ops, weights
+
+        def block(max_op: OpChoice) -> DynamicMBConv:
+            return DynamicMBConv(
+                spec.in_channels, spec.out_channels, stride=spec.stride, max_op=max_op,
+                input_size=spec.input_size, num_paths=num_paths, se_ratio=spec.se_ratio,
+            )
+
+        if weights == "entangled":
+            self.blocks = nn.ModuleDict({"shared": block(largest_op(ops, spec.candidates))})
+        elif weights == "separate":
+            self.blocks = nn.ModuleDict(
+                {ops[c].name: block(ops[c]) for c in spec.candidates if c != SKIP}
+            )
+        else:
+            raise ValueError(f"unknown weight mode {weights!r}; valid: {', '.join(WEIGHT_MODES)}")
+
+    def block_for(self, op: int) -> DynamicMBConv:
+        key = "shared" if self.weights == "entangled" else self.ops[op].name
+        return self.blocks[key]  # type: ignore[return-value]
+
+    def forward(self, x: torch.Tensor, op: int, path: int = 0) -> torch.Tensor:
+        if op == SKIP:
+            return x
+        return self.block_for(op)(x, self.ops[op], path)
+
+    def export(self, op: int, path: int) -> nn.Module:
+        return nn.Identity() if op == SKIP else self.block_for(op).export(self.ops[op], path)
+
+
+class Supernet(nn.Module):
+    """Weight-sharing supernet over every ensemble architecture of ``space``.
+
+    >>> from neas.search_spaces import create_space, sample
+    >>> import numpy as np
+    >>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10,
+    ...                      width_mult=0.25, head_width=32, feature_width=32)
+    >>> net = Supernet(space)
+    >>> [t.shape for t in net(torch.zeros(2, 1, 8, 8), sample(space, np.random.default_rng(0)))]
+    [torch.Size([2, 10]), torch.Size([2, 10])]
+    """
+
+    def __init__(self, space: SearchSpace, *, weights: WeightMode = "entangled") -> None:
+        super().__init__()
+        self.space, self.weights = space, weights
+        k = space.num_members
+        stem = space.stem
+        self.stem = Stem(
+            stem.in_channels, stem.out_channels, stride=stem.stride,
+            reduced=make_divisible(stem.out_channels * stem.se_ratio),
+        )
+        head = space.head
+        self.heads = nn.ModuleList(
+            Head(head.in_channels, head_width=head.head_width, feature_width=head.feature_width,
+                 num_classes=head.num_classes, dropout=head.dropout)
+            for _ in range(k)
+        )
+        init_weights(self)  # static parts; dynamic blocks initialise themselves
+        nn.init.zeros_(self.stem.block.pointwise[1].weight)
+        self.layers = nn.ModuleList(
+            SupernetLayer(layer, space.ops, weights=weights, num_paths=k) for layer in space.layers
+        )
+
+    def forward(self, x: torch.Tensor, arch: EnsembleArch) -> list[torch.Tensor]:
+        h = self.stem(x)
+        for i, op in enumerate(arch.shared):
+            h = self.layers[i](h, op, 0)
+        h = scale_grad(h, 1.0 / arch.num_members)
+        outs = []
+        for m, ops in enumerate(arch.members):
+            z = h
+            for j, op in enumerate(ops):
+                z = self.layers[arch.split + j](z, op, m)
+            outs.append(self.heads[m](z))
+        return outs
+
+    def path_batchnorms(self) -> list[PathBatchNorm2d]:
+        return [m for m in self.modules() if isinstance(m, PathBatchNorm2d)]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neas.evaluate import recalibrate_bn
+from neas.nn import Supernet, build_ensemble, combine, scale_grad
+from neas.search_spaces import EnsembleArch, sample
+from tests.conftest import tiny_space
+
+
+@pytest.mark.parametrize("weights", ["entangled", "separate"])
+@pytest.mark.parametrize("image_size", [8, 28])
+def test_static_ensemble_matches_supernet(weights: str, image_size: int) -> None:
+    torch.manual_seed(0)
+    space = tiny_space(image_size)
+    net = Supernet(space, weights=weights)
+    with torch.no_grad():  # make BN affine params non-trivial so a wrong slice would show
+        for p in net.parameters():
+            if p.ndim == 1:
+                p.uniform_(0.5, 1.5)
+    x = torch.randn(24, 1, image_size, image_size)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        arch = sample(space, rng)
+        recalibrate_bn(net, arch, x)  # per-path statistics, members included
+        net.eval()
+        with torch.no_grad():
+            expected = net(x, arch)
+            static = build_ensemble(net, arch).eval()
+            got = static.member_logits(x)
+            probs = static(x)
+        for a, b in zip(expected, got):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(probs, combine(expected))
+        torch.testing.assert_close(probs.sum(-1), torch.ones(len(x)))
+
+
+def test_forward_returns_one_logit_tensor_per_member() -> None:
+    space = tiny_space(members=3)
+    net = Supernet(space)
+    arch = sample(space, np.random.default_rng(1))
+    outs = net(torch.randn(5, 1, 8, 8), arch)
+    assert len(outs) == 3 and all(o.shape == (5, 10) for o in outs)
+
+
+def test_scale_grad_scales_only_the_gradient() -> None:
+    x = torch.ones(3, requires_grad=True)
+    y = scale_grad(x, 0.25)
+    assert torch.equal(y, x.detach())
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.full((3,), 0.25))
+
+
+def test_trunk_gradient_is_the_mean_of_member_gradients() -> None:
+    """K identical members (same ops, copied heads): trunk grad equals a single member's."""
+    torch.manual_seed(0)
+    space = tiny_space(members=3)
+    net = Supernet(space).train()
+    for head in net.heads[1:]:
+        head.load_state_dict(net.heads[0].state_dict())
+    base = sample(space, np.random.default_rng(2))
+    split = 6
+    ops = base.member_ops(0)
+    ensemble = EnsembleArch(split=split, shared=ops[:split], members=(ops[split:],) * 3)
+    single = EnsembleArch(split=split, shared=ops[:split], members=(ops[split:],))
+    x = torch.randn(8, 1, 8, 8)
+    stem_w = net.stem.conv[0].weight
+
+    def trunk_grad(arch: EnsembleArch) -> torch.Tensor:
+        net.zero_grad()
+        torch.manual_seed(1)  # same dropout masks
+        sum(o.square().mean() for o in net(x, arch)).backward()
+        return stem_w.grad.clone()
+
+    net.heads[0].dropout.p = net.heads[1].dropout.p = net.heads[2].dropout.p = 0.0
+    torch.testing.assert_close(trunk_grad(ensemble), trunk_grad(single))
+
+
+def test_separate_weights_have_one_bank_per_op() -> None:
+    space = tiny_space()
+    ent, sep = Supernet(space, weights="entangled"), Supernet(space, weights="separate")
+    assert len(sep.layers[1].blocks) == 6 and len(ent.layers[1].blocks) == 1
+    assert sum(p.numel() for p in sep.parameters()) > 2 * sum(p.numel() for p in ent.parameters())
