@@ -58,8 +58,9 @@ def op_cost(layer: LayerSpec, op: OpChoice | None) -> Cost:
     s_in, s_out = layer.input_size, layer.output_size
     expand = Cost(s_in * s_in * mid * layer.in_channels, mid * layer.in_channels + 2 * mid)
     dw = Cost(s_out * s_out * mid * k * k, mid * k * k + 2 * mid)
-    project = Cost(s_out * s_out * layer.out_channels * mid,
-                   layer.out_channels * mid + 2 * layer.out_channels)
+    project = Cost(
+        s_out * s_out * layer.out_channels * mid, layer.out_channels * mid + 2 * layer.out_channels
+    )
     return expand + dw + _se(mid, layer.se_ratio) + project
 
 

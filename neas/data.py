@@ -31,10 +31,24 @@ BUILTIN: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
 #: Where the Debian package ``dataset-fashion-mnist`` installs the IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-_FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -146,12 +160,21 @@ def load_dataset(
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be a positive int or None, got {max_train}")
     idx_train, idx_val, idx_test = _split(
-        raw.y, class_names=raw.class_names, has_test=has_test, seed=seed,
-        val_fraction=val_fraction, test_fraction=test_fraction,
+        raw.y,
+        class_names=raw.class_names,
+        has_test=has_test,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
     )
     if max_train is not None and len(idx_train) > max_train:
-        idx_train, _ = _stratified(idx_train, raw.y, take=len(idx_train) - max_train, seed=seed,
-                                   what=f"max_train={max_train} subsample")
+        idx_train, _ = _stratified(
+            idx_train,
+            raw.y,
+            take=len(idx_train) - max_train,
+            seed=seed,
+            what=f"max_train={max_train} subsample",
+        )
     x_train = raw.x[idx_train]
     mean = x_train.mean(axis=(0, 2, 3), dtype=np.float64)
     std = x_train.std(axis=(0, 2, 3), dtype=np.float64)
@@ -168,10 +191,14 @@ def load_dataset(
     name = source if source in BUILTIN else Path(source).stem
     return Dataset(
         name=name,
-        x_train=norm(x_train), y_train=raw.y[idx_train].copy(),
-        x_val=norm(raw.x[idx_val]), y_val=raw.y[idx_val].copy(),
-        x_test=norm(x_test), y_test=np.ascontiguousarray(y_test, dtype=np.int64),
-        mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
+        x_train=norm(x_train),
+        y_train=raw.y[idx_train].copy(),
+        x_val=norm(raw.x[idx_val]),
+        y_val=raw.y[idx_val].copy(),
+        x_test=norm(x_test),
+        y_test=np.ascontiguousarray(y_test, dtype=np.int64),
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(s) for s in std),
         class_names=raw.class_names,
     )
 
@@ -194,8 +221,11 @@ def _load_source(source: str, data_dir: str | os.PathLike[str] | None) -> _Raw:
         for stem in _IDX_FILES:
             path = next((p for p in (root / f"{stem}.gz", root / stem) if p.is_file()), None)
             if path is None:
-                hint = (" (install the Debian package dataset-fashion-mnist or pass --data-dir)"
-                        if source == "fashion-mnist" else "")
+                hint = (
+                    " (install the Debian package dataset-fashion-mnist or pass --data-dir)"
+                    if source == "fashion-mnist"
+                    else ""
+                )
                 raise DataError(f"missing {source} file {root / stem}[.gz]{hint}")
             arrays.append(_read_idx(path))
         xtr, ytr, xte, yte = arrays
@@ -227,7 +257,7 @@ def _read_idx(path: Path) -> np.ndarray:
     ndim = data[3]
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    body = data[4 + 4 * ndim:]
+    body = data[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)) * dtype.itemsize:
         raise DataError(f"{path}: header says shape {dims} but the file holds {len(body)} bytes")
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
@@ -291,8 +321,12 @@ def _load_npz(path: Path) -> _Raw:
     else:
         raise DataError(f"{path}: y has dtype {y.dtype}; expected integer or string labels")
     uniq, labels = np.unique(values, return_inverse=True)
-    return _checked(_to_float(x, str(path)), labels.astype(np.int64),
-                    tuple(str(u) for u in uniq), where=str(path))
+    return _checked(
+        _to_float(x, str(path)),
+        labels.astype(np.int64),
+        tuple(str(u) for u in uniq),
+        where=str(path),
+    )
 
 
 def _load_image_folder(root: Path) -> _Raw:
@@ -319,8 +353,10 @@ def _load_image_folder(root: Path) -> _Raw:
                         mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
                         size = img.size
                     if img.size != size:
-                        raise DataError(f"{file} is {img.size[0]}x{img.size[1]} but earlier "
-                                        f"images are {size[0]}x{size[1]}; resize them first")
+                        raise DataError(
+                            f"{file} is {img.size[0]}x{img.size[1]} but earlier "
+                            f"images are {size[0]}x{size[1]}; resize them first"
+                        )
                     images.append(np.asarray(img.convert(mode), dtype=np.uint8))
             except OSError as exc:
                 raise DataError(f"cannot read image {file}: {exc}") from exc
@@ -328,8 +364,9 @@ def _load_image_folder(root: Path) -> _Raw:
     x = np.stack(images)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     names = tuple(c.name for c in classes)
-    return _checked(_to_float(x, str(root)), np.asarray(labels, dtype=np.int64), names,
-                    where=str(root))
+    return _checked(
+        _to_float(x, str(root)), np.asarray(labels, dtype=np.int64), names, where=str(root)
+    )
 
 
 def _to_float(x: np.ndarray, where: str) -> np.ndarray:
@@ -357,8 +394,13 @@ def _checked(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], *, where: str
 
 
 def _split(
-    y: np.ndarray, *, class_names: tuple[str, ...], has_test: bool, seed: int,
-    val_fraction: float, test_fraction: float,
+    y: np.ndarray,
+    *,
+    class_names: tuple[str, ...],
+    has_test: bool,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified ``(train, val, test)`` indices; ``test`` is empty when ``has_test``."""
     need = 2 if has_test else 3
@@ -375,8 +417,9 @@ def _split(
         train, val = _stratified(idx, y, take=val_fraction, seed=seed, what="train/val")
         return train, val, idx[:0]
     rest, test = _stratified(idx, y, take=test_fraction, seed=seed, what="test")
-    train, val = _stratified(rest, y, take=val_fraction / (1.0 - test_fraction), seed=seed,
-                             what="train/val")
+    train, val = _stratified(
+        rest, y, take=val_fraction / (1.0 - test_fraction), seed=seed, what="train/val"
+    )
     return train, val, test
 
 

@@ -155,6 +155,4 @@ def evaluate_many(
     device: torch.device | str = "cpu",
 ) -> list[EnsembleMetrics]:
     """``evaluate_arch`` for each architecture in turn."""
-    return [
-        evaluate_arch(supernet, a, x_calib=x_calib, x=x, y=y, device=device) for a in archs
-    ]
+    return [evaluate_arch(supernet, a, x_calib=x_calib, x=x, y=y, device=device) for a in archs]

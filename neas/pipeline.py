@@ -103,7 +103,12 @@ class TrainResult:
 def _config_dict(
     data: DataOptions, space: SpaceOptions, weights: str, train: TrainConfig
 ) -> dict[str, Any]:
-    return {"data": asdict(data), "space": asdict(space), "weights": weights, "train": asdict(train)}
+    return {
+        "data": asdict(data),
+        "space": asdict(space),
+        "weights": weights,
+        "train": asdict(train),
+    }
 
 
 def load_run_config(run_dir: Path) -> tuple[DataOptions, SpaceOptions, str, TrainConfig]:
@@ -151,7 +156,11 @@ def train(
     if resuming:
         data, space, weights, config = load_run_config(out)
     else:
-        data, space, config = data or DataOptions(), space or SpaceOptions(), config or TrainConfig()
+        data, space, config = (
+            data or DataOptions(),
+            space or SpaceOptions(),
+            config or TrainConfig(),
+        )
     dataset = data.load()  # fail on bad data before touching the folder
     search_space = space.build(dataset)
     run = prepare_run_dir(out, resume=resume, force=force)

@@ -215,7 +215,8 @@ def train_supernet(
                 seen += len(idx)
                 rate = seen / (time.perf_counter() - t0)
                 progress.update(
-                    task, advance=1,
+                    task,
+                    advance=1,
                     info=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / seen:.3f} "
                     f"{rate:.0f} img/s",
                 )

@@ -11,8 +11,14 @@ torch.set_num_threads(2)
 def tiny_space(image_size: int = 8, *, members: int = 2, in_channels: int = 1) -> SearchSpace:
     """A narrow mbconv space that trains in seconds on CPU."""
     return create_space(
-        "mbconv", image_size=image_size, in_channels=in_channels, num_classes=10,
-        num_members=members, width_mult=0.25, head_width=32, feature_width=32,
+        "mbconv",
+        image_size=image_size,
+        in_channels=in_channels,
+        num_classes=10,
+        num_members=members,
+        width_mult=0.25,
+        head_width=32,
+        feature_width=32,
     )
 
 

@@ -16,10 +16,18 @@ from neas.search_spaces import create_space, sample
 
 @pytest.mark.parametrize("image_size,in_channels", [(8, 1), (28, 1), (32, 3), (64, 3)])
 @pytest.mark.parametrize("weights", ["entangled", "separate"])
-def test_macs_and_params_match_flop_counter(image_size: int, in_channels: int, weights: str) -> None:
+def test_macs_and_params_match_flop_counter(
+    image_size: int, in_channels: int, weights: str
+) -> None:
     space = create_space(
-        "mbconv", image_size=image_size, in_channels=in_channels, num_classes=10,
-        num_members=3, width_mult=0.5, head_width=64, feature_width=96,
+        "mbconv",
+        image_size=image_size,
+        in_channels=in_channels,
+        num_classes=10,
+        num_members=3,
+        width_mult=0.5,
+        head_width=64,
+        feature_width=96,
     )
     table = CostTable.from_space(space)
     net = Supernet(space, weights=weights)
@@ -42,15 +50,26 @@ def test_trunk_is_counted_once() -> None:
     assert table.ensemble(arch).macs == table.trunk(arch).macs + members
 
 
-@pytest.mark.parametrize("name,low,high", [("NEAS-S", 250e6, 350e6), ("NEAS-M", 400e6, 500e6),
-                                           ("NEAS-L", 500e6, 600e6)])
+@pytest.mark.parametrize(
+    "name,low,high", [("NEAS-S", 250e6, 350e6), ("NEAS-M", 400e6, 500e6), ("NEAS-L", 500e6, 600e6)]
+)
 def test_neas_cost_cli_on_published_archs(name: str, low: float, high: float) -> None:
     from neas.search_spaces import NEAS_ARCH_LISTS
 
     arch_list = ",".join(str(v) for v in NEAS_ARCH_LISTS[name])
     result = CliRunner().invoke(
-        app, ["cost", "--space", "mbconv", "--image-size", "224", "--num-classes", "1000",
-              "--neas-arch-list", arch_list],
+        app,
+        [
+            "cost",
+            "--space",
+            "mbconv",
+            "--image-size",
+            "224",
+            "--num-classes",
+            "1000",
+            "--neas-arch-list",
+            arch_list,
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)

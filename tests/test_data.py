@@ -35,8 +35,11 @@ def test_digits_shapes_and_split_sizes(digits: Dataset) -> None:
     assert n_train + n_val + n_test == 1797
     assert abs(n_train - 0.6 * 1797) <= 2
     assert abs(n_val - 0.2 * 1797) <= 2 and abs(n_test - 0.2 * 1797) <= 2
-    for x, y in ((digits.x_train, digits.y_train), (digits.x_val, digits.y_val),
-                 (digits.x_test, digits.y_test)):
+    for x, y in (
+        (digits.x_train, digits.y_train),
+        (digits.x_val, digits.y_val),
+        (digits.x_test, digits.y_test),
+    ):
         assert x.dtype == np.float32 and y.dtype == np.int64
         assert x.flags["C_CONTIGUOUS"] and len(x) == len(y)
         assert set(np.unique(y)) == set(range(10))  # stratified: every class in every split
@@ -66,8 +69,13 @@ def test_max_train_caps_only_train(digits: Dataset) -> None:
 
 @pytest.mark.parametrize(
     ("shape", "expected"),
-    [((60, 6, 6), (1, 6, 6)), ((60, 6, 6, 3), (3, 6, 6)), ((60, 3, 6, 6), (3, 6, 6)),
-     ((60, 6, 6, 1), (1, 6, 6)), ((60, 1, 6, 6), (1, 6, 6))],
+    [
+        ((60, 6, 6), (1, 6, 6)),
+        ((60, 6, 6, 3), (3, 6, 6)),
+        ((60, 3, 6, 6), (3, 6, 6)),
+        ((60, 6, 6, 1), (1, 6, 6)),
+        ((60, 1, 6, 6), (1, 6, 6)),
+    ],
 )
 def test_npz_layouts(tmp_path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
     rng = np.random.default_rng(0)
@@ -148,8 +156,12 @@ def test_idx_mnist_keeps_official_test(tmp_path: Path) -> None:
 
 
 def test_idx_bad_magic(tmp_path: Path) -> None:
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (tmp_path / name).write_bytes(b"\x12\x34\x56\x78" + bytes(16))
     with pytest.raises(DataError, match="not an IDX file"):
         load_dataset("mnist", data_dir=tmp_path)
@@ -171,8 +183,10 @@ def test_cifar10_pickle_folder(tmp_path: Path) -> None:
     names = [b"airplane", b"automobile", b"bird"]
     batches = {f"data_batch_{i}": 12 for i in range(1, 6)} | {"test_batch": 9}
     for name, n in batches.items():
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"labels": list(_labels(n, 3))}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": list(_labels(n, 3)),
+        }
         (root / name).write_bytes(pickle.dumps(batch))
     (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
     for data_dir in (tmp_path, root):  # parent or the folder itself

@@ -87,8 +87,14 @@ def test_validation_errors_are_clear(space: SearchSpace) -> None:
     with pytest.raises(InvalidArchError, match="first layer of stage 0"):
         encode(EnsembleArch(split=1, shared=(SKIP,), members=((0,) * (n - 1),) * 2), space)
     with pytest.raises(InvalidArchError, match="wrong length"):
-        encode(EnsembleArch(split=good.split, shared=good.shared,
-                            members=(good.members[0][:-1], good.members[1])), space)
+        encode(
+            EnsembleArch(
+                split=good.split,
+                shared=good.shared,
+                members=(good.members[0][:-1], good.members[1]),
+            ),
+            space,
+        )
     with pytest.raises(InvalidArchError, match="wrong length"):
         decode([0] * 5, space)
     with pytest.raises(InvalidArchError, match="split"):

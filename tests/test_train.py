@@ -21,8 +21,11 @@ def digits():
 
 def test_training_on_digits_learns(tmp_path) -> None:
     result = train(
-        out=tmp_path / "run", space=TINY, config=TrainConfig(epochs=6, seed=0),
-        eval_samples=4, show_progress=False,
+        out=tmp_path / "run",
+        space=TINY,
+        config=TrainConfig(epochs=6, seed=0),
+        eval_samples=4,
+        show_progress=False,
     )
     losses = [h["loss"] for h in result.state.history]
     assert losses[-1] < 0.7 * losses[0]
@@ -46,12 +49,12 @@ def test_resume_equals_uninterrupted(tmp_path, digits, weights: str) -> None:
 
     straight, _ = train_supernet(fresh(), x, y, config=config, show_progress=False)
     ckpt = tmp_path / "ckpt.pt"
-    train_supernet(fresh(), x, y, config=config, checkpoint=ckpt, show_progress=False,
-                   stop_after=1)
+    train_supernet(fresh(), x, y, config=config, checkpoint=ckpt, show_progress=False, stop_after=1)
     assert load_checkpoint(ckpt)["epoch"] == 1
     torch.manual_seed(123)  # the resumed run must not depend on the caller's RNG state
-    resumed, state = train_supernet(fresh(), x, y, config=config, checkpoint=ckpt, resume=True,
-                                    show_progress=False)
+    resumed, state = train_supernet(
+        fresh(), x, y, config=config, checkpoint=ckpt, resume=True, show_progress=False
+    )
     assert state.epoch == 2
     a, b = straight.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys()
@@ -70,8 +73,7 @@ def test_pipeline_refuses_to_overwrite_and_resumes(tmp_path) -> None:
     from neas.run import RunDirError
 
     out = tmp_path / "run"
-    kwargs = dict(space=TINY, eval_samples=1, show_progress=False,
-                  data=DataOptions(max_train=200))
+    kwargs = dict(space=TINY, eval_samples=1, show_progress=False, data=DataOptions(max_train=200))
     first = train(out=out, config=TrainConfig(epochs=1), **kwargs)
     with pytest.raises(RunDirError, match="--resume"):
         train(out=out, config=TrainConfig(epochs=1), **kwargs)

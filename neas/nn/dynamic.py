@@ -98,8 +98,13 @@ class DynamicMBConv(nn.Module):
         self.se_expand_bias = nn.Parameter(torch.zeros(mid))
         self.project_weight = nn.Parameter(torch.empty(out_ch, mid, 1, 1))
         self.bn3 = PathBatchNorm2d(out_ch, num_paths=num_paths)
-        for w in (self.expand_weight, self.dw_weight, self.se_reduce_weight,
-                  self.se_expand_weight, self.project_weight):
+        for w in (
+            self.expand_weight,
+            self.dw_weight,
+            self.se_reduce_weight,
+            self.se_expand_weight,
+            self.project_weight,
+        ):
             nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
         if self.residual:  # a new residual block starts as the identity
             nn.init.zeros_(self.bn3.weight)
@@ -125,8 +130,13 @@ class DynamicMBConv(nn.Module):
         h = F.silu(self.bn1(F.conv2d(x, self.expand_weight[:mid]), path))
         dw = self.dw_weight[:mid, :, s : s + k, s : s + k]
         h = F.silu(self.bn2(F.conv2d(h, dw, None, self.stride, k // 2, 1, mid), path))
-        g = F.relu(F.conv2d(h.mean((2, 3), keepdim=True), self.se_reduce_weight[:red, :mid],
-                            self.se_reduce_bias[:red]))
+        g = F.relu(
+            F.conv2d(
+                h.mean((2, 3), keepdim=True),
+                self.se_reduce_weight[:red, :mid],
+                self.se_reduce_bias[:red],
+            )
+        )
         g = F.conv2d(g, self.se_expand_weight[:mid, :red], self.se_expand_bias[:mid])
         h = h * F.hardsigmoid(g)
         y = self.bn3(F.conv2d(h, self.project_weight[:, :mid]), path)

@@ -54,8 +54,13 @@ class SupernetLayer(nn.Module):
 
         def block(max_op: OpChoice) -> DynamicMBConv:
             return DynamicMBConv(
-                spec.in_channels, spec.out_channels, stride=spec.stride, max_op=max_op,
-                input_size=spec.input_size, num_paths=num_paths, se_ratio=spec.se_ratio,
+                spec.in_channels,
+                spec.out_channels,
+                stride=spec.stride,
+                max_op=max_op,
+                input_size=spec.input_size,
+                num_paths=num_paths,
+                se_ratio=spec.se_ratio,
             )
 
         if weights == "entangled":
@@ -98,13 +103,20 @@ class Supernet(nn.Module):
         k = space.num_members
         stem = space.stem
         self.stem = Stem(
-            stem.in_channels, stem.out_channels, stride=stem.stride,
+            stem.in_channels,
+            stem.out_channels,
+            stride=stem.stride,
             reduced=make_divisible(stem.out_channels * stem.se_ratio),
         )
         head = space.head
         self.heads = nn.ModuleList(
-            Head(head.in_channels, head_width=head.head_width, feature_width=head.feature_width,
-                 num_classes=head.num_classes, dropout=head.dropout)
+            Head(
+                head.in_channels,
+                head_width=head.head_width,
+                feature_width=head.feature_width,
+                num_classes=head.num_classes,
+                dropout=head.dropout,
+            )
             for _ in range(k)
         )
         init_weights(self)  # static parts; dynamic blocks initialise themselves
