@@ -142,7 +142,19 @@ def supernet_from_checkpoint(ckpt: dict[str, Any]) -> Supernet:
     return net
 
 
-EpochHook = Callable[[int, Supernet], Supernet]
+ShrinkHook = Callable[[Supernet, int], Supernet]
+"""``hook(supernet, epochs_done) -> supernet``: may return a supernet over a smaller space."""
+
+
+def rebuild_optimizer(
+    old: torch.optim.Optimizer, model: torch.nn.Module, config: TrainConfig
+) -> torch.optim.Optimizer:
+    """A fresh optimizer for ``model`` that keeps the state of every surviving parameter."""
+    new = make_optimizer(model, config)
+    for p in model.parameters():
+        if p in old.state:
+            new.state[p] = old.state[p]
+    return new
 
 
 def train_supernet(
@@ -156,21 +168,28 @@ def train_supernet(
     resume: bool = False,
     show_progress: bool = True,
     stop_after: int | None = None,
+    shrink_epochs: tuple[int, ...] = (),
+    shrink: ShrinkHook | None = None,
 ) -> tuple[Supernet, TrainState]:
     """Train ``supernet`` on (``x``, ``y``) for ``config.epochs`` epochs; returns it and its state.
 
-    ``resume`` continues from ``checkpoint``; ``stop_after`` ends after that many epochs in total
-    (as if killed), which tests use to check that resuming equals an uninterrupted run.
+    ``resume`` continues from ``checkpoint`` (the supernet is rebuilt over the checkpoint's
+    space, which shrinking may have made smaller); ``stop_after`` ends after that many epochs in
+    total (as if killed), which tests use to check that resuming equals an uninterrupted run.
+    After each epoch count in ``shrink_epochs``, ``shrink(supernet, epochs_done)`` may replace
+    the supernet; the optimizer keeps the state of surviving parameters.
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    supernet = supernet.to(device, memory_format=memory_format)
-    optimizer = make_optimizer(supernet, config)
     state = TrainState(epoch=0, history=[])
+    ckpt = None
     if resume and checkpoint is not None and checkpoint.exists():
         ckpt = load_checkpoint(checkpoint)
-        supernet.load_state_dict(ckpt["model"])
+        supernet = supernet_from_checkpoint(ckpt)
+    supernet = supernet.to(device, memory_format=memory_format)
+    optimizer = make_optimizer(supernet, config)
+    if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
@@ -221,6 +240,9 @@ def train_supernet(
                     f"{rate:.0f} img/s",
                 )
             state.epoch = epoch + 1
+            if shrink is not None and state.epoch in shrink_epochs:
+                supernet = shrink(supernet, state.epoch).to(device, memory_format=memory_format)
+                optimizer = rebuild_optimizer(optimizer, supernet, config)
             state.history.append(
                 {
                     "epoch": epoch + 1,
