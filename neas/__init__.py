@@ -9,6 +9,7 @@
 from neas.budget import parse_budget
 from neas.cost import CostTable, ensemble_cost
 from neas.data import Dataset, load_dataset
+from neas.deploy import load_ensemble
 from neas.errors import NeasError
 from neas.pipeline import DataOptions, SpaceOptions, train
 from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
@@ -27,6 +28,7 @@ __all__ = [
     "ensemble_cost",
     "list_spaces",
     "load_dataset",
+    "load_ensemble",
     "parse_budget",
     "train",
 ]

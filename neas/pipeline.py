@@ -6,6 +6,8 @@ Stages take plain values and return plain values; everything lands in one run fo
     space.json                the search space the supernet started from
     supernet.pt               checkpoint after each epoch (model, optimizer, RNG, current space)
     train_summary.json        training history + validation accuracy of random ensembles
+    (search stage)            see ``neas.search_stage``
+    ensembles/<id>/           exported front ensembles (see ``neas.export``)
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from neas.evaluate import evaluate_arch
 from neas.nn.supernet import WEIGHT_MODES, Supernet
 from neas.run import RunDirError, prepare_run_dir, read_json, write_json
 from neas.search_spaces import SearchSpace, create_space, sample
-from neas.train import CHECKPOINT, TrainConfig, TrainState, load_checkpoint, train_supernet
+from neas.search_stage import SearchOptions, SearchResult, check_budget, load_search, run_search
+from neas.train import (
+    CHECKPOINT,
+    TrainConfig,
+    TrainState,
+    load_checkpoint,
+    supernet_from_checkpoint,
+    train_supernet,
+)
 
 SMALL_IMAGE = 32  # at or below this size the compact preset below applies by default
 SMALL_PRESET = {"width_mult": 0.5, "head_width": 256, "feature_width": 256}
@@ -147,23 +157,69 @@ def train(
     >>> result.summary["random_val_accuracy_mean"]  # doctest: +SKIP
     0.93
     """
+    plan = plan_training(
+        out=out, data=data, space=space, weights=weights, config=config, resume=resume
+    )
+    return train_planned(
+        plan,
+        device=device,
+        resume=resume,
+        force=force,
+        eval_samples=eval_samples,
+        show_progress=show_progress,
+    )
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything settled before a run folder is touched: bad input fails here."""
+
+    out: Path
+    data: DataOptions
+    space: SpaceOptions
+    weights: str
+    config: TrainConfig
+    dataset: Dataset
+    search_space: SearchSpace
+    resuming: bool
+
+
+def plan_training(
+    *,
+    out: str | Path,
+    data: DataOptions | None,
+    space: SpaceOptions | None,
+    weights: str,
+    config: TrainConfig | None,
+    resume: bool,
+) -> TrainPlan:
+    """Read the run's stored settings when resuming, load the data, build the space."""
     if weights not in WEIGHT_MODES:
         raise ConfigError(f"unknown weight mode {weights!r}; valid: {', '.join(WEIGHT_MODES)}")
-    dev = resolve_device(device)
     out = Path(out)
-    ckpt_path = out / CHECKPOINT
     resuming = resume and (out / "config.json").exists()
     if resuming:
         data, space, weights, config = load_run_config(out)
-    else:
-        data, space, config = (
-            data or DataOptions(),
-            space or SpaceOptions(),
-            config or TrainConfig(),
-        )
-    dataset = data.load()  # fail on bad data before touching the folder
-    search_space = space.build(dataset)
-    run = prepare_run_dir(out, resume=resume, force=force)
+    data, space, config = data or DataOptions(), space or SpaceOptions(), config or TrainConfig()
+    dataset = data.load()
+    return TrainPlan(out, data, space, weights, config, dataset, space.build(dataset), resuming)
+
+
+def train_planned(
+    plan: TrainPlan,
+    *,
+    device: str | None,
+    resume: bool,
+    force: bool,
+    eval_samples: int = 8,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Run (or resume, or reuse) the training stage of ``plan``."""
+    dev = resolve_device(device)
+    data, space, weights, config = plan.data, plan.space, plan.weights, plan.config
+    dataset, search_space, resuming = plan.dataset, plan.search_space, plan.resuming
+    ckpt_path = plan.out / CHECKPOINT
+    run = prepare_run_dir(plan.out, resume=resume, force=force)
     if not resuming:
         write_json(run / "config.json", _config_dict(data, space, weights, config))
         write_json(run / "space.json", search_space.to_dict())
@@ -230,3 +286,99 @@ def require_trained(run_dir: str | Path) -> Path:
     if not ckpt.exists():
         raise RunDirError(f"{run_dir} holds no trained supernet ({CHECKPOINT}); run `neas train`")
     return ckpt
+
+
+def load_trained(run_dir: str | Path, *, device: str | None = None) -> tuple[Supernet, Dataset]:
+    """The trained supernet (over its current, possibly shrunk, space) and data of a run."""
+    ckpt = require_trained(run_dir)
+    data, _, _, _ = load_run_config(Path(run_dir))
+    supernet = supernet_from_checkpoint(load_checkpoint(ckpt))
+    return supernet.to(resolve_device(device)), data.load()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``search`` produced: the run folder, training summary and search result."""
+
+    run_dir: Path
+    train: TrainResult
+    search: SearchResult
+    exported: list[Path]
+
+
+def search(
+    *,
+    out: str | Path,
+    data: DataOptions | None = None,
+    space: SpaceOptions | None = None,
+    weights: str = "entangled",
+    config: TrainConfig | None = None,
+    options: SearchOptions | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    export: bool = True,
+    show_progress: bool = True,
+) -> RunResult:
+    """The main job: train (with shrinking), search, export the front, report.
+
+    Stages already finished in ``out`` are reused with ``resume=True`` (a search with the same
+    options is not run again).
+
+    >>> result = search(out="runs/digits", options=SearchOptions(budget="600M"))  # doctest: +SKIP
+    >>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
+    """
+    options = options or SearchOptions()
+    options.validate()
+    plan = plan_training(
+        out=out, data=data, space=space, weights=weights, config=config, resume=resume
+    )
+    check_budget(options, plan.search_space)  # before anything is trained or written
+    trained = train_planned(
+        plan, device=device, resume=resume, force=force, show_progress=show_progress
+    )
+    result = evolve(
+        trained.run_dir,
+        options=options,
+        device=device,
+        resume=resume,
+        show_progress=show_progress,
+        trained=(trained.supernet, trained.dataset),
+    )
+    exported = export_front(trained.run_dir, show_progress=show_progress) if export else []
+    return RunResult(trained.run_dir, trained, result, exported)
+
+
+def evolve(
+    run_dir: str | Path,
+    *,
+    options: SearchOptions | None = None,
+    device: str | None = None,
+    resume: bool = True,
+    show_progress: bool = True,
+    trained: tuple[Supernet, Dataset] | None = None,
+) -> SearchResult:
+    """Only the search, on the trained supernet in ``run_dir``."""
+    options = options or SearchOptions()
+    options.validate()
+    run_dir = Path(run_dir)
+    supernet, dataset = trained or load_trained(run_dir, device=device)
+    check_budget(options, supernet.space)
+    previous = load_search(run_dir) if resume else None
+    if previous is not None and previous.summary.get("options") == asdict(options):
+        return previous
+    return run_search(
+        run_dir,
+        supernet,
+        dataset,
+        options=options,
+        device=resolve_device(device),
+        show_progress=show_progress,
+    )
+
+
+def export_front(run_dir: Path, *, show_progress: bool = True) -> list[Path]:
+    """Export every front ensemble (ONNX + PyTorch + manifest), verified and timed."""
+    from neas.export import export_run
+
+    return export_run(run_dir, select="all", show_progress=show_progress)

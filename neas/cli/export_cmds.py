@@ -1,0 +1,112 @@
+"""The ``neas`` commands that deploy: ``export`` and ``cascade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from neas.cli.common import DeviceOpt, app, console, user_errors
+
+RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+@app.command("export")
+@user_errors
+def export_cmd(
+    run_dir: RunArg,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select",
+            help="all (default), best, or ensemble ids from pareto.csv (repeat or comma-separate).",
+        ),
+    ] = None,
+    finetune_epochs: Annotated[
+        int, typer.Option("--finetune-epochs", help="Fine-tune each ensemble for E epochs first.")
+    ] = 0,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
+    ] = "onnx,torch",
+    threads: Annotated[
+        int, typer.Option("--threads", help="ONNX Runtime intra-op threads for latency.")
+    ] = 1,
+    cascade: Annotated[
+        bool, typer.Option("--cascade/--no-cascade", help="Sweep early-exit thresholds too.")
+    ] = True,
+    device: DeviceOpt = None,
+) -> None:
+    """Export Pareto-front ensembles to ONNX and PyTorch, verified and timed (RUN/ensembles/)."""
+    from neas.export import export_run
+    from neas.run import read_json
+
+    chosen = _split(select) or ["all"]
+    folders = export_run(
+        run_dir,
+        select=chosen[0] if len(chosen) == 1 else chosen,
+        formats=_split([formats]),
+        finetune_epochs=finetune_epochs,
+        cascade=cascade,
+        threads=threads,
+        device=device,
+    )
+    table = Table("id", "K", "MACs", "val acc", "ORT b1 ms", "vs separate", "parity", "cascade t")
+    for folder in folders:
+        m = read_json(folder / "manifest.json")
+        lat, onnx = m.get("latency"), m.get("onnx")
+        table.add_row(
+            m["id"],
+            str(m["members"]),
+            f"{m['macs'] / 1e6:.2f}M",
+            f"{m['accuracy']['val']:.3f}",
+            f"{lat['batch_1']['median_ms']:.3f}" if lat else "-",
+            f"{lat['one_graph_over_separate']['batch_1']:.2f}x" if lat else "-",
+            f"{onnx['parity_max_abs_diff']:.1e}" if onnx else "-",
+            f"{m['cascade']['threshold']:g}" if "cascade" in m else "-",
+        )
+    console.print(table)
+    console.print(f"exported {len(folders)} ensemble(s) -> {Path(run_dir) / 'ensembles'}")
+
+
+@app.command("cascade")
+@user_errors
+def cascade_cmd(
+    run_dir: RunArg,
+    ensemble_id: Annotated[str, typer.Option("--id", help="An exported ensemble's id.")],
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Chosen threshold: cheapest within this val accuracy of the full one."),
+    ] = 0.005,
+) -> None:
+    """Sweep early-exit thresholds of an exported ensemble; store the chosen one."""
+    import pandas as pd
+
+    from neas.export import cascade_run
+
+    info = cascade_run(run_dir, ensemble_id=ensemble_id, tolerance=tolerance)
+    folder = Path(run_dir) / "ensembles" / ensemble_id
+    sweep = pd.read_csv(folder / "cascade.csv")
+    table = Table("threshold", "val acc", "val MACs", "test acc", "test MACs", "members run")
+    for _, r in sweep.iterrows():
+        mark = " *" if abs(r["threshold"] - info["threshold"]) < 1e-12 else ""
+        table.add_row(
+            f"{r['threshold']:g}{mark}",
+            f"{r['val_accuracy']:.3f}",
+            f"{r['val_mean_macs'] / 1e6:.2f}M",
+            f"{r['test_accuracy']:.3f}",
+            f"{r['test_mean_macs'] / 1e6:.2f}M",
+            f"{r['val_mean_members']:.2f}",
+        )
+    console.print(table)
+    v = info["val"]
+    console.print(
+        f"chosen threshold {info['threshold']:g}: val accuracy {v['accuracy']:.3f} at "
+        f"{v['mean_macs'] / 1e6:.2f}M MACs (full ensemble {v['full_accuracy']:.3f} at "
+        f"{v['full_macs'] / 1e6:.2f}M) -> {folder / 'cascade.csv'}"
+    )

@@ -1,0 +1,31 @@
+"""``neas rank``: how well the trained supernet ranks ensembles (Kendall τ, Spearman ρ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neas.cli.common import DeviceOpt, SeedOpt, app, console, user_errors
+
+
+@app.command("rank")
+@user_errors
+def rank_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with a trained supernet.")],
+    samples: Annotated[int, typer.Option(help="Random ensembles to rank.")] = 16,
+    epochs: Annotated[int, typer.Option(help="Stand-alone training epochs per ensemble.")] = 10,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = None,
+) -> None:
+    """Rank random ensembles by supernet accuracy and by training them from scratch."""
+    from neas.ranking import rank_run
+
+    out = rank_run(run_dir, samples=samples, epochs=epochs, seed=seed, device=device)
+    tau, rho = out["kendall_tau"], out["spearman_rho"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    console.print(
+        f"{samples} ensembles, {epochs} stand-alone epochs: Kendall tau {fmt(tau)}, "
+        f"Spearman rho {fmt(rho)} -> {Path(run_dir) / 'ranking.json'}"
+    )

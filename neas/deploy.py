@@ -1,0 +1,329 @@
+"""Deployed ensembles: the ``model.pt`` file format and ``load_ensemble``.
+
+``model.pt`` is a plain dict of tensors, strings and numbers that ``torch.load(weights_only=True)``
+reads without running pickled code:
+
+    format          "neas-ensemble" (the marker), format_version 1
+    arch, space     the architecture and its search space, as neas JSON
+    state_dict      the static ``EnsembleNet``'s tensors
+    input           {"shape": [C, H, W], "mean", "std", "class_names"}
+    cascade_threshold   the chosen early-exit threshold, or None
+
+The network is rebuilt from ``space`` and ``arch`` alone (no supernet is needed), then the tensors
+are loaded into it.
+
+>>> model = load_ensemble("runs/digits/ensembles/e000/model.pt")  # doctest: +SKIP
+>>> model.predict(x_normalised)  # doctest: +SKIP
+array([3, 1, 7])
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from neas.errors import NeasError
+from neas.nn.ensemble import EnsembleNet, combine
+from neas.nn.layers import Head, MBConv, Stem
+from neas.run import atomic_torch_save
+from neas.search_spaces.arch import EnsembleArch, validate
+from neas.search_spaces.spec import SKIP, SearchSpace, effective_kernel, make_divisible
+
+FORMAT = "neas-ensemble"
+FORMAT_VERSION = 1
+_KEYS = ("arch", "space", "state_dict", "input")
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+class ModelFileError(NeasError):
+    """A model file that is not a neas ensemble, or that carries pickled code."""
+
+
+class InputShapeError(NeasError):
+    """Input that does not match the ensemble's input spec."""
+
+
+def ensemble_skeleton(space: SearchSpace, arch: EnsembleArch) -> EnsembleNet:
+    """An ``EnsembleNet`` with the structure of ``build_ensemble(supernet, arch)``, fresh weights.
+
+    >>> from neas.search_spaces import create_space, sample
+    >>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10)
+    >>> ensemble_skeleton(space, sample(space, np.random.default_rng(0))).num_members
+    2
+    """
+    validate(arch, space)
+    st = space.stem
+    stem = Stem(
+        st.in_channels,
+        st.out_channels,
+        stride=st.stride,
+        reduced=make_divisible(st.out_channels * st.se_ratio),
+    )
+
+    def block(i: int, op: int) -> nn.Module:
+        if op == SKIP:
+            return nn.Identity()
+        layer, choice = space.layers[i], space.ops[op]
+        mid = make_divisible(layer.in_channels * choice.expand)
+        return MBConv(
+            layer.in_channels,
+            layer.out_channels,
+            kernel=effective_kernel(choice.kernel, layer.input_size),
+            mid=mid,
+            reduced=make_divisible(mid * layer.se_ratio),
+            stride=layer.stride,
+        )
+
+    hd = space.head
+    trunk = nn.Sequential(*(block(i, op) for i, op in enumerate(arch.shared)))
+    branches = nn.ModuleList(
+        nn.Sequential(
+            *(block(arch.split + j, op) for j, op in enumerate(ops)),
+            Head(
+                hd.in_channels,
+                head_width=hd.head_width,
+                feature_width=hd.feature_width,
+                num_classes=hd.num_classes,
+                dropout=hd.dropout,
+            ),
+        )
+        for ops in arch.members
+    )
+    return EnsembleNet(stem, trunk, branches)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the network expects: N x C x H x W float32, normalised per channel with mean/std.
+
+    ``mean``/``std`` are in the dataset's raw scale (8-bit pixels / 255, so values in [0, 1]).
+    """
+
+    shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "class_names": list(self.class_names),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        return cls(
+            shape=tuple(int(v) for v in data["shape"]),  # type: ignore[arg-type]
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+            class_names=tuple(str(v) for v in data["class_names"]),
+        )
+
+
+def save_ensemble_file(
+    path: Path,
+    *,
+    net: EnsembleNet,
+    arch: EnsembleArch,
+    space: SearchSpace,
+    input_spec: InputSpec,
+    cascade_threshold: float | None = None,
+) -> None:
+    """Write ``model.pt`` (atomically) in the format ``load_ensemble`` reads."""
+    atomic_torch_save(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arch": arch.to_json(space),
+            "space": space.to_json(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            "input": input_spec.to_dict(),
+            "cascade_threshold": cascade_threshold,
+        },
+        path,
+    )
+
+
+def read_ensemble_file(path: str | Path) -> dict[str, Any]:
+    """The checked payload of a ``model.pt``; ``ModelFileError`` (one line) if it is not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:  # weights_only refused to import a class or function: pickled code
+            raise ModelFileError(
+                f"{path} carries pickled code ({found.group(1)}), which neas never writes; "
+                "refusing to load it (re-export the ensemble with `neas export`)"
+            ) from None
+        raise ModelFileError(f"{path} is not a torch file (or is damaged)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError):
+        raise ModelFileError(f"{path} is not a torch file (or is damaged)") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path} is not a neas ensemble (no format marker {FORMAT!r}); export one with "
+            "`neas export`"
+        )
+    missing = [k for k in _KEYS if k not in payload]
+    if missing:
+        raise ModelFileError(f"{path} is a damaged neas ensemble: missing {', '.join(missing)}")
+    if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has format version {payload['format_version']}; this neas reads "
+            f"version {FORMAT_VERSION} (upgrade neas)"
+        )
+    return payload
+
+
+class DeployedEnsemble:
+    """A loaded ensemble: ``predict``/``predict_proba`` on numpy arrays or tensors.
+
+    Inputs are N x C x H x W (or one C x H x W image), already normalised like the training data;
+    pass ``normalize=True`` to apply the stored mean/std to raw inputs (pixels / 255). Outputs
+    have the input's kind (numpy in, numpy out). ``cascade_threshold=t`` runs members in order and
+    stops for each sample as soon as the running mean of the members' probabilities has a max
+    above ``t`` (``t >= 1`` runs every member; ``t = 0`` only the first).
+    """
+
+    def __init__(
+        self,
+        *,
+        net: EnsembleNet,
+        arch: EnsembleArch,
+        space: SearchSpace,
+        input_spec: InputSpec,
+        cascade_threshold: float | None,
+    ) -> None:
+        self.net, self.arch, self.space = net.eval(), arch, space
+        self.input_spec, self.cascade_threshold = input_spec, cascade_threshold
+
+    @property
+    def num_members(self) -> int:
+        return self.arch.num_members
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.input_spec.class_names
+
+    def _tensor(self, x: np.ndarray | torch.Tensor, normalize: bool) -> torch.Tensor:
+        t = torch.as_tensor(x).detach().to("cpu", torch.float32)
+        if t.ndim == 3:
+            t = t[None]
+        if tuple(t.shape[1:]) != self.input_spec.shape:
+            c, h, w = self.input_spec.shape
+            raise InputShapeError(
+                f"expected input N x {c} x {h} x {w} (or one {c} x {h} x {w} image), "
+                f"got {tuple(torch.as_tensor(x).shape)}"
+            )
+        if normalize:
+            mean = torch.tensor(self.input_spec.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.input_spec.std).view(1, -1, 1, 1)
+            t = (t - mean) / std
+        return t
+
+    @staticmethod
+    def _like(result: torch.Tensor, x: np.ndarray | torch.Tensor) -> Any:
+        return result if isinstance(x, torch.Tensor) else result.numpy()
+
+    @torch.no_grad()
+    def member_logits(self, x: Array, *, normalize: bool = False, batch_size: int = 256) -> Array:
+        """Every member's logits, shape (K, N, classes)."""
+        t = self._tensor(x, normalize)
+        parts = [torch.stack(self.net.member_logits(xb)) for xb in t.split(batch_size)]
+        return self._like(torch.cat(parts, dim=1), x)
+
+    @torch.no_grad()
+    def predict_proba(
+        self,
+        x: Array,
+        *,
+        normalize: bool = False,
+        cascade_threshold: float | None = None,
+        batch_size: int = 256,
+    ) -> Array:
+        """Class probabilities (N, classes): the mean of the (run) members' softmaxes."""
+        t = self._tensor(x, normalize)
+        if cascade_threshold is None:
+            parts = [self.net(xb) for xb in t.split(batch_size)]
+        else:
+            parts = [self._cascade(xb, cascade_threshold)[0] for xb in t.split(batch_size)]
+        return self._like(torch.cat(parts), x)
+
+    def predict(
+        self,
+        x: Array,
+        *,
+        normalize: bool = False,
+        cascade_threshold: float | None = None,
+        batch_size: int = 256,
+    ) -> Array:
+        """Predicted class indices (N,); names are ``class_names[i]``."""
+        probs = self.predict_proba(
+            x, normalize=normalize, cascade_threshold=cascade_threshold, batch_size=batch_size
+        )
+        return probs.argmax(-1)
+
+    @torch.no_grad()
+    def members_run(self, x: Array, *, cascade_threshold: float, normalize: bool = False) -> Array:
+        """How many members the cascade runs for each sample (N,), 1..K."""
+        _, used = self._cascade(self._tensor(x, normalize), cascade_threshold)
+        return self._like(used, x)
+
+    def _cascade(self, x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Early exit: the trunk once, then members in order only for samples still unsure."""
+        h = self.net.trunk(self.net.stem(x))
+        k = self.num_members
+        total = torch.zeros(len(x), self.space.num_classes)
+        out = torch.zeros_like(total)
+        used = torch.zeros(len(x), dtype=torch.long)
+        active = torch.arange(len(x))
+        for m, branch in enumerate(self.net.branches):
+            total[active] += combine([branch(h[active])])
+            mean = total[active] / (m + 1)
+            done = mean.max(-1).values > threshold if m < k - 1 else torch.ones_like(active).bool()
+            out[active[done]], used[active[done]] = mean[done], m + 1
+            active = active[~done]
+            if len(active) == 0:
+                break
+        return out, used
+
+
+def load_ensemble(path: str | Path) -> DeployedEnsemble:
+    """Load a ``model.pt`` written by ``neas export`` (no pickled code is ever run).
+
+    >>> model = load_ensemble("runs/digits/ensembles/e000/model.pt")  # doctest: +SKIP
+    >>> model.predict(raw_images, normalize=True, cascade_threshold=model.cascade_threshold)
+    ... # doctest: +SKIP
+    """
+    payload = read_ensemble_file(path)
+    try:
+        space = SearchSpace.from_json(payload["space"])
+        arch = EnsembleArch.from_json(payload["arch"], space)
+        net = ensemble_skeleton(space, arch)
+        net.load_state_dict(payload["state_dict"])
+        spec = InputSpec.from_dict(payload["input"])
+    except NeasError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} is a damaged neas ensemble: {first}") from None
+    threshold = payload.get("cascade_threshold")
+    return DeployedEnsemble(
+        net=net,
+        arch=arch,
+        space=space,
+        input_spec=spec,
+        cascade_threshold=None if threshold is None else float(threshold),
+    )

@@ -1,0 +1,369 @@
+"""Export Pareto-front ensembles of a run as deployable, verified, timed artifacts.
+
+For each selected row of ``RUN/pareto.csv``, ``export_run`` writes ``RUN/ensembles/<id>/``:
+
+    model.onnx      one graph: trunk once, K branches; outputs probabilities, logits_0..K-1
+    model.pt        weights + architecture JSON (``neas.load_ensemble``; no pickled code)
+    cascade.csv     early-exit cascade: accuracy vs mean MACs per threshold (val and test)
+    cascade.png     the same as a plot
+    manifest.json   architecture, cost, accuracies, ONNX parity, ORT latency, input spec
+
+Every ONNX export is checked (ONNX checker, ORT vs PyTorch on real validation images: an
+``ExportError`` above 1e-4) and timed in ONNX Runtime. ``manifest.json`` is written last.
+
+>>> folders = export_run("runs/digits", select="best")  # doctest: +SKIP
+>>> sorted(p.name for p in folders[0].iterdir())  # doctest: +SKIP
+['cascade.csv', 'cascade.png', 'manifest.json', 'model.onnx', 'model.pt']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neas import cascade as casc
+from neas.cost import CostTable
+from neas.data import Dataset
+from neas.deploy import InputSpec, load_ensemble, save_ensemble_file
+from neas.errors import ConfigError, NeasError
+from neas.evaluate import recalibrate_bn
+from neas.finetune import accuracies, ensemble_logits, finetune, softmax_np
+from neas.nn.ensemble import EnsembleNet, build_ensemble
+from neas.nn.supernet import Supernet
+from neas.onnx_export import export_onnx, torch_threads
+from neas.progress import make_progress
+from neas.run import RunDirError, read_json, write_json
+from neas.search_spaces.arch import EnsembleArch
+from neas.search_spaces.spec import SearchSpace
+from neas.train import TrainConfig, load_checkpoint, supernet_from_checkpoint
+
+FORMATS: tuple[str, ...] = ("onnx", "torch")
+PARETO = "pareto.csv"
+ENSEMBLES = "ensembles"
+ARTIFACTS = ("manifest.json", "model.onnx", "model.pt", "cascade.csv", "cascade.png")
+PARETO_COLUMNS = ("id", "arch", "members", "split", "val_accuracy", "test_accuracy", "macs")
+
+
+class SelectError(NeasError):
+    """A ``--select`` value that names no ensemble of the run."""
+
+
+def read_pareto(run_dir: str | Path) -> pd.DataFrame:
+    """The run's search results; a one-line ``RunDirError`` when there are none."""
+    path = Path(run_dir) / PARETO
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"run folder {run_dir} does not exist")
+    if not path.is_file():
+        raise RunDirError(f"no search results in {run_dir} ({PARETO}); run `neas search` first")
+    table = pd.read_csv(path, dtype={"id": str})
+    missing = [c for c in PARETO_COLUMNS if c not in table.columns]
+    if missing or table.empty:
+        what = f"lacks columns {', '.join(missing)}" if missing else "is empty"
+        raise RunDirError(f"{path} {what}; run `neas search` again")
+    return table
+
+
+def select_rows(table: pd.DataFrame, select: str | Sequence[str]) -> pd.DataFrame:
+    """Rows for ``"all"``, ``"best"`` (highest val accuracy, then fewest MACs) or a list of ids.
+
+    >>> t = pd.DataFrame({"id": ["e0", "e1"], "val_accuracy": [0.9, 0.95], "macs": [1, 2]})
+    >>> select_rows(t, "best")["id"].tolist(), select_rows(t, ["e0"])["id"].tolist()
+    (['e1'], ['e0'])
+    """
+    ids = [select] if isinstance(select, str) else list(select)
+    if ids == ["all"] or not ids:
+        return table
+    if ids == ["best"]:
+        order = table.sort_values(["val_accuracy", "macs"], ascending=[False, True])
+        return order.iloc[:1]
+    valid = table["id"].tolist()
+    unknown = [i for i in ids if i not in valid]
+    if unknown:
+        raise SelectError(
+            f"unknown ensemble id {', '.join(unknown)}; valid: all, best, {', '.join(valid)}"
+        )
+    return table.set_index("id", drop=False).loc[list(dict.fromkeys(ids))]
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ConfigError(f"unknown export format {', '.join(bad)!r}; valid: {', '.join(FORMATS)}")
+    return chosen
+
+
+def writable_dir(path: Path) -> Path:
+    """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """What exporting needs from a run folder."""
+
+    supernet: Supernet
+    dataset: Dataset
+    train_config: TrainConfig
+    costs: CostTable
+    calibration: torch.Tensor
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.supernet.space
+
+    @property
+    def input_spec(self) -> InputSpec:
+        ds = self.dataset
+        return InputSpec(ds.input_shape, ds.mean, ds.std, ds.class_names)
+
+
+def open_run(run_dir: Path, *, device: torch.device) -> RunParts:
+    """Load the run's supernet, dataset and training config."""
+    from neas.pipeline import calibration_images, load_run_config, require_trained
+
+    supernet = supernet_from_checkpoint(load_checkpoint(require_trained(run_dir))).to(device)
+    data_opts, _, _, train_cfg = load_run_config(run_dir)
+    dataset = data_opts.load()
+    return RunParts(
+        supernet=supernet,
+        dataset=dataset,
+        train_config=train_cfg,
+        costs=CostTable.from_space(supernet.space),
+        calibration=calibration_images(dataset, seed=train_cfg.seed),
+    )
+
+
+def export_ensemble(
+    parts: RunParts,
+    row: pd.Series,
+    *,
+    out_dir: Path,
+    formats: tuple[str, ...],
+    finetune_epochs: int = 0,
+    cascade: bool = True,
+    threads: int = 1,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Export one Pareto row into ``out_dir``; returns its manifest (also written there).
+
+    Earlier artifacts in ``out_dir`` are removed first; ``manifest.json`` is written last, so a
+    folder without one holds an export that did not finish.
+    """
+    for name in ARTIFACTS:
+        (out_dir / name).unlink(missing_ok=True)
+    ds, space = parts.dataset, parts.space
+    arch = EnsembleArch.from_json(str(row["arch"]), space)
+    recalibrate_bn(parts.supernet, arch, parts.calibration, device=device)
+    net: EnsembleNet = build_ensemble(parts.supernet, arch).eval()
+    labels = {"val": ds.y_val, "test": ds.y_test}
+    logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
+    accuracy = accuracies(probs(logits), labels)
+    manifest: dict[str, Any] = {"format": "neas-ensemble-manifest", "format_version": 1}
+    cost = parts.costs.ensemble(arch)
+    manifest |= {
+        "id": str(row["id"]),
+        "arch": arch.to_dict(space),
+        "members": arch.num_members,
+        "split": arch.split,
+        "macs": cost.macs,
+        "params": cost.params,
+        "trunk_macs": parts.costs.trunk(arch).macs,
+        "member_macs": [parts.costs.member(arch, m).macs for m in range(arch.num_members)],
+        "search": {k: _plain(row[k]) for k in row.index if k not in ("id", "arch")},
+    }
+    if finetune_epochs > 0:
+        t0 = time.perf_counter()
+        cfg = parts.train_config
+        net = finetune(
+            net,
+            ds.x_train,
+            ds.y_train,
+            epochs=finetune_epochs,
+            label_smoothing=cfg.label_smoothing,
+            seed=cfg.seed,
+            device=device,
+        )
+        logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
+        manifest["finetune"] = {
+            "epochs": finetune_epochs,
+            "seconds": time.perf_counter() - t0,
+            "loss": "sum of members' cross-entropy",
+            "optimizer": "AdamW, lr 1e-3 cosine",
+        }
+        manifest["accuracy_before_finetune"] = accuracy
+        accuracy = accuracies(probs(logits), labels)
+    manifest["accuracy"] = accuracy
+    net = net.to("cpu", memory_format=torch.contiguous_format).eval()
+    files: dict[str, str] = {}
+    if "onnx" in formats:
+        manifest |= export_onnx(
+            net, out_dir / "model.onnx", x_val=ds.x_val, val_logits=logits["val"], threads=threads
+        )
+        files["onnx"] = "model.onnx"
+    threshold = None
+    if cascade:
+        manifest["cascade"] = casc.write_cascade(
+            out_dir,
+            probs=probs(logits),
+            labels=labels,
+            arch=arch,
+            costs=parts.costs,
+        )
+        threshold = manifest["cascade"]["threshold"]
+        files |= {"cascade_table": "cascade.csv", "cascade_plot": "cascade.png"}
+    if "torch" in formats:
+        save_ensemble_file(
+            out_dir / "model.pt",
+            net=net,
+            arch=arch,
+            space=space,
+            input_spec=parts.input_spec,
+            cascade_threshold=threshold,
+        )
+        files["torch"] = "model.pt"
+    manifest["input"] = {
+        **parts.input_spec.to_dict(),
+        "layout": "NCHW float32, batch dimension dynamic",
+        "normalization": "x = (pixels / 255 - mean) / std per channel (mean/std in [0, 1] scale)",
+    }
+    manifest["files"] = files
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def probs(logits: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {split: softmax_np(t) for split, t in logits.items()}
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars as JSON-ready Python values (NaN -> None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    select: str | Sequence[str] = "all",
+    formats: Sequence[str] = FORMATS,
+    finetune_epochs: int = 0,
+    cascade: bool = True,
+    threads: int = 1,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> list[Path]:
+    """Export the selected ensembles of ``run_dir``; returns their folders (see module doc).
+
+    ``select`` is ``"all"``, ``"best"`` or ensemble ids from ``pareto.csv``. ``threads`` is the
+    CPU thread count for PyTorch and ONNX Runtime while exporting, and the one latency is
+    reported for (1 by default: tiny models run fastest on one thread, and a shared machine does
+    not oversubscribe). Fine-tuning runs on ``device``; export and timing run on the CPU.
+
+    >>> export_run("runs/digits", select=["e000", "e003"], finetune_epochs=2)  # doctest: +SKIP
+    [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
+    """
+    from neas.pipeline import resolve_device  # here: pipeline may import this module
+
+    run = Path(run_dir)
+    rows = select_rows(read_pareto(run), select)
+    chosen = check_formats(formats)
+    if finetune_epochs < 0:
+        raise ConfigError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    dev = resolve_device(device)
+    root = writable_dir(run / ENSEMBLES)
+    parts = open_run(run, device=dev)
+    folders = []
+    with make_progress(show=show_progress) as progress, torch_threads(threads):
+        task = progress.add_task("export", total=len(rows), info="")
+        for _, row in rows.iterrows():
+            progress.update(task, info=str(row["id"]))
+            out = writable_dir(root / str(row["id"]))
+            export_ensemble(
+                parts,
+                row,
+                out_dir=out,
+                formats=chosen,
+                finetune_epochs=finetune_epochs,
+                cascade=cascade,
+                threads=threads,
+                device=dev,
+            )
+            folders.append(out)
+            progress.update(task, advance=1)
+    return folders
+
+
+def cascade_run(
+    run_dir: str | Path,
+    *,
+    ensemble_id: str,
+    tolerance: float = casc.TOLERANCE,
+    thresholds: Sequence[float] = casc.DEFAULT_THRESHOLDS,
+) -> dict[str, Any]:
+    """Re-sweep the cascade of an exported ensemble; update cascade.*, manifest.json, model.pt.
+
+    >>> cascade_run("runs/digits", ensemble_id="e000")["threshold"]  # doctest: +SKIP
+    0.9
+    """
+    from neas.pipeline import load_run_config
+
+    run = Path(run_dir)
+    out = run / ENSEMBLES / ensemble_id
+    if not (out / "model.pt").is_file():
+        exported = sorted(p.parent.name for p in run.glob(f"{ENSEMBLES}/*/model.pt"))
+        valid = ", ".join(exported) or "none yet; run `neas export` first"
+        raise SelectError(f"ensemble {ensemble_id!r} has no exported model.pt; exported: {valid}")
+    if not 0.0 <= tolerance < 1.0:
+        raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
+    model = load_ensemble(out / "model.pt")
+    data_opts, *_ = load_run_config(run)
+    ds = data_opts.load()
+    writable_dir(out)
+    info = casc.write_cascade(
+        out,
+        probs={
+            s: softmax_np(model.member_logits(torch.from_numpy(getattr(ds, f"x_{s}"))))
+            for s in ("val", "test")
+        },
+        labels={"val": ds.y_val, "test": ds.y_test},
+        arch=model.arch,
+        costs=CostTable.from_space(model.space),
+        tolerance=tolerance,
+        thresholds=thresholds,
+    )
+    save_ensemble_file(
+        out / "model.pt",
+        net=model.net,
+        arch=model.arch,
+        space=model.space,
+        input_spec=model.input_spec,
+        cascade_threshold=info["threshold"],
+    )
+    manifest_path = out / "manifest.json"
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {"id": ensemble_id}
+    manifest["cascade"] = info
+    manifest.setdefault("files", {}).update(
+        {"cascade_table": "cascade.csv", "cascade_plot": "cascade.png"}
+    )
+    write_json(manifest_path, manifest)
+    return info

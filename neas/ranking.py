@@ -1,0 +1,344 @@
+"""Ranking diagnostics: does the supernet order ensembles the way training them from scratch does?
+
+Sample N ensembles from the supernet's current space (seeded), estimate each one's validation
+accuracy with inherited weights (BN recalibrated per architecture), train each from scratch as
+a stand-alone ensemble for E epochs (sum of the members' cross-entropy, the run's optimizer,
+warm-up + cosine), and report Kendall's τ-b and Spearman's ρ between the two accuracies.
+
+A run folder gets ``ranking.json`` (τ, ρ, settings, one row per ensemble), ``ranking.csv`` (the
+rows) and ``ranking.png`` (scatter plot).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from neas.data import Dataset
+from neas.errors import ConfigError
+from neas.evaluate import EnsembleMetrics, ensemble_metrics, evaluate_arch
+from neas.nn import EnsembleNet, Supernet, build_ensemble
+from neas.pipeline import calibration_images, load_run_config, require_trained, resolve_device
+from neas.progress import make_progress
+from neas.run import RunDirError, atomic_write_text, write_json
+from neas.search_spaces.arch import EnsembleArch, sample
+from neas.search_spaces.spec import SKIP, SearchSpace
+from neas.shrink import ops_used
+from neas.train import (
+    TrainConfig,
+    load_checkpoint,
+    lr_at,
+    make_optimizer,
+    random_shift,
+    supernet_from_checkpoint,
+)
+
+JSON, CSV, PLOT = "ranking.json", "ranking.csv", "ranking.png"
+
+
+@dataclass(frozen=True)
+class RankingResult:
+    """Per-ensemble supernet and stand-alone metrics, and the rank correlations between them."""
+
+    space: SearchSpace
+    archs: tuple[EnsembleArch, ...]
+    supernet: tuple[EnsembleMetrics, ...]
+    standalone: tuple[EnsembleMetrics, ...]
+    standalone_seconds: tuple[float, ...]
+    kendall_tau: float
+    spearman_rho: float
+    settings: dict[str, Any]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": i,
+                "split": a.split,
+                "arch": a.to_json(self.space),
+                "supernet_accuracy": s.accuracy,
+                "supernet_nll": s.nll,
+                "supernet_disagreement": s.disagreement,
+                "standalone_accuracy": t.accuracy,
+                "standalone_nll": t.nll,
+                "standalone_disagreement": t.disagreement,
+                "standalone_seconds": sec,
+            }
+            for i, (a, s, t, sec) in enumerate(
+                zip(self.archs, self.supernet, self.standalone, self.standalone_seconds)
+            )
+        ]
+
+
+def rank_correlations(estimate: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Kendall's τ-b and Spearman's ρ (NaN when either side is constant).
+
+    >>> rank_correlations(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.7, 0.9]))
+    (1.0, 1.0)
+    """
+    if len(estimate) < 2 or np.ptp(estimate) == 0 or np.ptp(truth) == 0:
+        return math.nan, math.nan
+    tau = stats.kendalltau(estimate, truth).statistic
+    rho = stats.spearmanr(estimate, truth).statistic
+    return float(tau), float(rho)
+
+
+def arch_only_space(space: SearchSpace, arch: EnsembleArch) -> SearchSpace:
+    """``space`` restricted to the ops ``arch`` uses (plus one non-skip op where it only skips)."""
+    cands = []
+    for i, layer in enumerate(space.layers):
+        used = ops_used(arch, i)
+        if used == {SKIP}:
+            used.add(next(c for c in layer.candidates if c != SKIP))
+        cands.append(tuple(c for c in layer.candidates if c in used))
+    return space.with_candidates(tuple(cands))
+
+
+def fresh_ensemble(space: SearchSpace, arch: EnsembleArch, *, seed: int) -> EnsembleNet:
+    """A freshly initialised static ensemble for ``arch`` (each op initialised at its own size)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_ensemble(Supernet(arch_only_space(space, arch), weights="separate"), arch)
+
+
+@torch.no_grad()
+def ensemble_logits(
+    net: EnsembleNet, x: torch.Tensor, *, batch_size: int = 512, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Eval-mode member logits of a static ensemble, shape (K, N, classes), on the CPU."""
+    net.eval()
+    parts = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+        parts.append(torch.stack([t.float() for t in net.member_logits(xb)]).cpu())
+    return torch.cat(parts, dim=1)
+
+
+def train_standalone(
+    net: EnsembleNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: TrainConfig,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> EnsembleNet:
+    """Train a static ensemble for ``config.epochs`` epochs: sum of members' CE, warm-up+cosine.
+
+    >>> net = fresh_ensemble(space, arch, seed=0)  # doctest: +SKIP
+    >>> train_standalone(net, x, y, config=TrainConfig(epochs=5), seed=0)  # doctest: +SKIP
+    """
+    device = torch.device(device)
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    net = net.to(device, memory_format=fmt).train()
+    optimizer = make_optimizer(net, config)
+    n = len(x)
+    steps = max(1, n // config.batch_size)
+    total, warmup = steps * config.epochs, int(round(config.warmup_epochs * steps))
+    use_amp = config.amp and device.type == "cuda"
+    for epoch in range(config.epochs):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen)
+        for step in range(steps):
+            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
+            xb = random_shift(x[idx], gen) if config.augment else x[idx]
+            xb = xb.to(device).contiguous(memory_format=fmt)
+            yb = y[idx].to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch * steps + step, total, warmup, config.base_lr)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = sum(
+                    F.cross_entropy(o.float(), yb, label_smoothing=config.label_smoothing)
+                    for o in net.member_logits(xb)
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net
+
+
+def sample_archs(space: SearchSpace, n: int, *, seed: int) -> tuple[EnsembleArch, ...]:
+    """``n`` uniformly sampled ensembles of ``space`` (the ranking set)."""
+    rng = np.random.default_rng([seed, 2718])
+    return tuple(sample(space, rng) for _ in range(n))
+
+
+def arch_seed(space: SearchSpace, arch: EnsembleArch, *, seed: int) -> int:
+    """A training seed fixed by ``seed`` and the architecture alone (not by its position)."""
+    key = zlib.crc32(arch.to_json(space).encode())
+    return int(np.random.default_rng([seed, key]).integers(0, 2**31 - 1))
+
+
+def supernet_estimates(
+    supernet: Supernet,
+    archs: Sequence[EnsembleArch],
+    dataset: Dataset,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    show_progress: bool = True,
+) -> list[EnsembleMetrics]:
+    """Validation metrics of each ensemble with inherited weights (BN recalibrated for each)."""
+    x_calib = calibration_images(dataset, seed=seed)
+    x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
+    out = []
+    with make_progress(show=show_progress) as progress, torch.random.fork_rng(devices=[]):
+        task = progress.add_task("rank: supernet", total=len(archs), info="")
+        for arch in archs:
+            m = evaluate_arch(supernet, arch, x_calib=x_calib, x=x_val, y=y_val, device=device)
+            out.append(m)
+            progress.update(task, advance=1, info=f"acc {m.accuracy:.3f}")
+    return out
+
+
+def standalone_metrics(
+    space: SearchSpace,
+    archs: Sequence[EnsembleArch],
+    dataset: Dataset,
+    *,
+    config: TrainConfig,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    show_progress: bool = True,
+) -> list[tuple[EnsembleMetrics, float]]:
+    """Train each ensemble from scratch (``config.epochs``); its val metrics and seconds."""
+    x_train, y_train = torch.from_numpy(dataset.x_train), torch.from_numpy(dataset.y_train)
+    x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
+    out = []
+    with make_progress(show=show_progress) as progress, torch.random.fork_rng(devices=[]):
+        task = progress.add_task("rank: stand-alone", total=len(archs), info="")
+        for arch in archs:
+            t0, s = time.perf_counter(), arch_seed(space, arch, seed=seed)
+            net = fresh_ensemble(space, arch, seed=s)
+            net = train_standalone(net, x_train, y_train, config=config, seed=s, device=device)
+            m = ensemble_metrics(ensemble_logits(net, x_val, device=device), y_val)
+            out.append((m, time.perf_counter() - t0))
+            progress.update(task, advance=1, info=f"acc {m.accuracy:.3f}")
+    return out
+
+
+def _check(*, samples: int, epochs: int) -> None:
+    if samples < 3:
+        raise ConfigError(f"--samples must be at least 3 to rank, got {samples}")
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
+
+
+def rank_supernet(
+    supernet: Supernet,
+    dataset: Dataset,
+    *,
+    samples: int,
+    epochs: int,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    device: torch.device | str = "cpu",
+    show_progress: bool = True,
+) -> RankingResult:
+    """Rank ``samples`` random ensembles by supernet and by stand-alone training (``epochs``).
+
+    >>> result = rank_supernet(net, dataset, samples=16, epochs=10)  # doctest: +SKIP
+    >>> result.kendall_tau  # doctest: +SKIP
+    0.43
+    """
+    _check(samples=samples, epochs=epochs)
+    config = replace(config or TrainConfig(), epochs=epochs)
+    space = supernet.space
+    archs = sample_archs(space, samples, seed=seed)
+    kw = {"seed": seed, "device": device, "show_progress": show_progress}
+    est = supernet_estimates(supernet, archs, dataset, **kw)
+    true = standalone_metrics(space, archs, dataset, config=config, **kw)
+    tau, rho = rank_correlations(
+        np.array([m.accuracy for m in est]), np.array([m.accuracy for m, _ in true])
+    )
+    return RankingResult(
+        space=space,
+        archs=archs,
+        supernet=tuple(est),
+        standalone=tuple(m for m, _ in true),
+        standalone_seconds=tuple(sec for _, sec in true),
+        kendall_tau=tau,
+        spearman_rho=rho,
+        settings={"samples": samples, "epochs": epochs, "seed": seed, "train": asdict(config)},
+    )
+
+
+def _num(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def write_ranking(result: RankingResult, run_dir: str | Path, *, title: str = "") -> dict[str, Any]:
+    """Write ``ranking.json``, ``ranking.csv`` and ``ranking.png`` into ``run_dir``."""
+    import pandas as pd
+
+    from neas.plots import plot_ranking
+
+    run_dir = Path(run_dir)
+    rows = result.rows()
+    nll_tau, nll_rho = rank_correlations(
+        -np.array([m.nll for m in result.supernet]),
+        np.array([m.accuracy for m in result.standalone]),
+    )
+    summary = {
+        "kendall_tau": _num(result.kendall_tau),
+        "spearman_rho": _num(result.spearman_rho),
+        "kendall_tau_supernet_nll": _num(nll_tau),
+        "spearman_rho_supernet_nll": _num(nll_rho),
+        "log10_space_size": result.space.log10_size(),
+        **result.settings,
+        "rows": rows,
+    }
+    write_json(run_dir / JSON, summary)
+    atomic_write_text(run_dir / CSV, pd.DataFrame(rows).to_csv(index=False))
+    plot_ranking(
+        [r["supernet_accuracy"] for r in rows],
+        [r["standalone_accuracy"] for r in rows],
+        path=run_dir / PLOT,
+        title=f"{title}  τ = {result.kendall_tau:.2f}, ρ = {result.spearman_rho:.2f}".strip(),
+    )
+    return summary
+
+
+def rank_run(
+    run_dir: str | Path,
+    *,
+    samples: int,
+    epochs: int,
+    seed: int = 0,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """``neas rank``: rank the trained supernet of ``run_dir`` and write the results there.
+
+    >>> rank_run("runs/digits", samples=16, epochs=10)["kendall_tau"]  # doctest: +SKIP
+    0.43
+    """
+    _check(samples=samples, epochs=epochs)
+    run_dir = Path(run_dir)
+    ckpt = require_trained(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise RunDirError(f"{run_dir} has a checkpoint but no config.json; not a neas run folder")
+    dev = resolve_device(device)
+    data, _, _, config = load_run_config(run_dir)
+    dataset = data.load()
+    supernet = supernet_from_checkpoint(load_checkpoint(ckpt)).to(dev)
+    result = rank_supernet(
+        supernet,
+        dataset,
+        samples=samples,
+        epochs=epochs,
+        seed=seed,
+        config=config,
+        device=dev,
+        show_progress=show_progress,
+    )
+    return write_ranking(result, run_dir)

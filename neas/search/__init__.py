@@ -1,0 +1,54 @@
+"""Multi-objective ensemble search: the problem and interchangeable strategies.
+
+>>> from neas.search import list_strategies
+>>> list_strategies()
+['nsga2', 'optuna', 'random']
+"""
+
+from __future__ import annotations
+
+from neas.errors import NeasError
+from neas.search._base import SearchStrategy
+from neas.search._nsga2 import NSGA2Search
+from neas.search._optuna import OptunaSearch
+from neas.search._random import RandomSearch
+from neas.search.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
+
+__all__ = [
+    "Evaluation",
+    "NSGA2Search",
+    "OptunaSearch",
+    "RandomSearch",
+    "SearchProblem",
+    "SearchStrategy",
+    "UnknownStrategyError",
+    "cheapest_macs",
+    "create_strategy",
+    "list_strategies",
+    "pareto_front",
+]
+
+_STRATEGIES: dict[str, type[SearchStrategy]] = {
+    "nsga2": NSGA2Search,
+    "optuna": OptunaSearch,
+    "random": RandomSearch,
+}
+
+
+class UnknownStrategyError(NeasError):
+    """A strategy name that is not registered."""
+
+
+def list_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+def create_strategy(name: str, *, storage: str | None = None) -> SearchStrategy:
+    """A strategy by name; ``storage`` only applies to ``optuna``."""
+    if name not in _STRATEGIES:
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; valid strategies: {', '.join(list_strategies())}"
+        )
+    if name == "optuna":
+        return OptunaSearch(storage=storage)
+    return _STRATEGIES[name]()

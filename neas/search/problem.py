@@ -1,0 +1,196 @@
+"""The ensemble search problem: genomes -> (val error, MACs, latency) with a MACs budget.
+
+Genome: ``[K] + [split] + K_max blocks of L genes`` when the number of members is searched
+(``search_members=True``, the default: single networks compete on the same front), otherwise
+``[split] + K blocks``. Evaluations are cached by architecture, so genomes that decode to the
+same ensemble are scored once; infeasible genomes (over budget) are not scored on data at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from neas.cost import CostTable
+from neas.errors import ConfigError
+from neas.evaluate import EnsembleMetrics
+from neas.predictors.latency import LatencyTable
+from neas.search_spaces.arch import EnsembleArch, decode, encode, genome_bounds
+from neas.search_spaces.spec import SearchSpace
+
+N_OBJECTIVES = 3  # validation error, MACs, predicted latency
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One scored architecture; ``generation`` is when it was first proposed."""
+
+    arch: EnsembleArch
+    val_error: float
+    macs: int
+    params: int
+    latency_ms: float
+    feasible: bool
+    disagreement: float
+    member_accuracy: tuple[float, ...]
+    generation: int
+
+    @property
+    def objectives(self) -> tuple[float, float, float]:
+        return (self.val_error, float(self.macs), self.latency_ms)
+
+
+def cheapest_macs(space: SearchSpace, table: CostTable, *, min_members: int) -> int:
+    """MACs of the cheapest ensemble: every layer shared, its cheapest op, fewest members."""
+    layers = sum(
+        min(table.layers[i][op].macs for op in lay.candidates) for i, lay in enumerate(space.layers)
+    )
+    return table.stem.macs + layers + min_members * table.head.macs
+
+
+class SearchProblem:
+    """Decodes genomes, scores them (cached), and keeps the history of every proposal.
+
+    ``score(arch)`` returns the architecture's validation metrics; the problem never touches
+    data itself, and strategies never see anything but genomes and objective values.
+    """
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        score: Callable[[EnsembleArch], EnsembleMetrics],
+        costs: CostTable,
+        latency: LatencyTable,
+        budget: int,
+        search_members: bool = True,
+        on_evaluation: Callable[[Evaluation], None] | None = None,
+    ) -> None:
+        self.space, self.score, self.costs, self.latency = space, score, costs, latency
+        self.budget, self.search_members = budget, search_members
+        self.on_evaluation = on_evaluation
+        low, high = genome_bounds(space)
+        if search_members:
+            low = np.concatenate([[1], low])
+            high = np.concatenate([[space.num_members], high])
+        self.xl, self.xu = low, high
+        self.cache: dict[EnsembleArch, Evaluation] = {}
+        self.history: list[Evaluation] = []  # one entry per proposal, duplicates included
+        cheapest = cheapest_macs(
+            space, costs, min_members=1 if search_members else space.num_members
+        )
+        if budget < cheapest:
+            raise ConfigError(
+                f"budget {budget:,} MACs is below the cheapest ensemble in this space "
+                f"({cheapest:,} MACs)"
+            )
+
+    @property
+    def n_var(self) -> int:
+        return len(self.xl)
+
+    def decode(self, genome: np.ndarray) -> EnsembleArch:
+        g = np.asarray(genome, dtype=np.int64).ravel()
+        if not self.search_members:
+            return decode(g, self.space)
+        arch = decode(g[1:], self.space)
+        return replace(arch, members=arch.members[: int(g[0])])
+
+    def encode(self, arch: EnsembleArch) -> np.ndarray:
+        k = arch.num_members
+        padded = replace(
+            arch, members=arch.members + (arch.members[0],) * (self.space.num_members - k)
+        )
+        base = encode(padded, self.space)
+        return np.concatenate([[k], base]) if self.search_members else base
+
+    def macs(self, genome: np.ndarray) -> int:
+        return self.costs.ensemble(self.decode(genome)).macs
+
+    def evaluate(self, genomes: np.ndarray, *, generation: int) -> tuple[np.ndarray, np.ndarray]:
+        """Objectives F (n, 3) and constraint G (n, 1) (MACs - budget, <= 0 feasible)."""
+        f = np.empty((len(genomes), N_OBJECTIVES))
+        g = np.empty((len(genomes), 1))
+        for i, genome in enumerate(np.asarray(genomes).reshape(len(genomes), -1)):
+            ev = self.evaluate_arch(self.decode(genome), generation=generation)
+            f[i] = ev.objectives
+            g[i, 0] = ev.macs - self.budget
+        return f, g
+
+    def evaluate_arch(self, arch: EnsembleArch, *, generation: int) -> Evaluation:
+        ev = self.cache.get(arch)
+        if ev is None:
+            cost = self.costs.ensemble(arch)
+            feasible = cost.macs <= self.budget
+            metrics = self.score(arch) if feasible else None
+            ev = Evaluation(
+                arch=arch,
+                val_error=1.0 - metrics.accuracy if metrics else 1.0,
+                macs=cost.macs,
+                params=cost.params,
+                latency_ms=self.latency.predict(arch),
+                feasible=feasible,
+                disagreement=metrics.disagreement if metrics else float("nan"),
+                member_accuracy=metrics.member_accuracy if metrics else (),
+                generation=generation,
+            )
+            self.cache[arch] = ev
+        self.history.append(replace(ev, generation=generation))
+        if self.on_evaluation is not None:
+            self.on_evaluation(ev)
+        return ev
+
+    def sample_feasible(self, n: int, rng: np.random.Generator, *, tries: int = 200) -> np.ndarray:
+        """``n`` uniformly random genomes within budget (rejection sampling; falls back to
+        shrinking ops towards the cheapest when the budget is tight)."""
+        out = []
+        while len(out) < n:
+            for _ in range(tries):
+                genome = rng.integers(self.xl, self.xu + 1)
+                if self.macs(genome) <= self.budget:
+                    break
+            else:
+                genome = self._cheapen(genome, rng)
+            out.append(genome)
+        return np.stack(out)
+
+    def _cheapen(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Replace random genes by each layer's cheapest op until the genome fits the budget."""
+        genome = genome.copy()
+        offset = 1 if self.search_members else 0
+        n = self.space.num_layers
+        cheapest = [
+            int(np.argmin([self.costs.layers[i][op].macs for op in lay.candidates]))
+            for i, lay in enumerate(self.space.layers)
+        ]
+        order = rng.permutation(len(genome) - offset - 1) + offset + 1
+        for pos in order:
+            if self.macs(genome) <= self.budget:
+                return genome
+            genome[pos] = cheapest[(pos - offset - 1) % n]
+        genome[offset] = n  # share everything
+        if self.search_members:
+            genome[0] = 1
+        return genome
+
+
+def front_mask(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``points`` (all objectives minimised)."""
+    n = len(points)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        dominated = np.all(points <= points[i], axis=1) & np.any(points < points[i], axis=1)
+        mask[i] = not dominated.any()
+    return mask
+
+
+def pareto_front(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """The feasible, non-dominated, distinct evaluations, sorted by MACs."""
+    unique = {ev.arch: ev for ev in evaluations if ev.feasible}
+    evs = list(unique.values())
+    if not evs:
+        return []
+    mask = front_mask(np.array([ev.objectives for ev in evs]))
+    return sorted((ev for ev, keep in zip(evs, mask) if keep), key=lambda e: (e.macs, e.val_error))

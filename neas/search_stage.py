@@ -1,0 +1,260 @@
+"""The search stage: a trained run folder in, a Pareto front of ensembles out.
+
+Writes into the run folder:
+
+    latency_table.json        per-(layer, op) latency on this device (reused when present)
+    search/history.csv        every proposal: generation, arch, objectives, feasibility
+    search/hypervolume.csv    hypervolume and best val accuracy per generation
+    search/summary.json       options, wall time, front size, best accuracies
+    pareto.csv / pareto.png   the feasible non-dominated ensembles, with test accuracy
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neas.budget import parse_budget
+from neas.cost import CostTable
+from neas.data import Dataset
+from neas.errors import ConfigError
+from neas.evaluate import evaluate_arch
+from neas.nn.supernet import Supernet
+from neas.predictors.latency import LatencyTable, measure_latency_table
+from neas.progress import make_progress
+from neas.report import plot_hypervolume, plot_pareto
+from neas.run import atomic_write_text, read_json, write_json
+from neas.search import Evaluation, SearchProblem, create_strategy, pareto_front
+from neas.search.hypervolume import hypervolume, latency_reference
+
+LATENCY_TABLE = "latency_table.json"
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search settings. ``evaluations`` defaults to ``population * generations``."""
+
+    budget: str | int = "600M"
+    strategy: str = "nsga2"
+    population: int = 16
+    generations: int = 6
+    evaluations: int | None = None
+    search_members: bool = True
+    latency_batch: int = 1
+    storage: str | None = None
+    seed: int = 0
+    calibration_images: int = 512
+
+    @property
+    def budget_macs(self) -> int:
+        return parse_budget(self.budget)
+
+    @property
+    def total_evaluations(self) -> int:
+        return (
+            self.evaluations
+            if self.evaluations is not None
+            else (self.population * self.generations)
+        )
+
+    def validate(self) -> None:
+        """Raise a one-line ``NeasError`` for bad settings (before any work is done)."""
+        self.budget_macs  # noqa: B018  (parses, or raises BudgetError)
+        create_strategy(self.strategy, storage=None)
+        if self.population < 2:
+            raise ConfigError(f"--population must be at least 2, got {self.population}")
+        if self.generations < 1:
+            raise ConfigError(f"--generations must be at least 1, got {self.generations}")
+        if self.total_evaluations < self.population:
+            raise ConfigError(
+                f"--evaluations ({self.total_evaluations}) is smaller than the population "
+                f"({self.population})"
+            )
+        if self.latency_batch < 1:
+            raise ConfigError(f"--latency-batch must be at least 1, got {self.latency_batch}")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    front: pd.DataFrame
+    history: pd.DataFrame
+    progress: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def _rows(evaluations: list[Evaluation], space) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "generation": [e.generation for e in evaluations],
+            "arch": [e.arch.to_json(space) for e in evaluations],
+            "members": [e.arch.num_members for e in evaluations],
+            "split": [e.arch.split for e in evaluations],
+            "val_accuracy": [1.0 - e.val_error if e.feasible else np.nan for e in evaluations],
+            "macs": [e.macs for e in evaluations],
+            "params": [e.params for e in evaluations],
+            "latency_ms": [e.latency_ms for e in evaluations],
+            "disagreement": [e.disagreement for e in evaluations],
+            "feasible": [e.feasible for e in evaluations],
+        }
+    )
+
+
+def latency_table_for(
+    run_dir: Path, supernet: Supernet, *, device: torch.device, batch: int, show_progress: bool
+) -> LatencyTable:
+    """The run's latency table for (device, batch), measured once and then reused."""
+    path = run_dir / LATENCY_TABLE
+    if path.exists():
+        table = LatencyTable.load(path)
+        same = table.device == str(device) and table.batch == batch
+        if same and len(table.layers) == supernet.space.num_layers:
+            return table
+    table = measure_latency_table(
+        supernet.space, device=device, batch=batch, show_progress=show_progress
+    )
+    table.save(path)
+    return table
+
+
+def check_budget(options: SearchOptions, space) -> None:
+    """Fail early (before training) if the budget is below the space's cheapest ensemble."""
+    from neas.search import cheapest_macs
+
+    k = 1 if options.search_members else space.num_members
+    cheapest = cheapest_macs(space, CostTable.from_space(space), min_members=k)
+    if options.budget_macs < cheapest:
+        raise ConfigError(
+            f"budget {options.budget_macs:,} MACs is below the cheapest ensemble in this "
+            f"space ({cheapest:,} MACs)"
+        )
+
+
+def run_search(
+    run_dir: Path,
+    supernet: Supernet,
+    dataset: Dataset,
+    *,
+    options: SearchOptions,
+    device: torch.device,
+    show_progress: bool = True,
+) -> SearchResult:
+    """Search ensembles on ``supernet`` and write the results into ``run_dir``."""
+    from neas.pipeline import calibration_images
+
+    options.validate()
+    t0 = time.perf_counter()
+    space = supernet.space
+    supernet = supernet.to(device).eval()
+    latency = latency_table_for(
+        run_dir, supernet, device=device, batch=options.latency_batch, show_progress=show_progress
+    )
+    calib = calibration_images(dataset, n=options.calibration_images, seed=options.seed)
+    x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
+
+    def score(arch):
+        return evaluate_arch(supernet, arch, x_calib=calib, x=x_val, y=y_val, device=device)
+
+    total = options.total_evaluations
+    with make_progress(show=show_progress) as progress:
+        task = progress.add_task(f"search ({options.strategy})", total=total, info="")
+        best = [0.0]
+
+        def on_evaluation(ev: Evaluation) -> None:
+            if ev.feasible:
+                best[0] = max(best[0], 1.0 - ev.val_error)
+            progress.update(task, advance=1, info=f"best val acc {best[0]:.4f}")
+
+        problem = SearchProblem(
+            space=space,
+            score=score,
+            costs=CostTable.from_space(space),
+            latency=latency,
+            budget=options.budget_macs,
+            search_members=options.search_members,
+            on_evaluation=on_evaluation,
+        )
+        lat_ref = latency_reference(space, latency)
+        progress_rows: list[dict[str, float]] = []
+
+        def on_generation(generation: int) -> None:
+            seen = problem.history
+            feasible = [e for e in seen if e.feasible]
+            progress_rows.append(
+                {
+                    "generation": generation,
+                    "evaluations": len(seen),
+                    "hypervolume": hypervolume(
+                        seen, budget=options.budget_macs, latency_ref=lat_ref
+                    ),
+                    "best_val_accuracy": max((1 - e.val_error for e in feasible), default=0.0),
+                }
+            )
+
+        strategy = create_strategy(options.strategy, storage=options.storage)
+        strategy.run(
+            problem,
+            evaluations=total,
+            population=options.population,
+            seed=options.seed,
+            on_generation=on_generation,
+        )
+        front = pareto_front(problem.history)
+        test_task = progress.add_task("test accuracy of the front", total=len(front), info="")
+        x_test, y_test = torch.from_numpy(dataset.x_test), torch.from_numpy(dataset.y_test)
+        test_acc = []
+        for ev in front:
+            m = evaluate_arch(supernet, ev.arch, x_calib=calib, x=x_test, y=y_test, device=device)
+            test_acc.append(m.accuracy)
+            progress.advance(test_task)
+
+    history = _rows(problem.history, space)
+    front_df = _rows(front, space).drop(columns=["generation", "feasible"])
+    front_df.insert(0, "id", [f"e{i:03d}" for i in range(len(front))])
+    front_df.insert(front_df.columns.get_loc("val_accuracy") + 1, "test_accuracy", test_acc)
+    progress_df = pd.DataFrame(progress_rows)
+    search_dir = run_dir / "search"
+    search_dir.mkdir(exist_ok=True)
+    atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
+    atomic_write_text(search_dir / "hypervolume.csv", progress_df.to_csv(index=False))
+    atomic_write_text(run_dir / "pareto.csv", front_df.to_csv(index=False))
+    plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / "pareto.png")
+    plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
+    summary = {
+        "options": asdict(options),
+        "budget_macs": options.budget_macs,
+        "device": str(device),
+        "seconds": time.perf_counter() - t0,
+        "proposals": len(problem.history),
+        "unique_evaluations": len(problem.cache),
+        "front_size": len(front_df),
+        "best_val_accuracy": float(front_df["val_accuracy"].max()) if len(front_df) else None,
+        "best_test_accuracy": float(front_df["test_accuracy"].max()) if len(front_df) else None,
+        "test_accuracy_of_best_val": (
+            float(front_df.loc[front_df["val_accuracy"].idxmax(), "test_accuracy"])
+            if len(front_df)
+            else None
+        ),
+        "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
+    }
+    write_json(search_dir / "summary.json", summary)
+    return SearchResult(front_df, history, progress_df, summary)
+
+
+def load_search(run_dir: Path) -> SearchResult | None:
+    """A finished search in ``run_dir``, or ``None``."""
+    search_dir = run_dir / "search"
+    needed = [search_dir / "summary.json", search_dir / "history.csv", run_dir / "pareto.csv"]
+    if not all(p.exists() for p in needed):
+        return None
+    return SearchResult(
+        front=pd.read_csv(run_dir / "pareto.csv"),
+        history=pd.read_csv(search_dir / "history.csv"),
+        progress=pd.read_csv(search_dir / "hypervolume.csv"),
+        summary=read_json(search_dir / "summary.json"),
+    )

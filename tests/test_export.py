@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import neas
+from neas.cli import app
+from neas.cost import CostTable
+from neas.deploy import load_ensemble
+from neas.errors import NeasError
+from neas.evaluate import recalibrate_bn
+from neas.export import export_run
+from neas.nn import build_ensemble
+from neas.onnx_export import ExportError, check_parity, ort_session, reference_outputs
+from neas.pipeline import DataOptions, SpaceOptions, calibration_images, load_run_config, train
+from neas.search_spaces import EnsembleArch, sample
+from neas.train import TrainConfig, load_checkpoint, supernet_from_checkpoint
+
+runner = CliRunner()
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "inference.md"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny nets run fastest on one thread; more oversubscribe a shared CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def write_pareto(run: Path, n: int = 3) -> None:
+    """A pareto.csv in the search stage's format, from sampled architectures."""
+    supernet = supernet_from_checkpoint(load_checkpoint(run / "supernet.pt"))
+    space, table = supernet.space, CostTable.from_space(supernet.space)
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(n):
+        arch = sample(space, rng)
+        cost = table.ensemble(arch)
+        rows.append(
+            {
+                "id": f"e{i:03d}",
+                "arch": arch.to_json(space),
+                "members": arch.num_members,
+                "split": arch.split,
+                "val_accuracy": 0.5 + 0.1 * i,
+                "test_accuracy": 0.5,
+                "macs": cost.macs,
+                "params": cost.params,
+                "latency_ms": 1.0,
+                "disagreement": 0.2,
+            }
+        )
+    pd.DataFrame(rows).to_csv(run / "pareto.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    result = train(
+        out=tmp_path_factory.mktemp("export") / "run",
+        space=SpaceOptions(width_mult=0.25, head_width=32, feature_width=32),
+        data=DataOptions(max_train=300),
+        config=TrainConfig(epochs=1),
+        eval_samples=0,
+        show_progress=False,
+    )
+    write_pareto(result.run_dir)
+    return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir: Path) -> Path:
+    (folder,) = export_run(run_dir, select=["e000"], show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(run_dir: Path) -> neas.Dataset:
+    return load_run_config(run_dir)[0].load()
+
+
+def reference_net(run_dir: Path, arch_json: str) -> torch.nn.Module:
+    """The static ensemble exactly as the search stage builds it."""
+    supernet = supernet_from_checkpoint(load_checkpoint(run_dir / "supernet.pt"))
+    data, *_, cfg = load_run_config(run_dir)
+    arch = EnsembleArch.from_json(arch_json, supernet.space)
+    recalibrate_bn(supernet, arch, calibration_images(data.load(), seed=cfg.seed))
+    return build_ensemble(supernet, arch).eval()
+
+
+def test_export_writes_every_file_with_a_sane_manifest(exported: Path, dataset) -> None:
+    assert {p.name for p in exported.iterdir()} >= {
+        "model.onnx",
+        "model.pt",
+        "manifest.json",
+        "cascade.csv",
+        "cascade.png",
+    }
+    m = json.loads((exported / "manifest.json").read_text())
+    pareto = pd.read_csv(exported.parents[1] / "pareto.csv", dtype={"id": str})
+    row = pareto.set_index("id").loc["e000"]
+    assert m["id"] == "e000" and m["members"] == row["members"] and m["split"] == row["split"]
+    assert m["macs"] == row["macs"] and m["params"] == row["params"]
+    assert m["macs"] == m["trunk_macs"] + sum(m["member_macs"])
+    assert 0.0 <= m["accuracy"]["val"] <= 1.0 and 0.0 <= m["accuracy"]["test"] <= 1.0
+    assert 0.0 <= m["onnx"]["parity_max_abs_diff"] <= 1e-4
+    assert m["onnx"]["parity_samples"] == min(256, len(dataset.x_val))
+    lat = m["latency"]
+    assert lat["intra_op_threads"] == 1
+    for key in ("batch_1", "batch_32"):
+        assert 0 < lat[key]["median_ms"] <= lat[key]["p90_ms"]
+        assert lat["separate_members"][key]["median_ms"] > 0
+        assert lat["one_graph_over_separate"][key] > 0
+    spec = m["input"]
+    assert spec["shape"] == list(dataset.input_shape)
+    assert spec["mean"] == pytest.approx(dataset.mean) and spec["std"] == pytest.approx(dataset.std)
+    assert spec["class_names"] == list(dataset.class_names)
+    assert 0.0 <= m["cascade"]["threshold"] <= 1.0
+    assert "finetune" not in m and "accuracy_before_finetune" not in m
+
+
+def test_round_trip_torch_to_load_ensemble(run_dir: Path, exported: Path, dataset) -> None:
+    manifest = json.loads((exported / "manifest.json").read_text())
+    net = reference_net(run_dir, json.dumps(manifest["arch"]))
+    model = load_ensemble(exported / "model.pt")
+    x = dataset.x_val[:50]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x))
+    got = model.predict_proba(x)
+    assert isinstance(got, np.ndarray) and got.shape == (50, 10)
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-6)
+    tensor_out = model.predict_proba(torch.from_numpy(x))
+    assert isinstance(tensor_out, torch.Tensor)
+    np.testing.assert_array_equal(model.predict(x), want.argmax(-1).numpy())
+    raw = x * np.asarray(dataset.std, np.float32)[:, None, None] + np.asarray(dataset.mean)[
+        :, None, None
+    ].astype(np.float32)
+    np.testing.assert_allclose(model.predict_proba(raw, normalize=True), got, atol=1e-5)
+    assert model.predict(x[0]).shape == (1,)  # one C x H x W image
+    assert model.cascade_threshold == manifest["cascade"]["threshold"]
+    with pytest.raises(NeasError, match="expected input N x 1 x 8 x 8"):
+        model.predict(np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_onnx_parity_and_dynamic_batch(exported: Path, dataset) -> None:
+    session = ort.InferenceSession(str(exported / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert [o.name for o in session.get_outputs()] == ["probabilities", "logits_0", "logits_1"]
+    model = load_ensemble(exported / "model.pt")
+    for n in (1, 7):
+        x = dataset.x_val[:n]
+        probs, *logits = session.run(None, {"input": x})
+        assert probs.shape == (n, 10)
+        np.testing.assert_allclose(probs, model.predict_proba(x), atol=1e-4)
+        np.testing.assert_allclose(np.stack(logits), model.member_logits(x), atol=1e-4)
+
+
+def test_parity_beyond_tolerance_is_an_error(exported: Path, dataset) -> None:
+    session = ort_session((exported / "model.onnx").read_bytes())
+    x = dataset.x_val[:4]
+    reference = reference_outputs(
+        torch.as_tensor(load_ensemble(exported / "model.pt").member_logits(x))
+    )
+    assert check_parity(session, x, reference) <= 1e-4
+    reference[1] = reference[1] + 1e-3
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(session, x, reference)
+
+
+def test_inference_snippet_matches_torch(exported: Path, dataset, tmp_path: Path) -> None:
+    code = re.search(r"```python\n(.*?)```", DOCS.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(code.split("\nprint(")[0], namespace)  # the snippet, without its example call
+    mean, std = np.asarray(dataset.mean)[0], np.asarray(dataset.std)[0]
+    model = load_ensemble(exported / "model.pt")
+    for i in range(3):
+        pixels = np.clip(np.round((dataset.x_val[i, 0] * std + mean) * 255), 0, 255)
+        Image.fromarray(pixels.astype(np.uint8), mode="L").save(tmp_path / f"{i}.png")
+        name, prob = namespace["classify"](tmp_path / f"{i}.png", exported)
+        raw = (pixels / 255.0).astype(np.float32)[None, None]
+        want = model.predict_proba(raw, normalize=True)[0]
+        assert name == dataset.class_names[int(want.argmax())]
+        assert prob == pytest.approx(float(want.max()), abs=1e-4)
+
+
+class Payload:
+    """Any class instance makes torch.save pickle a reference to code."""
+
+    def __init__(self) -> None:
+        self.format = "neas-ensemble"
+
+
+def test_load_refuses_pickled_code_and_foreign_files(tmp_path: Path) -> None:
+    torch.save({"format": "neas-ensemble", "arch": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(NeasError, match="pickled code"):
+        load_ensemble(tmp_path / "evil.pt")
+    torch.save({"model": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(NeasError, match="not a neas ensemble"):
+        load_ensemble(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file at all")
+    with pytest.raises(NeasError, match="not a torch file"):
+        load_ensemble(tmp_path / "junk.pt")
+    with pytest.raises(NeasError, match="does not exist"):
+        load_ensemble(tmp_path / "missing.pt")
+
+
+def test_finetune_records_before_and_after(run_dir: Path) -> None:
+    (folder,) = export_run(
+        run_dir, select="best", formats=("torch",), finetune_epochs=1, show_progress=False
+    )
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["id"] == "e002"  # highest val_accuracy in the fake pareto.csv
+    assert m["finetune"]["epochs"] == 1
+    assert set(m["accuracy_before_finetune"]) >= {"val", "test"}
+    assert m["accuracy"] != m["accuracy_before_finetune"]  # weights did change
+    assert (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
+    assert "onnx" not in m and "latency" not in m
+
+
+def _copy_run(run_dir: Path, dest: Path) -> Path:
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("ensembles"))
+    return dest
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("unknown_id", "unknown ensemble id e999; valid: all, best, e000, e001, e002"),
+        ("no_pareto", "no search results"),
+        ("no_run", "does not exist"),
+        ("unwritable", "cannot write to"),
+        ("bad_format", "valid: onnx, torch"),
+        ("foreign_model", "not a neas ensemble"),
+        ("not_exported", "has no exported model.pt"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(
+    run_dir: Path, tmp_path: Path, case: str, message: str
+) -> None:
+    run = _copy_run(run_dir, tmp_path / "run")
+    args = ["export", str(run)]
+    if case == "unknown_id":
+        args += ["--select", "e999"]
+    elif case == "no_pareto":
+        (run / "pareto.csv").unlink()
+    elif case == "no_run":
+        args = ["export", str(tmp_path / "nowhere")]
+    elif case == "unwritable":
+        (run / "ensembles").write_text("a file where the output folder should be")
+    elif case == "bad_format":
+        args += ["--format", "tflite"]
+    elif case == "foreign_model":
+        (run / "ensembles" / "e000").mkdir(parents=True)
+        torch.save({"weights": torch.zeros(1)}, run / "ensembles" / "e000" / "model.pt")
+        args = ["cascade", str(run), "--id", "e000"]
+    elif case == "not_exported":
+        args = ["cascade", str(run), "--id", "e001"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert not (run / "ensembles" / "e000" / "model.onnx").exists()
+
+
+def test_cli_cascade_updates_manifest_and_model(exported: Path) -> None:
+    run = exported.parents[1]
+    result = runner.invoke(app, ["cascade", str(run), "--id", "e000", "--tolerance", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "chosen threshold" in result.output
+    sweep = pd.read_csv(exported / "cascade.csv")
+    assert {"threshold", "val_accuracy", "val_mean_macs", "test_accuracy"} <= set(sweep.columns)
+    m = json.loads((exported / "manifest.json").read_text())
+    chosen = m["cascade"]["threshold"]
+    assert load_ensemble(exported / "model.pt").cascade_threshold == chosen
+    full = sweep.loc[sweep["threshold"].idxmax(), "val_accuracy"]
+    ok = sweep[sweep["val_accuracy"] >= full - 0.5]
+    assert m["cascade"]["val"]["mean_macs"] == pytest.approx(ok["val_mean_macs"].min())

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from neas.cli import app
+from neas.cost import CostTable
+from neas.errors import ConfigError
+from neas.evaluate import evaluate_arch
+from neas.pipeline import DataOptions, SpaceOptions, evolve, load_trained, train
+from neas.search import SearchProblem, UnknownStrategyError, create_strategy, list_strategies
+from neas.search_spaces import sample
+from neas.search_stage import SearchOptions, latency_table_for
+from neas.train import TrainConfig
+
+TINY = SpaceOptions(width_mult=0.25, head_width=32, feature_width=32, members=3)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    train(
+        out=out,
+        space=TINY,
+        data=DataOptions(max_train=300),
+        config=TrainConfig(epochs=2),
+        eval_samples=1,
+        show_progress=False,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def parts(trained_run):
+    import torch
+
+    supernet, dataset = load_trained(trained_run)
+    table = latency_table_for(
+        trained_run, supernet, device=torch.device("cpu"), batch=1, show_progress=False
+    )
+    return supernet, dataset, table
+
+
+def make_problem(parts, *, budget: int, calls: list | None = None) -> SearchProblem:
+    import torch
+
+    from neas.pipeline import calibration_images
+
+    supernet, dataset, table = parts
+    calib = calibration_images(dataset, n=128)
+    x, y = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
+
+    def score(arch):
+        if calls is not None:
+            calls.append(arch)
+        return evaluate_arch(supernet, arch, x_calib=calib, x=x, y=y)
+
+    return SearchProblem(
+        space=supernet.space,
+        score=score,
+        costs=CostTable.from_space(supernet.space),
+        latency=table,
+        budget=budget,
+    )
+
+
+def test_problem_encoding_round_trips_with_searched_k(parts) -> None:
+    problem = make_problem(parts, budget=10**12)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        genome = rng.integers(problem.xl, problem.xu + 1)
+        arch = problem.decode(genome)
+        assert arch.num_members == genome[0]
+        assert problem.decode(problem.encode(arch)) == arch
+    space = parts[0].space
+    full = sample(space, rng)
+    assert problem.decode(problem.encode(full)) == full
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_strategies_respect_a_tight_budget(parts, strategy: str) -> None:
+    supernet = parts[0]
+    costs = CostTable.from_space(supernet.space)
+    biggest = max(
+        costs.ensemble(sample(supernet.space, np.random.default_rng(i))).macs for i in range(50)
+    )
+    problem = make_problem(parts, budget=biggest // 10)
+    create_strategy(strategy).run(problem, evaluations=24, population=8, seed=0)
+    assert len(problem.history) == 24
+    from neas.search import pareto_front
+
+    front = pareto_front(problem.history)
+    assert front and all(ev.macs <= biggest // 10 for ev in front)
+    for ev in problem.history:  # every proposal decodes to an architecture of the space
+        assert problem.decode(problem.encode(ev.arch)) == ev.arch
+        assert ev.macs == costs.ensemble(ev.arch).macs
+
+
+def test_evaluation_cache_scores_each_architecture_once(parts) -> None:
+    calls: list = []
+    problem = make_problem(parts, budget=10**12, calls=calls)
+    genomes = problem.sample_feasible(3, np.random.default_rng(1))
+    problem.evaluate(genomes, generation=0)
+    problem.evaluate(genomes[::-1], generation=1)
+    assert len(calls) == 3 and len(problem.history) == 6
+    # genomes that differ only in don't-care genes decode to the same, cached architecture
+    g = genomes[0].copy()
+    g[0] = 1
+    g2 = g.copy()
+    g2[-1] = (g2[-1] + 1) % (problem.xu[-1] + 1)  # a gene of the unused last member
+    problem.evaluate(np.stack([g, g2]), generation=2)
+    assert len(calls) == 4
+
+
+def test_budget_below_cheapest_names_the_cheapest(parts) -> None:
+    with pytest.raises(ConfigError, match=r"cheapest ensemble in this space \([\d,]+ MACs\)"):
+        make_problem(parts, budget=1000)
+
+
+def test_bad_options() -> None:
+    with pytest.raises(UnknownStrategyError, match="nsga2, optuna, random"):
+        SearchOptions(strategy="cmaes").validate()
+    with pytest.raises(ConfigError, match="smaller than the population"):
+        SearchOptions(evaluations=4, population=8).validate()
+    with pytest.raises(ValueError, match="budget"):
+        SearchOptions(budget="lots").validate()
+
+
+def test_same_seed_same_front(trained_run) -> None:
+    opts = SearchOptions(population=6, generations=3, calibration_images=128)
+    a = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    b = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    cols = ["arch", "val_accuracy", "test_accuracy", "macs", "latency_ms"]
+    pd.testing.assert_frame_equal(a.front[cols], b.front[cols])
+    assert len(a.history) == 18 and (trained_run / "pareto.png").exists()
+    assert list(a.progress["generation"]) == [0, 1, 2]
+    assert (a.progress["hypervolume"].diff().dropna() >= -1e-12).all()  # never decreases
+
+
+def test_optuna_study_resumes_from_journal(parts, tmp_path) -> None:
+    journal = str(tmp_path / "study.log")
+    first = make_problem(parts, budget=10**12)
+    create_strategy("optuna", storage=journal).run(first, evaluations=8, population=4, seed=0)
+    second = make_problem(parts, budget=10**12)
+    create_strategy("optuna", storage=journal).run(second, evaluations=16, population=4, seed=0)
+    assert len(second.history) == 16
+    assert [e.arch for e in second.history[:8]] == [e.arch for e in first.history]
+
+
+runner = CliRunner()
+TINY_ARGS = [
+    "--width-mult",
+    "0.25",
+    "--head-width",
+    "32",
+    "--feature-width",
+    "32",
+    "--max-train",
+    "300",
+    "--epochs",
+    "1",
+]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--space", "nope"], "valid spaces: mbconv"),
+        (["--strategy", "nope"], "valid strategies: nsga2, optuna, random"),
+        (["--budget", "lots"], "invalid budget"),
+        (["--budget", "10k"], "cheapest ensemble"),
+        (["--members", "0"], "--members"),
+        (["--evaluations", "4", "--population", "8"], "smaller than the population"),
+    ],
+)
+def test_search_cli_bad_input(tmp_path, args: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    (out / "keep.txt").write_text("precious")
+    result = runner.invoke(app, ["search", "--out", str(out), "--resume", *TINY_ARGS, *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "run.json"]
+
+
+def test_search_cli_end_to_end_and_resume(tmp_path) -> None:
+    out = tmp_path / "run"
+    args = [
+        "search",
+        "--out",
+        str(out),
+        "--budget",
+        "600M",
+        "--population",
+        "4",
+        "--generations",
+        "2",
+        *TINY_ARGS,
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Pareto front" in result.output
+    front = pd.read_csv(out / "pareto.csv", dtype={"id": str})
+    assert list(front.columns) == [
+        "id",
+        "arch",
+        "members",
+        "split",
+        "val_accuracy",
+        "test_accuracy",
+        "macs",
+        "params",
+        "latency_ms",
+        "disagreement",
+    ]
+    assert (front["macs"] <= 600e6).all() and len(front) >= 1
+    for name in (
+        "search/history.csv",
+        "search/hypervolume.csv",
+        "pareto.png",
+        "latency_table.json",
+    ):
+        assert (out / name).exists(), name
+    for ens in front["id"]:
+        assert (out / "ensembles" / ens / "manifest.json").exists()
+    stamp = (out / "supernet.pt").stat().st_mtime_ns
+    again = runner.invoke(app, [*args, "--resume", "--no-export"])
+    assert again.exit_code == 0, again.output
+    assert (out / "supernet.pt").stat().st_mtime_ns == stamp  # nothing trained again
