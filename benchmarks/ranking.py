@@ -105,7 +105,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     sup_epochs = dict(kv.split("=") for kv in args.supernet_epochs.split(","))
-    command = "nice -n 10 python benchmarks/ranking.py " + " ".join(sys.argv[1:])
+    command = " ".join(["nice -n 10 python benchmarks/ranking.py", *sys.argv[1:]])
     rows, t_start, train_sizes = [], time.perf_counter(), {}
     header = (
         "| data | weights | variant | log10 space | supernet s | stand-alone s (new) | "
@@ -122,7 +122,7 @@ def main() -> None:
         space = SpaceOptions(
             width_mult=args.width_mult, head_width=args.head_width, feature_width=args.head_width
         ).build(ds)
-        train_sizes[name] = len(ds.x_train)
+        train_sizes[name] = (len(ds.x_train), len(ds.x_val))
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
         truth: dict[str, tuple[EnsembleMetrics, float]] = {}
         for weights in ("entangled", "separate"):
@@ -201,13 +201,18 @@ def replace_section(text: str, section: str) -> str:
 
 
 def write_results(
-    args, rows: list[str], header: str, command: str, total: float, train_sizes: dict[str, int]
+    args,
+    rows: list[str],
+    header: str,
+    command: str,
+    total: float,
+    train_sizes: dict[str, tuple[int, int]],
 ) -> None:
     sizes = (
         f"N = {args.samples} ensembles per supernet, E = {args.epochs} stand-alone epochs, "
-        f"supernet epochs {args.supernet_epochs}, batch {args.batch_size}; train images "
-        + ", ".join(f"{k} {v}" for k, v in train_sizes.items())
-        + f", first {args.max_val} val images; mbconv width {args.width_mult}, head/feature "
+        f"supernet epochs {args.supernet_epochs}, batch {args.batch_size}; train/val images "
+        + ", ".join(f"{k} {t}/{v}" for k, (t, v) in train_sizes.items())
+        + f"; mbconv width {args.width_mult}, head/feature "
         f"width {args.head_width}; shrink at {','.join(map(str, args.shrink_at))}, ratio "
         f"{args.shrink_ratio}, {args.shrink_samples} sampled ensembles per shrink step, min 2 "
         f"ops; seed {args.seed}; {args.threads} torch thread(s)."

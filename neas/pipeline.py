@@ -27,6 +27,7 @@ from neas.nn.supernet import WEIGHT_MODES, Supernet
 from neas.run import RunDirError, prepare_run_dir, read_json, write_json
 from neas.search_spaces import SearchSpace, create_space, sample
 from neas.search_stage import SearchOptions, SearchResult, check_budget, load_search, run_search
+from neas.shrink import ShrinkConfig, Shrinker
 from neas.train import (
     CHECKPOINT,
     TrainConfig,
@@ -145,6 +146,7 @@ def train(
     space: SpaceOptions | None = None,
     weights: str = "entangled",
     config: TrainConfig | None = None,
+    shrink: ShrinkConfig | None = None,
     device: str | None = None,
     resume: bool = False,
     force: bool = False,
@@ -158,7 +160,13 @@ def train(
     0.93
     """
     plan = plan_training(
-        out=out, data=data, space=space, weights=weights, config=config, resume=resume
+        out=out,
+        data=data,
+        space=space,
+        weights=weights,
+        config=config,
+        shrink=shrink,
+        resume=resume,
     )
     return train_planned(
         plan,
@@ -182,6 +190,7 @@ class TrainPlan:
     dataset: Dataset
     search_space: SearchSpace
     resuming: bool
+    shrink: ShrinkConfig | None = None
 
 
 def plan_training(
@@ -192,6 +201,7 @@ def plan_training(
     weights: str,
     config: TrainConfig | None,
     resume: bool,
+    shrink: ShrinkConfig | None = None,
 ) -> TrainPlan:
     """Read the run's stored settings when resuming, load the data, build the space."""
     if weights not in WEIGHT_MODES:
@@ -200,9 +210,13 @@ def plan_training(
     resuming = resume and (out / "config.json").exists()
     if resuming:
         data, space, weights, config = load_run_config(out)
+        stored = read_json(out / "config.json").get("shrink")
+        shrink = ShrinkConfig(**stored) if stored else None
     data, space, config = data or DataOptions(), space or SpaceOptions(), config or TrainConfig()
     dataset = data.load()
-    return TrainPlan(out, data, space, weights, config, dataset, space.build(dataset), resuming)
+    return TrainPlan(
+        out, data, space, weights, config, dataset, space.build(dataset), resuming, shrink
+    )
 
 
 def train_planned(
@@ -221,7 +235,9 @@ def train_planned(
     ckpt_path = plan.out / CHECKPOINT
     run = prepare_run_dir(plan.out, resume=resume, force=force)
     if not resuming:
-        write_json(run / "config.json", _config_dict(data, space, weights, config))
+        cfg = _config_dict(data, space, weights, config)
+        cfg["shrink"] = asdict(plan.shrink) if plan.shrink is not None else None
+        write_json(run / "config.json", cfg)
         write_json(run / "space.json", search_space.to_dict())
     if resuming and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
@@ -244,6 +260,14 @@ def train_planned(
         checkpoint=ckpt_path,
         resume=resuming,
         show_progress=show_progress,
+        shrink_epochs=plan.shrink.epochs(config.epochs) if plan.shrink else (),
+        shrink=(
+            Shrinker(
+                plan.shrink, dataset=dataset, device=dev, run_dir=run, show_progress=show_progress
+            )
+            if plan.shrink
+            else None
+        ),
     )
     train_seconds = time.perf_counter() - t0
     summary = {
@@ -313,6 +337,7 @@ def search(
     space: SpaceOptions | None = None,
     weights: str = "entangled",
     config: TrainConfig | None = None,
+    shrink: ShrinkConfig | None = None,
     options: SearchOptions | None = None,
     device: str | None = None,
     resume: bool = False,
@@ -331,7 +356,13 @@ def search(
     options = options or SearchOptions()
     options.validate()
     plan = plan_training(
-        out=out, data=data, space=space, weights=weights, config=config, resume=resume
+        out=out,
+        data=data,
+        space=space,
+        weights=weights,
+        config=config,
+        shrink=shrink,
+        resume=resume,
     )
     check_budget(options, plan.search_space)  # before anything is trained or written
     trained = train_planned(

@@ -17,6 +17,9 @@ runner = CliRunner()
         (["train", "--out", "{tmp}/r", "--members", "0"], "--members"),
         (["train", "--out", "{tmp}/r", "--weights", "shared"], "entangled, separate"),
         (["train", "--out", "{tmp}/r", "--epochs", "0"], "epochs"),
+        (["train", "--out", "{tmp}/r", "--shrink-at", "0.5,0.3"], "increasing"),
+        (["train", "--out", "{tmp}/r", "--shrink-at", "0.2,1.5"], "(0, 1)"),
+        (["train", "--out", "{tmp}/r", "--shrink-ratio", "1"], "empty a layer"),
         (["cost", "--neas-arch-list", "1,2,x"], "comma-separated"),
         (["cost"], "exactly one"),
     ],
@@ -34,3 +37,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args: list[str], message: st
 def test_spaces_lists_mbconv() -> None:
     result = runner.invoke(app, ["spaces"])
     assert result.exit_code == 0 and "mbconv" in result.output
+
+
+def test_train_cli_shrinks_the_space(tmp_path) -> None:
+    import json
+
+    from neas.search_spaces import SearchSpace
+    from neas.train import load_checkpoint
+
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["train", "--out", str(out), "--epochs", "2", "--max-train", "200", "--width-mult",
+         "0.25", "--head-width", "32", "--feature-width", "32", "--shrink-at", "0.5",
+         "--shrink-ratio", "0.5", "--shrink-samples", "4", "--weights", "separate"],
+    )
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "shrink_history.json").read_text())
+    assert len(history["steps"]) == 1
+    assert (out / "shrink_history.png").exists()
+    space = SearchSpace.from_json(load_checkpoint(out / "supernet.pt")["space"])
+    assert all(len(layer.candidates) < 7 for layer in space.layers if not layer.first_in_stage)
+    assert json.loads((out / "config.json").read_text())["shrink"]["at"] == [0.5]

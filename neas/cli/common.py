@@ -70,3 +70,44 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling 
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu or cuda (default: cuda when present).")
 ]
+
+ShrinkAtOpt = Annotated[
+    str,
+    typer.Option(
+        "--shrink-at",
+        help="Fractions of training at which to shrink the space, e.g. 0.3,0.5,0.7; 'none' "
+        "to train on the full space.",
+    ),
+]
+ShrinkRatioOpt = Annotated[
+    float, typer.Option("--shrink-ratio", help="Fraction of each layer's ops dropped per shrink.")
+]
+DiversityOpt = Annotated[
+    float,
+    typer.Option(
+        "--diversity-weight", help="λ in score = z(potentiality) + λ z(diversity); 0 = ablation."
+    ),
+]
+MinOpsOpt = Annotated[int, typer.Option("--min-ops", help="Never keep fewer ops per layer.")]
+ShrinkSamplesOpt = Annotated[
+    int, typer.Option("--shrink-samples", help="Ensembles sampled to score ops at each shrink.")
+]
+
+
+def shrink_config(
+    *, at: str, ratio: float, diversity_weight: float, min_ops: int, samples: int, seed: int
+):
+    """A ``ShrinkConfig`` from CLI options, or ``None`` for ``--shrink-at none``."""
+    from neas.shrink import ShrinkConfig, parse_shrink_at
+
+    points = parse_shrink_at(at)
+    if not points:
+        return None
+    return ShrinkConfig(
+        at=points,
+        ratio=ratio,
+        diversity_weight=diversity_weight,
+        min_ops=min_ops,
+        samples=samples,
+        seed=seed,
+    )
