@@ -48,6 +48,7 @@ class SearchOptions:
     search_members: bool = True
     latency_batch: int = 1
     storage: str | None = None
+    surrogate: bool = False
     seed: int = 0
     calibration_images: int = 512
 
@@ -66,7 +67,7 @@ class SearchOptions:
     def validate(self) -> None:
         """Raise a one-line ``NeasError`` for bad settings (before any work is done)."""
         self.budget_macs  # noqa: B018  (parses, or raises BudgetError)
-        create_strategy(self.strategy, storage=None)
+        create_strategy(self.strategy, storage=None, surrogate=self.surrogate)
         if self.population < 2:
             raise ConfigError(f"--population must be at least 2, got {self.population}")
         if self.generations < 1:
@@ -196,7 +197,9 @@ def run_search(
                 }
             )
 
-        strategy = create_strategy(options.strategy, storage=options.storage)
+        strategy = create_strategy(
+            options.strategy, storage=options.storage, surrogate=options.surrogate
+        )
         strategy.run(
             problem,
             evaluations=total,
@@ -241,6 +244,7 @@ def run_search(
             else None
         ),
         "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
+        "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),
     }
     write_json(search_dir / "summary.json", summary)
     return SearchResult(front_df, history, progress_df, summary)

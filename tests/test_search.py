@@ -231,3 +231,16 @@ def test_search_cli_end_to_end_and_resume(tmp_path) -> None:
     again = runner.invoke(app, [*args, "--resume", "--no-export"])
     assert again.exit_code == 0, again.output
     assert (out / "supernet.pt").stat().st_mtime_ns == stamp  # nothing trained again
+
+
+def test_surrogate_prescreens_and_reports_rank_correlation(parts) -> None:
+    from neas.search import NSGA2Search
+
+    problem = make_problem(parts, budget=10**12)
+    strategy = NSGA2Search(surrogate=True)
+    strategy.run(problem, evaluations=24, population=8, seed=0)
+    assert len(problem.history) == 24
+    assert len(strategy.surrogate_tau) == 2  # generations 1 and 2, each held out
+    assert all(-1.0 <= t <= 1.0 for t in strategy.surrogate_tau)
+    with pytest.raises(ConfigError, match="does not apply to random"):
+        create_strategy("random", surrogate=True)

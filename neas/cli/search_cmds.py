@@ -52,6 +52,13 @@ FixedKOpt = Annotated[
 LatencyBatchOpt = Annotated[
     int, typer.Option("--latency-batch", help="Batch size of the latency lookup table.")
 ]
+SurrogateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--surrogate/--no-surrogate",
+        help="nsga2 only: a random-forest accuracy surrogate pre-screens offspring.",
+    ),
+]
 StorageOpt = Annotated[
     str | None,
     typer.Option(
@@ -131,6 +138,7 @@ def search_cmd(
     feature_width: FeatureOpt = None,
     latency_batch: LatencyBatchOpt = 1,
     storage: StorageOpt = None,
+    surrogate: SurrogateOpt = False,
     export: Annotated[bool, typer.Option(help="Export the front (ONNX + PyTorch).")] = True,
     shrink_at: ShrinkAtOpt = "0.3,0.5,0.7",
     shrink_ratio: ShrinkRatioOpt = 0.25,
@@ -155,6 +163,7 @@ def search_cmd(
         search_members=not fixed_members,
         latency_batch=latency_batch,
         storage=storage,
+        surrogate=surrogate,
         seed=seed,
     )
     result = pipeline.search(
@@ -198,6 +207,7 @@ def evolve_cmd(
     fixed_members: FixedKOpt = False,
     latency_batch: LatencyBatchOpt = 1,
     storage: StorageOpt = None,
+    surrogate: SurrogateOpt = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = None,
 ) -> None:
@@ -213,6 +223,7 @@ def evolve_cmd(
         search_members=not fixed_members,
         latency_batch=latency_batch,
         storage=storage,
+        surrogate=surrogate,
         seed=seed,
     )
     result = pipeline.evolve(run_dir, options=options, device=device, resume=False)

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from neas.errors import NeasError
+from neas.errors import ConfigError, NeasError
 from neas.search._base import SearchStrategy
 from neas.search._nsga2 import NSGA2Search
 from neas.search._optuna import OptunaSearch
@@ -43,12 +43,18 @@ def list_strategies() -> list[str]:
     return sorted(_STRATEGIES)
 
 
-def create_strategy(name: str, *, storage: str | None = None) -> SearchStrategy:
-    """A strategy by name; ``storage`` only applies to ``optuna``."""
+def create_strategy(
+    name: str, *, storage: str | None = None, surrogate: bool = False
+) -> SearchStrategy:
+    """A strategy by name; ``storage`` applies to ``optuna``, ``surrogate`` to ``nsga2``."""
     if name not in _STRATEGIES:
         raise UnknownStrategyError(
             f"unknown strategy {name!r}; valid strategies: {', '.join(list_strategies())}"
         )
+    if surrogate and name != "nsga2":
+        raise ConfigError(f"--surrogate pre-screens NSGA-II offspring; it does not apply to {name}")
     if name == "optuna":
         return OptunaSearch(storage=storage)
+    if name == "nsga2":
+        return NSGA2Search(surrogate=surrogate)
     return _STRATEGIES[name]()

@@ -10,9 +10,39 @@ from neas.search.problem import N_OBJECTIVES, SearchProblem
 
 
 class NSGA2Search(SearchStrategy):
-    """NSGA-II (pymoo) seeded with a feasible random population."""
+    """NSGA-II (pymoo) seeded with a feasible random population.
+
+    With ``surrogate=True`` an ``AccuracySurrogate`` is refitted every generation on the
+    evaluations so far; twice the offspring are bred and the half it ranks best (predicted
+    error, exact MACs) is evaluated. ``surrogate_tau`` holds its Kendall tau on each new
+    generation *before* refitting on it (held-out rank correlation).
+    """
 
     name = "nsga2"
+
+    def __init__(self, *, surrogate: bool = False) -> None:
+        self.surrogate = surrogate
+        self.surrogate_tau: list[float] = []
+
+    def _prescreen(self, problem: SearchProblem, pop, keep: int, model):
+        from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+        genomes = np.rint(pop.get("X")).astype(np.int64)
+        archs = [problem.decode(g) for g in genomes]
+        pred = model.predict(archs, problem.space)
+        macs = np.array([problem.costs.ensemble(a).macs for a in archs], dtype=float)
+        over = np.maximum(macs - problem.budget, 0.0)
+        fronts = NonDominatedSorting().do(np.stack([pred + over, macs], axis=1))
+        order = np.concatenate(fronts)[:keep]
+        return pop[np.sort(order)]
+
+    def _fit(self, problem: SearchProblem, seed: int):
+        from neas.predictors.accuracy import AccuracySurrogate
+
+        seen = [e for e in problem.cache.values() if e.feasible]
+        return AccuracySurrogate(seed=seed).fit(
+            [e.arch for e in seen], [e.val_error for e in seen], problem.space
+        )
 
     def run(
         self,
@@ -53,9 +83,18 @@ class NSGA2Search(SearchStrategy):
             pop = algorithm.ask()
             if len(pop) == 0:  # the space is exhausted: nothing new to propose
                 break
+            model = self._fit(problem, seed) if self.surrogate and generation > 0 else None
+            if model is not None:
+                from pymoo.core.population import Population
+
+                pop = self._prescreen(
+                    problem, Population.merge(pop, algorithm.ask()), len(pop), model
+                )
             pop = pop[: evaluations - done]
             genomes = np.rint(pop.get("X")).astype(np.int64)
             f, g = problem.evaluate(genomes, generation=generation)
+            if model is not None:
+                self._record_tau(problem, genomes, f, g, model)
             # Objectives are scaled for pymoo's crowding distance only; the history keeps raw.
             Evaluator().eval(StaticProblem(pm_problem, F=f, G=g), pop)
             algorithm.tell(infills=pop)
@@ -63,3 +102,13 @@ class NSGA2Search(SearchStrategy):
             if on_generation is not None:
                 on_generation(generation)
             generation += 1
+
+    def _record_tau(self, problem: SearchProblem, genomes, f, g, model) -> None:
+        from scipy.stats import kendalltau
+
+        ok = g[:, 0] <= 0
+        if ok.sum() >= 3:
+            pred = model.predict([problem.decode(x) for x in genomes[ok]], problem.space)
+            tau = kendalltau(pred, f[ok, 0]).statistic
+            if np.isfinite(tau):
+                self.surrogate_tau.append(float(tau))
