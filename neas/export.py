@@ -39,7 +39,7 @@ from neas.nn.ensemble import EnsembleNet, build_ensemble
 from neas.nn.supernet import Supernet
 from neas.onnx_export import export_onnx, torch_threads
 from neas.progress import make_progress
-from neas.run import RunDirError, read_json, write_json
+from neas.run import RunDirError, read_json, writable_dir, write_json
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SearchSpace
 from neas.train import TrainConfig, load_checkpoint, supernet_from_checkpoint
@@ -98,18 +98,6 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     if bad or not chosen:
         raise ConfigError(f"unknown export format {', '.join(bad)!r}; valid: {', '.join(FORMATS)}")
     return chosen
-
-
-def writable_dir(path: Path) -> Path:
-    """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise RunDirError(f"cannot write to {path}: {exc.strerror or exc}") from None
-    return path
 
 
 @dataclass(frozen=True)

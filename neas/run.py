@@ -60,6 +60,18 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def writable_dir(path: Path) -> Path:
+    """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def prepare_run_dir(path: str | os.PathLike[str], *, resume: bool, force: bool) -> Path:
     """Create or reopen a run folder; refuse to overwrite one without ``resume``/``force``.
 
@@ -80,13 +92,7 @@ def prepare_run_dir(path: str | os.PathLike[str], *, resume: bool, force: bool) 
         if not (run / MARKER).exists():
             raise RunDirError(f"{run} is not a neas run folder (no {MARKER}); refusing to clear it")
         shutil.rmtree(run)
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-        probe = run / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise RunDirError(f"cannot write to {run}: {exc.strerror}") from None
+    writable_dir(run)
     if not (run / MARKER).exists():
         write_json(run / MARKER, {"format": 1, "tool": "neas"})
     return run
