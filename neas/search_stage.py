@@ -45,7 +45,9 @@ class SearchOptions:
     population: int = 16
     generations: int = 6
     evaluations: int | None = None
-    search_members: bool = True
+    # K fixed to the space's K by default: with K searched, single networks took the whole
+    # digits front (1-2 points, all K=1; README "Search"). --search-members turns it on.
+    search_members: bool = False
     latency_batch: int = 1
     storage: str | None = None
     surrogate: bool = False

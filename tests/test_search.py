@@ -43,7 +43,9 @@ def parts(trained_run):
     return supernet, dataset, table
 
 
-def make_problem(parts, *, budget: int, calls: list | None = None) -> SearchProblem:
+def make_problem(
+    parts, *, budget: int, calls: list | None = None, search_members: bool = True
+) -> SearchProblem:
     import torch
 
     from neas.pipeline import calibration_images
@@ -63,6 +65,7 @@ def make_problem(parts, *, budget: int, calls: list | None = None) -> SearchProb
         costs=CostTable.from_space(supernet.space),
         latency=table,
         budget=budget,
+        search_members=search_members,
     )
 
 
@@ -79,15 +82,18 @@ def test_problem_encoding_round_trips_with_searched_k(parts) -> None:
     assert problem.decode(problem.encode(full)) == full
 
 
+@pytest.mark.parametrize("search_members", [True, False])
 @pytest.mark.parametrize("strategy", list_strategies())
-def test_strategies_respect_a_tight_budget(parts, strategy: str) -> None:
+def test_strategies_respect_a_tight_budget(parts, strategy: str, search_members: bool) -> None:
     supernet = parts[0]
     costs = CostTable.from_space(supernet.space)
     biggest = max(
         costs.ensemble(sample(supernet.space, np.random.default_rng(i))).macs for i in range(50)
     )
-    problem = make_problem(parts, budget=biggest // 10)
+    problem = make_problem(parts, budget=biggest // 10, search_members=search_members)
     create_strategy(strategy).run(problem, evaluations=24, population=8, seed=0)
+    if not search_members:
+        assert {ev.arch.num_members for ev in problem.history} == {3}
     assert len(problem.history) == 24
     from neas.search import pareto_front
 

@@ -42,11 +42,12 @@ EvaluationsOpt = Annotated[
     int | None,
     typer.Option("--evaluations", help="Total proposals (default population x generations)."),
 ]
-FixedKOpt = Annotated[
+SearchKOpt = Annotated[
     bool,
     typer.Option(
-        "--fixed-members/--search-members",
-        help="Search K in 1..--members (default) so single networks compete, or fix K.",
+        "--search-members/--fixed-members",
+        help="Also search K in 1..--members, so single networks compete on the front "
+        "(default: K fixed to --members).",
     ),
 ]
 LatencyBatchOpt = Annotated[
@@ -131,7 +132,7 @@ def search_cmd(
     evaluations: EvaluationsOpt = None,
     epochs: Annotated[int, typer.Option(help="Supernet training epochs.")] = 25,
     members: MembersOpt = None,
-    fixed_members: FixedKOpt = False,
+    search_members: SearchKOpt = False,
     weights: Annotated[str, typer.Option(help="entangled (default) or separate.")] = "entangled",
     width_mult: WidthOpt = None,
     head_width: HeadOpt = None,
@@ -160,7 +161,7 @@ def search_cmd(
         population=population,
         generations=generations,
         evaluations=evaluations,
-        search_members=not fixed_members,
+        search_members=search_members,
         latency_batch=latency_batch,
         storage=storage,
         surrogate=surrogate,
@@ -204,7 +205,7 @@ def evolve_cmd(
     population: PopulationOpt = 16,
     generations: GenerationsOpt = 6,
     evaluations: EvaluationsOpt = None,
-    fixed_members: FixedKOpt = False,
+    search_members: SearchKOpt = False,
     latency_batch: LatencyBatchOpt = 1,
     storage: StorageOpt = None,
     surrogate: SurrogateOpt = False,
@@ -220,7 +221,7 @@ def evolve_cmd(
         population=population,
         generations=generations,
         evaluations=evaluations,
-        search_members=not fixed_members,
+        search_members=search_members,
         latency_batch=latency_batch,
         storage=storage,
         surrogate=surrogate,

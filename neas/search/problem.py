@@ -1,8 +1,8 @@
 """The ensemble search problem: genomes -> (val error, MACs, latency) with a MACs budget.
 
-Genome: ``[K] + [split] + K_max blocks of L genes`` when the number of members is searched
-(``search_members=True``, the default: single networks compete on the same front), otherwise
-``[split] + K blocks``. Evaluations are cached by architecture, so genomes that decode to the
+Genome: ``[split] + K blocks of L genes``, or ``[K] + [split] + K_max blocks of L genes`` when
+the number of members is searched too (``search_members=True``: single networks compete on the
+same front). Evaluations are cached by architecture, so genomes that decode to the
 same ensemble are scored once; infeasible genomes (over budget) are not scored on data at all.
 """
 
@@ -65,7 +65,7 @@ class SearchProblem:
         costs: CostTable,
         latency: LatencyTable,
         budget: int,
-        search_members: bool = True,
+        search_members: bool = False,
         on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> None:
         self.space, self.score, self.costs, self.latency = space, score, costs, latency
