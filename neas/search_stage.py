@@ -99,6 +99,7 @@ def _rows(evaluations: list[Evaluation], space) -> pd.DataFrame:
             "members": [e.arch.num_members for e in evaluations],
             "split": [e.arch.split for e in evaluations],
             "val_accuracy": [1.0 - e.val_error if e.feasible else np.nan for e in evaluations],
+            "val_nll": [e.val_nll if e.feasible else np.nan for e in evaluations],
             "macs": [e.macs for e in evaluations],
             "params": [e.params for e in evaluations],
             "latency_ms": [e.latency_ms for e in evaluations],
@@ -181,6 +182,7 @@ def run_search(
             budget=options.budget_macs,
             search_members=options.search_members,
             on_evaluation=on_evaluation,
+            error_step=1.0 / len(y_val),
         )
         lat_ref = latency_reference(space, latency)
         progress_rows: list[dict[str, float]] = []

@@ -218,6 +218,7 @@ def test_search_cli_end_to_end_and_resume(tmp_path) -> None:
         "split",
         "val_accuracy",
         "test_accuracy",
+        "val_nll",
         "macs",
         "params",
         "latency_ms",
@@ -250,3 +251,34 @@ def test_surrogate_prescreens_and_reports_rank_correlation(parts) -> None:
     assert all(-1.0 <= t <= 1.0 for t in strategy.surrogate_tau)
     with pytest.raises(ConfigError, match="does not apply to random"):
         create_strategy("random", surrogate=True)
+
+
+def test_error_ties_are_broken_by_nll_without_reordering_errors(parts) -> None:
+    from neas.search import Evaluation, pareto_front
+
+    arch = sample(parts[0].space, np.random.default_rng(0))
+    step = 1 / 360
+
+    def ev(err, nll, macs):
+        return Evaluation(
+            arch=arch,
+            val_error=err,
+            val_nll=nll,
+            error_step=step,
+            macs=macs,
+            params=1,
+            latency_ms=1.0,
+            feasible=True,
+            disagreement=0.0,
+            member_accuracy=(),
+            generation=0,
+        )
+
+    cheap, confident = ev(2 * step, 0.30, 100), ev(2 * step, 0.05, 200)
+    better = ev(step, 5.0, 300)  # one image better, however bad its NLL
+    assert cheap.ranked_error > confident.ranked_error > better.ranked_error
+    archs = [sample(parts[0].space, np.random.default_rng(i)) for i in range(3)]
+    evs = [
+        e.__class__(**{**e.__dict__, "arch": a}) for e, a in zip([cheap, confident, better], archs)
+    ]
+    assert len(pareto_front(evs)) == 3

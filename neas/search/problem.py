@@ -29,6 +29,8 @@ class Evaluation:
 
     arch: EnsembleArch
     val_error: float
+    val_nll: float
+    error_step: float
     macs: int
     params: int
     latency_ms: float
@@ -38,8 +40,19 @@ class Evaluation:
     generation: int
 
     @property
+    def ranked_error(self) -> float:
+        """Validation error with ties broken by NLL, never reordering distinct errors.
+
+        Accuracy on a small validation split moves in steps of ``error_step`` (one image), so
+        many ensembles tie; adding less than half a step of ``nll / (1 + nll)`` ranks the more
+        confident-and-correct ensemble first among equals (a proper scoring rule).
+        """
+        confidence = self.val_nll / (1.0 + self.val_nll) if np.isfinite(self.val_nll) else 1.0
+        return self.val_error + 0.5 * self.error_step * confidence
+
+    @property
     def objectives(self) -> tuple[float, float, float]:
-        return (self.val_error, float(self.macs), self.latency_ms)
+        return (self.ranked_error, float(self.macs), self.latency_ms)
 
 
 def cheapest_macs(space: SearchSpace, table: CostTable, *, min_members: int) -> int:
@@ -67,10 +80,12 @@ class SearchProblem:
         budget: int,
         search_members: bool = False,
         on_evaluation: Callable[[Evaluation], None] | None = None,
+        error_step: float = 0.0,
     ) -> None:
         self.space, self.score, self.costs, self.latency = space, score, costs, latency
         self.budget, self.search_members = budget, search_members
         self.on_evaluation = on_evaluation
+        self.error_step = error_step  # 1 / validation size: ties in error broken by NLL
         low, high = genome_bounds(space)
         if search_members:
             low = np.concatenate([[1], low])
@@ -128,6 +143,8 @@ class SearchProblem:
             ev = Evaluation(
                 arch=arch,
                 val_error=1.0 - metrics.accuracy if metrics else 1.0,
+                val_nll=metrics.nll if metrics else float("inf"),
+                error_step=self.error_step,
                 macs=cost.macs,
                 params=cost.params,
                 latency_ms=self.latency.predict(arch),
