@@ -130,7 +130,7 @@ def search_cmd(
     population: PopulationOpt = 16,
     generations: GenerationsOpt = 6,
     evaluations: EvaluationsOpt = None,
-    epochs: Annotated[int, typer.Option(help="Supernet training epochs.")] = 25,
+    epochs: Annotated[int, typer.Option(help="Supernet training epochs.")] = 20,
     members: MembersOpt = None,
     search_members: SearchKOpt = False,
     weights: Annotated[str, typer.Option(help="entangled (default) or separate.")] = "entangled",
