@@ -68,7 +68,7 @@ def latency_mape(supernet, table, *, n: int, seed: int) -> float:
 
 def run_dataset(name: str, args) -> list[str]:
     cfg = {
-        "digits": dict(data=DataOptions(source="digits"), epochs=25, max_val=None),
+        "digits": dict(data=DataOptions(source="digits"), epochs=20, max_val=None),
         "fashion-mnist": dict(
             data=DataOptions(source="fashion-mnist", max_train=args.fashion_train),
             epochs=args.fashion_epochs,
