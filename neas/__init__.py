@@ -4,6 +4,12 @@
 >>> space = neas.create_space("mbconv", image_size=8, in_channels=1, num_classes=10)
 >>> space.num_layers
 20
+
+The main job from Python (the CLI's ``neas search`` calls the same function):
+
+>>> result = neas.search(out="runs/digits", options=neas.SearchOptions(budget="600M"))
+... # doctest: +SKIP
+>>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
 """
 
 from neas.budget import parse_budget
@@ -11,8 +17,10 @@ from neas.cost import CostTable, ensemble_cost
 from neas.data import Dataset, load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import NeasError
-from neas.pipeline import DataOptions, SpaceOptions, train
+from neas.pipeline import DataOptions, SpaceOptions, evolve, search, train
 from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
+from neas.search_stage import SearchOptions
+from neas.shrink import ShrinkConfig
 from neas.train import TrainConfig
 
 __all__ = [
@@ -21,15 +29,19 @@ __all__ = [
     "Dataset",
     "EnsembleArch",
     "NeasError",
+    "SearchOptions",
     "SearchSpace",
+    "ShrinkConfig",
     "SpaceOptions",
     "TrainConfig",
     "create_space",
     "ensemble_cost",
+    "evolve",
     "list_spaces",
     "load_dataset",
     "load_ensemble",
     "parse_budget",
+    "search",
     "train",
 ]
 __version__ = "0.1.0"
