@@ -8,7 +8,6 @@ which are meaningless for a supernet anyway (training uses batch statistics).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -143,16 +142,3 @@ def evaluate_arch(
     """Recalibrate BN for ``arch`` on ``x_calib``, then score it on (``x``, ``y``)."""
     recalibrate_bn(supernet, arch, x_calib, device=device)
     return ensemble_metrics(member_logits(supernet, arch, x, device=device), y)
-
-
-def evaluate_many(
-    supernet: Supernet,
-    archs: Sequence[EnsembleArch],
-    *,
-    x_calib: torch.Tensor,
-    x: torch.Tensor,
-    y: torch.Tensor | np.ndarray,
-    device: torch.device | str = "cpu",
-) -> list[EnsembleMetrics]:
-    """``evaluate_arch`` for each architecture in turn."""
-    return [evaluate_arch(supernet, a, x_calib=x_calib, x=x, y=y, device=device) for a in archs]
