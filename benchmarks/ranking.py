@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neas.config import ShrinkConfig, SpaceOptions, TrainConfig
 from neas.data import Dataset, load_dataset
 from neas.evaluate import EnsembleMetrics
 from neas.nn import Supernet
-from neas.pipeline import SpaceOptions
 from neas.ranking import (
     RankingResult,
     rank_correlations,
@@ -39,8 +39,8 @@ from neas.ranking import (
     supernet_estimates,
     write_ranking,
 )
-from neas.shrink import ShrinkConfig, Shrinker
-from neas.train import TrainConfig, train_supernet
+from neas.shrink import Shrinker
+from neas.training import train_supernet
 
 HEADING = "## Ranking (Core 2)"
 VARIANTS = {"a: no shrink": None, "b: λ=0": 0.0, "c: λ=1": 1.0}

@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neas.config import DataOptions, RunConfig, SearchOptions, TrainConfig
 from neas.cost import CostTable
+from neas.evolution import run_search
+from neas.evolution.stage import latency_table_for
 from neas.nn import build_ensemble
-from neas.pipeline import DataOptions, SpaceOptions, train
+from neas.pipeline import train
 from neas.predictors.latency import time_module
 from neas.search_spaces import sample
-from neas.search_stage import SearchOptions, latency_table_for, run_search
-from neas.shrink import ShrinkConfig
-from neas.train import TrainConfig
 
 HERE = Path(__file__).parent
 STRATEGIES = (("nsga2", False), ("nsga2", True), ("optuna", False), ("random", False))
@@ -83,11 +83,10 @@ def run_dataset(name: str, args) -> list[str]:
     t0 = time.perf_counter()
     trained = train(
         out=out,
-        data=cfg["data"],
-        space=SpaceOptions(),
-        config=TrainConfig(epochs=cfg["epochs"], seed=0),
-        shrink=ShrinkConfig(at=(0.3, 0.5, 0.7), samples=16),
-        eval_samples=0,
+        config=RunConfig(
+            data=cfg["data"], train=TrainConfig(epochs=cfg["epochs"], summary_samples=0)
+        ),
+        seed=0,
         show_progress=False,
     )
     train_s = time.perf_counter() - t0

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neas.config import SpaceOptions, TrainConfig
 from neas.data import load_dataset
 from neas.nn import Supernet, build_ensemble
-from neas.pipeline import SpaceOptions, random_ensemble_accuracy
+from neas.pipeline import random_ensemble_accuracy
 from neas.search_spaces import sample
-from neas.train import TrainConfig, train_supernet
+from neas.training import train_supernet
 
 
 def static_images_per_s(space, arch, x, y, *, batch_size: int, steps: int) -> float:

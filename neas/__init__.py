@@ -5,23 +5,33 @@
 >>> space.num_layers
 20
 
-The main job from Python (the CLI's ``neas search`` calls the same function):
+The main job from Python runs exactly what ``neas search --space mbconv --budget 600M`` runs
+(both call ``neas.pipeline.search``, with the defaults of ``neas.config``):
 
 >>> result = neas.search(out="runs/digits", options=neas.SearchOptions(budget="600M"))
 ... # doctest: +SKIP
 >>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
+
+Package layout (layers run one way): ``cli`` -> ``pipeline`` -> stages (``training``,
+``shrink``, ``evolution``, ``deploy``, ``ranking``) -> core (``nn``, ``cost``, ``data``,
+``search_spaces``, ``config``, ``run``, ``evaluate``).
 """
 
 from neas.budget import parse_budget
+from neas.config import (
+    DataOptions,
+    RunConfig,
+    SearchOptions,
+    ShrinkConfig,
+    SpaceOptions,
+    TrainConfig,
+)
 from neas.cost import CostTable, ensemble_cost
 from neas.data import Dataset, load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import NeasError
-from neas.pipeline import DataOptions, SpaceOptions, evolve, search, train
+from neas.pipeline import evolve, search, train
 from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
-from neas.search_stage import SearchOptions
-from neas.shrink import ShrinkConfig
-from neas.train import TrainConfig
 
 __all__ = [
     "CostTable",
@@ -29,6 +39,7 @@ __all__ = [
     "Dataset",
     "EnsembleArch",
     "NeasError",
+    "RunConfig",
     "SearchOptions",
     "SearchSpace",
     "ShrinkConfig",

@@ -5,14 +5,10 @@ from __future__ import annotations
 import math
 import re
 
-from neas.errors import NeasError
+from neas.errors import BudgetError
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*$")
-
-
-class BudgetError(NeasError):
-    """A budget string that cannot be read."""
 
 
 def parse_budget(text: str | int | float) -> int:

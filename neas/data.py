@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from neas.errors import NeasError
+from neas.errors import DataError
 
 __all__ = ["BUILTIN", "FASHION_MNIST_DIR", "DataError", "Dataset", "load_dataset"]
 
@@ -51,10 +51,6 @@ _IDX_FILES = (
 )
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-class DataError(NeasError):
-    """Raised when a dataset is missing, malformed or unusable; the message names the problem."""
 
 
 @dataclass(frozen=True, eq=False)

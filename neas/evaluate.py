@@ -1,9 +1,10 @@
-"""BN recalibration and vectorised ensemble metrics.
+"""BN recalibration, member logits and vectorised ensemble metrics.
 
 Evaluating an architecture with inherited supernet weights needs BN statistics of *that*
 architecture: ``recalibrate_bn`` resets every BN layer and re-estimates its running statistics
-(a cumulative average) on a few training batches. It overwrites the supernet's running stats,
-which are meaningless for a supernet anyway (training uses batch statistics).
+(a cumulative average) on a fixed subset of training images (``calibration_images``). It
+overwrites the supernet's running stats, which are meaningless for a supernet anyway (training
+uses batch statistics).
 """
 
 from __future__ import annotations
@@ -14,14 +15,31 @@ import numpy as np
 import torch
 from torch import nn
 
+from neas.config import CALIBRATION_IMAGES
+from neas.data import Dataset
 from neas.nn.dynamic import PathBatchNorm2d
+from neas.nn.layers import EnsembleNet
 from neas.nn.supernet import Supernet
 from neas.search_spaces.arch import EnsembleArch
 
 
-def _batches(x: torch.Tensor, batch_size: int, device: torch.device | str):
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device, non_blocking=True)
+def calibration_images(
+    dataset: Dataset, *, n: int = CALIBRATION_IMAGES, seed: int = 0
+) -> torch.Tensor:
+    """A fixed random subset of ``n`` training images (in index order) for BN recalibration.
+
+    >>> from neas.data import load_dataset
+    >>> tuple(calibration_images(load_dataset("digits"), n=100).shape)
+    (100, 1, 8, 8)
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(dataset.x_train))[:n]
+    return torch.from_numpy(dataset.x_train[np.sort(idx)])
+
+
+def _batches(x: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str):
+    for xb in torch.as_tensor(x).split(batch_size):
+        xb = xb.to(device, non_blocking=True)
         yield xb.contiguous(memory_format=torch.channels_last) if xb.ndim == 4 else xb
 
 
@@ -70,6 +88,27 @@ def member_logits(
         ]
     finally:
         model.train(was_training)
+    return torch.cat(parts, dim=1)
+
+
+@torch.no_grad()
+def ensemble_logits(
+    net: EnsembleNet,
+    x: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Eval-mode logits of every member of a static ensemble: float (K, N, classes), CPU."""
+    was_training = net.training
+    net.eval()
+    try:
+        parts = [
+            torch.stack([t.float() for t in net.member_logits(xb)]).cpu()
+            for xb in _batches(x, batch_size, device)
+        ]
+    finally:
+        net.train(was_training)
     return torch.cat(parts, dim=1)
 
 

@@ -1,6 +1,14 @@
-"""Plots of a run's diagnostics (matplotlib, Agg backend, imported lazily), saved as PNG.
+"""Plots a person would rather look at than read, saved as PNG files (atomically).
 
->>> plot_ranking([0.5, 0.6], [0.7, 0.9], path="ranking.png", title="demo")  # doctest: +SKIP
+Every figure is a ``matplotlib.figure.Figure`` drawn through its own Agg canvas: nothing here
+touches pyplot or the user's plotting backend.
+
+>>> import pandas as pd, tempfile
+>>> path = Path(tempfile.mkdtemp()) / "hv.png"
+>>> plot_hypervolume(pd.DataFrame({"generation": [0, 1], "hypervolume": [0.1, 0.2],
+...                                "best_val_accuracy": [0.9, 0.95]}), path=path)
+>>> path.read_bytes()[:4]
+b'\x89PNG'
 """
 
 from __future__ import annotations
@@ -11,35 +19,86 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 from neas.run import atomic_write_bytes
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _figure(*, figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize, dpi=120)
+    FigureCanvasAgg(fig)
+    return fig
 
 
-def _save(fig: Any, path: Path) -> None:
+def _save(fig: Figure, path: str | Path) -> None:
+    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def plot_pareto(history: pd.DataFrame, front: pd.DataFrame, *, budget: int, path: Path) -> None:
+    """Validation accuracy vs MACs: every evaluated ensemble, the front, the budget line."""
+    fig = _figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    feasible = history[history["feasible"]]
+    ax.scatter(
+        feasible["macs"] / 1e6, 100 * feasible["val_accuracy"], s=12, c="0.7", label="evaluated"
+    )
+    for k, group in front.groupby("members"):
+        ax.scatter(
+            group["macs"] / 1e6,
+            100 * group["val_accuracy"],
+            s=40,
+            label=f"Pareto front, K={k}",
+            edgecolor="k",
+            zorder=3,
+        )
+    ordered = front.sort_values("macs")
+    ax.step(
+        ordered["macs"] / 1e6,
+        100 * ordered["val_accuracy"].cummax(),
+        where="post",
+        c="k",
+        lw=1,
+        zorder=2,
+    )
+    if budget <= 2 * max(1, history["macs"].max()):
+        ax.axvline(budget / 1e6, c="r", ls="--", lw=1, label=f"budget {budget / 1e6:.1f}M")
+    ax.set_xlabel("MACs (M)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("ensembles found: accuracy vs MACs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_hypervolume(progress: pd.DataFrame, *, path: Path) -> None:
+    """Hypervolume and best validation accuracy per generation."""
+    fig = _figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    ax.plot(progress["generation"], progress["hypervolume"], marker="o")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("hypervolume")
+    ax2 = ax.twinx()
+    ax2.plot(progress["generation"], 100 * progress["best_val_accuracy"], c="C1", ls="--")
+    ax2.set_ylabel("best val accuracy (%)", color="C1")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
 
 
 def plot_shrink_history(history: dict[str, Any], path: str | Path) -> None:
     """One row per shrink step: score heatmap (layers x ops, x = dropped), p vs d scatter."""
-    import numpy as np
-
-    plt = _pyplot()
     steps = history["steps"]
     names = sorted(
         {o["op"] for s in steps for lay in s["layers"] for o in lay["ops"]},
         key=lambda n: (n == "skip", n),
     )
-    fig, axes = plt.subplots(len(steps), 2, figsize=(11, 3.2 * len(steps)), squeeze=False)
+    fig = _figure(figsize=(11, 3.2 * len(steps)))
+    axes = fig.subplots(len(steps), 2, squeeze=False)
     for (heat, scatter), step in zip(axes, steps):
         grid = np.full((len(names), len(step["layers"])), np.nan)
         for lay in step["layers"]:
@@ -69,9 +128,7 @@ def plot_shrink_history(history: dict[str, Any], path: str | Path) -> None:
         scatter.set_xlabel("diversity (mean pairwise disagreement)")
         scatter.set_ylabel("potentiality (mean val acc)")
         scatter.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, Path(path))
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_ranking(
@@ -82,13 +139,33 @@ def plot_ranking(
     title: str,
 ) -> None:
     """Scatter of supernet-estimated vs stand-alone validation accuracy."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig = _figure(figsize=(4.8, 4.2))
+    ax = fig.subplots()
     ax.scatter(supernet_accuracy, standalone_accuracy, s=18)
     ax.set_xlabel("supernet val accuracy (inherited weights)")
     ax.set_ylabel("stand-alone val accuracy")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, Path(path))
-    plt.close(fig)
+    _save(fig, path)
+
+
+def plot_cascade(
+    tables: dict[str, pd.DataFrame], path: Path, *, chosen: float | None = None, title: str = ""
+) -> None:
+    """Accuracy vs mean MACs per sample, one line per split (e.g. val, test)."""
+    fig = _figure(figsize=(5, 3.6))
+    ax = fig.subplots()
+    for name, table in tables.items():
+        t = table.sort_values("mean_macs")
+        ax.plot(t["mean_macs"] / 1e6, 100 * t["accuracy"], marker="o", ms=3, label=name)
+        if chosen is not None:
+            row = table.loc[(table["threshold"] - chosen).abs().idxmin()]
+            ax.scatter([row["mean_macs"] / 1e6], [100 * row["accuracy"]], s=60, c="k", zorder=3)
+    if chosen is not None:
+        ax.scatter([], [], s=60, c="k", label=f"chosen threshold {chosen:g}")
+    ax.set_xlabel("mean MACs per sample (M)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or "early-exit cascade")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -20,30 +20,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy import stats
 
+from neas.config import TrainConfig
 from neas.data import Dataset
+from neas.device import resolve_device
 from neas.errors import ConfigError
-from neas.evaluate import EnsembleMetrics, ensemble_metrics, evaluate_arch
+from neas.evaluate import (
+    EnsembleMetrics,
+    calibration_images,
+    ensemble_logits,
+    ensemble_metrics,
+    evaluate_arch,
+)
 from neas.nn import EnsembleNet, Supernet, build_ensemble
-from neas.pipeline import calibration_images, load_run_config, require_trained, resolve_device
+from neas.plots import plot_ranking
 from neas.progress import make_progress
-from neas.run import RunDirError, atomic_write_text, write_json
+from neas.run import (
+    RANKING,
+    RANKING_CSV,
+    RANKING_PLOT,
+    atomic_write_text,
+    open_trained,
+    write_json,
+)
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 from neas.shrink import ops_used
-from neas.train import (
-    TrainConfig,
-    load_checkpoint,
-    lr_at,
-    make_optimizer,
-    random_shift,
-    supernet_from_checkpoint,
-)
-
-JSON, CSV, PLOT = "ranking.json", "ranking.csv", "ranking.png"
+from neas.training.loop import ensemble_loss, fit
 
 
 @dataclass(frozen=True)
@@ -110,19 +116,6 @@ def fresh_ensemble(space: SearchSpace, arch: EnsembleArch, *, seed: int) -> Ense
         return build_ensemble(Supernet(arch_only_space(space, arch), weights="separate"), arch)
 
 
-@torch.no_grad()
-def ensemble_logits(
-    net: EnsembleNet, x: torch.Tensor, *, batch_size: int = 512, device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """Eval-mode member logits of a static ensemble, shape (K, N, classes), on the CPU."""
-    net.eval()
-    parts = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-        parts.append(torch.stack([t.float() for t in net.member_logits(xb)]).cpu())
-    return torch.cat(parts, dim=1)
-
-
 def train_standalone(
     net: EnsembleNet,
     x: torch.Tensor,
@@ -132,38 +125,23 @@ def train_standalone(
     seed: int,
     device: torch.device | str = "cpu",
 ) -> EnsembleNet:
-    """Train a static ensemble for ``config.epochs`` epochs: sum of members' CE, warm-up+cosine.
+    """Train a static ensemble from scratch for ``config.epochs`` epochs on the one training loop
+    (sum of members' cross-entropy, warm-up + cosine); ``seed`` fixes its data order.
 
     >>> net = fresh_ensemble(space, arch, seed=0)  # doctest: +SKIP
     >>> train_standalone(net, x, y, config=TrainConfig(epochs=5), seed=0)  # doctest: +SKIP
     """
-    device = torch.device(device)
-    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = net.to(device, memory_format=fmt).train()
-    optimizer = make_optimizer(net, config)
-    n = len(x)
-    steps = max(1, n // config.batch_size)
-    total, warmup = steps * config.epochs, int(round(config.warmup_epochs * steps))
-    use_amp = config.amp and device.type == "cuda"
-    for epoch in range(config.epochs):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        perm = torch.randperm(n, generator=gen)
-        for step in range(steps):
-            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            xb = random_shift(x[idx], gen) if config.augment else x[idx]
-            xb = xb.to(device).contiguous(memory_format=fmt)
-            yb = y[idx].to(device)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(epoch * steps + step, total, warmup, config.base_lr)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = sum(
-                    F.cross_entropy(o.float(), yb, label_smoothing=config.label_smoothing)
-                    for o in net.member_logits(xb)
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return net
+    net, _, _ = fit(
+        net,
+        x,
+        y,
+        config=config,
+        loss_fn=ensemble_loss(config),
+        device=device,
+        seed=seed,
+        show_progress=False,
+    )
+    return net  # type: ignore[return-value]
 
 
 def sample_archs(space: SearchSpace, n: int, *, seed: int) -> tuple[EnsembleArch, ...]:
@@ -278,10 +256,6 @@ def _num(v: float) -> float | None:
 
 def write_ranking(result: RankingResult, run_dir: str | Path, *, title: str = "") -> dict[str, Any]:
     """Write ``ranking.json``, ``ranking.csv`` and ``ranking.png`` into ``run_dir``."""
-    import pandas as pd
-
-    from neas.plots import plot_ranking
-
     run_dir = Path(run_dir)
     rows = result.rows()
     nll_tau, nll_rho = rank_correlations(
@@ -297,12 +271,12 @@ def write_ranking(result: RankingResult, run_dir: str | Path, *, title: str = ""
         **result.settings,
         "rows": rows,
     }
-    write_json(run_dir / JSON, summary)
-    atomic_write_text(run_dir / CSV, pd.DataFrame(rows).to_csv(index=False))
+    write_json(run_dir / RANKING, summary)
+    atomic_write_text(run_dir / RANKING_CSV, pd.DataFrame(rows).to_csv(index=False))
     plot_ranking(
         [r["supernet_accuracy"] for r in rows],
         [r["standalone_accuracy"] for r in rows],
-        path=run_dir / PLOT,
+        path=run_dir / RANKING_PLOT,
         title=f"{title}  τ = {result.kendall_tau:.2f}, ρ = {result.spearman_rho:.2f}".strip(),
     )
     return summary
@@ -323,22 +297,16 @@ def rank_run(
     0.43
     """
     _check(samples=samples, epochs=epochs)
-    run_dir = Path(run_dir)
-    ckpt = require_trained(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise RunDirError(f"{run_dir} has a checkpoint but no config.json; not a neas run folder")
     dev = resolve_device(device)
-    data, _, _, config = load_run_config(run_dir)
-    dataset = data.load()
-    supernet = supernet_from_checkpoint(load_checkpoint(ckpt)).to(dev)
+    run = open_trained(run_dir, device=dev)
     result = rank_supernet(
-        supernet,
-        dataset,
+        run.supernet,
+        run.dataset,
         samples=samples,
         epochs=epochs,
         seed=seed,
-        config=config,
+        config=run.config.train,
         device=dev,
         show_progress=show_progress,
     )
-    return write_ranking(result, run_dir)
+    return write_ranking(result, run.path)

@@ -1,25 +1,60 @@
-"""The run folder: one place for everything a run writes, with atomic writes.
+"""The run folder: the names of everything a run writes, atomic writes, and opening a run.
 
-A folder is ours when it holds ``run.json``. An existing non-empty folder is never overwritten
-unless the caller resumes it or forces a fresh start, and ``force`` only clears folders of ours.
+A run folder holds (each name is a constant below, used everywhere else):
+
+    run.json                  marker: the folder is ours (``force`` clears only such folders)
+    config.json               the ``RunConfig`` (data, space, training, shrinking)
+    space.json                the search space the supernet started from
+    supernet.pt               checkpoint after each epoch (model, optimizer, RNG, current space)
+    train_summary.json        training history and validation metrics of random ensembles
+    shrink_history.json/.png  every shrink step (``neas.shrink``)
+    latency_table.json        per-(layer, op) latency on the search device
+    search/                   history.csv, hypervolume.csv/.png, summary.json
+    pareto.csv, pareto.png    the front, with test accuracy
+    ensembles/<id>/           exported front ensembles (``neas.deploy``)
+    ranking.json/.csv/.png    ranking diagnostics (``neas rank``)
+
+An existing non-empty folder is never overwritten unless the caller resumes it or forces a
+fresh start. :func:`open_trained` opens a trained run once for every stage that needs one.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from neas.errors import NeasError
+import torch
+
+from neas.config import RunConfig, TrainConfig
+from neas.data import Dataset
+from neas.errors import RunDirError
+from neas.nn.supernet import Supernet
+from neas.search_spaces import SearchSpace
 
 MARKER = "run.json"
-
-
-class RunDirError(NeasError):
-    """A run folder that cannot be used as asked."""
+CONFIG = "config.json"
+SPACE = "space.json"
+CHECKPOINT = "supernet.pt"
+TRAIN_SUMMARY = "train_summary.json"
+SHRINK_HISTORY = "shrink_history.json"
+SHRINK_PLOT = "shrink_history.png"
+LATENCY_TABLE = "latency_table.json"
+SEARCH_DIR = "search"
+PARETO = "pareto.csv"
+PARETO_PLOT = "pareto.png"
+ENSEMBLES = "ensembles"
+RANKING = "ranking.json"
+RANKING_CSV = "ranking.csv"
+RANKING_PLOT = "ranking.png"
+CHECKPOINT_FORMAT = 1
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -51,10 +86,6 @@ def read_json(path: Path) -> Any:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    import io
-
-    import torch
-
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -96,3 +127,124 @@ def prepare_run_dir(path: str | os.PathLike[str], *, resume: bool, force: bool) 
     if not (run / MARKER).exists():
         write_json(run / MARKER, {"format": 1, "tool": "neas"})
     return run
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """The run's ``RunConfig``; a one-line ``RunDirError`` when there is none or it is broken."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} has no {CONFIG}; not a neas run folder")
+    try:
+        return RunConfig.from_dict(read_json(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise RunDirError(f"{path} is damaged ({type(exc).__name__}); start the run over") from None
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    write_json(Path(run_dir) / CONFIG, config.to_dict())
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    supernet: Supernet,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+) -> None:
+    """Write a supernet checkpoint atomically; it loads with ``torch.load(weights_only=True)``."""
+    atomic_torch_save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "model": supernet.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "space": supernet.space.to_json(),
+            "weights": supernet.weights,
+            "config": asdict(config),
+            "torch_rng": torch.get_rng_state(),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint safely (no pickled code); a one-line ``RunDirError`` if it is damaged."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError):
+        raise RunDirError(
+            f"{path} is not a readable neas checkpoint (damaged or not ours)"
+        ) from None
+    needed = ("model", "epoch", "space", "weights")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed):
+        raise RunDirError(f"{path} is not a neas supernet checkpoint")
+    if int(ckpt.get("format", 0)) > CHECKPOINT_FORMAT:
+        raise RunDirError(f"{path} has checkpoint format {ckpt['format']}; upgrade neas")
+    return ckpt
+
+
+def supernet_from_checkpoint(ckpt: dict[str, Any]) -> Supernet:
+    """Rebuild the supernet (current space, weight mode) and load its weights."""
+    net = Supernet(SearchSpace.from_json(ckpt["space"]), weights=ckpt["weights"])
+    net.load_state_dict(ckpt["model"])
+    return net
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained run folder, opened: its configuration, supernet (current space) and data."""
+
+    path: Path
+    config: RunConfig
+    supernet: Supernet
+    dataset: Dataset
+    epoch: int
+    history: list[dict[str, float]]
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.supernet.space
+
+
+def require_trained(run_dir: str | os.PathLike[str]) -> Path:
+    """The checkpoint path of a run folder, or a one-line error saying there is none."""
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"run folder {run_dir} does not exist; make one with `neas train`")
+    ckpt = Path(run_dir) / CHECKPOINT
+    if not ckpt.exists():
+        raise RunDirError(f"{run_dir} holds no trained supernet ({CHECKPOINT}); run `neas train`")
+    return ckpt
+
+
+def open_trained(
+    run_dir: str | os.PathLike[str],
+    *,
+    device: torch.device | str = "cpu",
+    dataset: Dataset | None = None,
+) -> TrainedRun:
+    """Open a trained run: config, supernet on ``device`` (over its current, possibly shrunk
+    space) and dataset (loaded unless given).
+
+    >>> run = open_trained("runs/digits")  # doctest: +SKIP
+    >>> run.space.num_layers, run.dataset.num_classes  # doctest: +SKIP
+    (20, 10)
+    """
+    ckpt_path = require_trained(run_dir)
+    config = read_config(run_dir)
+    ckpt = load_checkpoint(ckpt_path)
+    try:
+        supernet = supernet_from_checkpoint(ckpt)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunDirError(f"{ckpt_path} does not match its run: {first}") from None
+    return TrainedRun(
+        path=Path(run_dir),
+        config=config,
+        supernet=supernet.to(device),
+        dataset=dataset if dataset is not None else config.data.load(),
+        epoch=int(ckpt["epoch"]),
+        history=list(ckpt.get("history", [])),
+    )

@@ -34,89 +34,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from neas.config import ShrinkConfig
 from neas.data import Dataset
-from neas.errors import ConfigError
-from neas.evaluate import evaluate_arch
+from neas.evaluate import calibration_images, evaluate_arch
 from neas.nn.supernet import Supernet
 from neas.nn.surgery import num_params, shrink_supernet
+from neas.plots import plot_shrink_history
 from neas.progress import make_progress
-from neas.run import read_json, write_json
+from neas.run import SHRINK_HISTORY, SHRINK_PLOT, read_json, write_json
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 
 __all__ = [
-    "HISTORY",
-    "PLOT",
     "OpScore",
-    "ShrinkConfig",
     "ShrinkRecord",
     "Shrinker",
     "drop_budget",
     "ops_used",
-    "parse_shrink_at",
     "score_ops",
     "select_drops",
     "shrink_space",
     "shrink_supernet",
 ]
-
-HISTORY = "shrink_history.json"
-PLOT = "shrink_history.png"
-
-
-@dataclass(frozen=True)
-class ShrinkConfig:
-    """When and how hard to shrink (``at=()``: never); see the module docstring for the score.
-
-    >>> ShrinkConfig(at=(0.25, 0.5)).epochs(10)
-    (2, 5)
-    """
-
-    at: tuple[float, ...] = (0.3, 0.5, 0.7)
-    ratio: float = 0.25
-    diversity_weight: float = 1.0
-    min_ops: int = 2
-    samples: int = 32
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        at = tuple(float(a) for a in self.at)
-        object.__setattr__(self, "at", at)
-        if not all(0.0 < a < 1.0 for a in at):
-            raise ConfigError(f"shrink points must be fractions of training in (0, 1), got {at}")
-        if any(b <= a for a, b in zip(at, at[1:])):
-            raise ConfigError(f"shrink points must be strictly increasing, got {at}")
-        if not 0.0 <= self.ratio < 1.0:
-            raise ConfigError(
-                f"shrink ratio must be in [0, 1) (1 would empty a layer), got {self.ratio}"
-            )
-        if self.min_ops < 1:
-            raise ConfigError(f"min ops per layer must be >= 1, got {self.min_ops}")
-        if self.samples < 2:
-            raise ConfigError(f"shrink samples must be >= 2, got {self.samples}")
-        if not math.isfinite(self.diversity_weight):
-            raise ConfigError(f"diversity weight must be finite, got {self.diversity_weight}")
-
-    def epochs(self, total_epochs: int) -> tuple[int, ...]:
-        """Epoch counts after which to shrink: rounded, in 1..total-1, deduplicated."""
-        picked = {min(max(round(a * total_epochs), 1), total_epochs - 1) for a in self.at}
-        return tuple(sorted(e for e in picked if 1 <= e < total_epochs))
-
-
-def parse_shrink_at(text: str) -> tuple[float, ...]:
-    """``"0.3,0.5,0.7"`` -> ``(0.3, 0.5, 0.7)``; ``""`` or ``"none"`` -> ``()`` (no shrinking).
-
-    >>> parse_shrink_at("0.3, 0.6"), parse_shrink_at("none")
-    ((0.3, 0.6), ())
-    """
-    if text.strip().lower() in ("", "none"):
-        return ()
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(
-            f"--shrink-at takes comma-separated fractions like 0.3,0.5,0.7, got {text!r}"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -245,7 +184,7 @@ def shrink_space(
 
 
 class Shrinker:
-    """The ``neas.train.ShrinkHook`` that shrinks the space at each shrink point.
+    """The ``neas.training.ShrinkHook`` that shrinks the space at each shrink point.
 
     >>> cfg = ShrinkConfig(at=(0.5,))
     >>> hook = Shrinker(cfg, dataset=ds, device="cpu", run_dir=None)  # doctest: +SKIP
@@ -262,8 +201,6 @@ class Shrinker:
         run_dir: Path | str | None = None,
         show_progress: bool = True,
     ) -> None:
-        from neas.pipeline import calibration_images  # pipeline imports train: import late
-
         self.config, self.dataset, self.device = config, dataset, torch.device(device)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.show_progress = show_progress
@@ -335,15 +272,13 @@ class Shrinker:
 
     def record(self, step: dict[str, Any]) -> None:
         """Add ``step`` to the history (replacing a step of the same epoch) and redraw the plot."""
-        path = self.run_dir / HISTORY
+        path = self.run_dir / SHRINK_HISTORY
         history = read_json(path) if path.exists() else {"format": 1, "steps": []}
         steps = [s for s in history["steps"] if s["epoch"] != step["epoch"]] + [step]
         history["config"] = asdict(self.config)
         history["steps"] = sorted(steps, key=lambda s: s["epoch"])
         write_json(path, history)
-        from neas.plots import plot_shrink_history
-
-        plot_shrink_history(history, self.run_dir / PLOT)
+        plot_shrink_history(history, self.run_dir / SHRINK_PLOT)
 
 
 _FIELDS = ("potentiality", "diversity", "score", "n")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from neas.cascade import cascade_exits, cascade_probs, choose_threshold, running_probs, sweep
 from neas.cost import CostTable
 from neas.deploy import DeployedEnsemble, InputSpec
+from neas.deploy.cascade import cascade_exits, cascade_probs, choose_threshold, running_probs, sweep
 from neas.nn import Supernet, build_ensemble
 from neas.search_spaces import sample
 from tests.conftest import tiny_space

@@ -42,15 +42,35 @@ def test_spaces_lists_mbconv() -> None:
 def test_train_cli_shrinks_the_space(tmp_path) -> None:
     import json
 
+    from neas.run import load_checkpoint
     from neas.search_spaces import SearchSpace
-    from neas.train import load_checkpoint
 
     out = tmp_path / "run"
     result = runner.invoke(
         app,
-        ["train", "--out", str(out), "--epochs", "2", "--max-train", "200", "--width-mult",
-         "0.25", "--head-width", "32", "--feature-width", "32", "--shrink-at", "0.5",
-         "--shrink-ratio", "0.5", "--shrink-samples", "4", "--weights", "separate"],
+        [
+            "train",
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--max-train",
+            "200",
+            "--width-mult",
+            "0.25",
+            "--head-width",
+            "32",
+            "--feature-width",
+            "32",
+            "--shrink-at",
+            "0.5",
+            "--shrink-ratio",
+            "0.5",
+            "--shrink-samples",
+            "4",
+            "--weights",
+            "separate",
+        ],
     )
     assert result.exit_code == 0, result.output
     history = json.loads((out / "shrink_history.json").read_text())

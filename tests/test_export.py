@@ -16,15 +16,15 @@ from typer.testing import CliRunner
 import neas
 from neas.cli import app
 from neas.cost import CostTable
-from neas.deploy import load_ensemble
-from neas.errors import NeasError
-from neas.evaluate import recalibrate_bn
-from neas.export import export_run
+from neas.deploy import export_run, load_ensemble
+from neas.deploy.onnx_export import check_parity, ort_session, reference_outputs
+from neas.errors import ExportError, NeasError
+from neas.evaluate import calibration_images, recalibrate_bn
 from neas.nn import build_ensemble
-from neas.onnx_export import ExportError, check_parity, ort_session, reference_outputs
-from neas.pipeline import DataOptions, SpaceOptions, calibration_images, load_run_config, train
+from neas.pipeline import train
+from neas.run import load_checkpoint, open_trained, read_config, supernet_from_checkpoint
 from neas.search_spaces import EnsembleArch, sample
-from neas.train import TrainConfig, load_checkpoint, supernet_from_checkpoint
+from tests.conftest import tiny_run
 
 runner = CliRunner()
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "inference.md"
@@ -69,10 +69,7 @@ def write_pareto(run: Path, n: int = 3) -> None:
 def run_dir(tmp_path_factory) -> Path:
     result = train(
         out=tmp_path_factory.mktemp("export") / "run",
-        space=SpaceOptions(width_mult=0.25, head_width=32, feature_width=32),
-        data=DataOptions(max_train=300),
-        config=TrainConfig(epochs=1),
-        eval_samples=0,
+        config=tiny_run(summary_samples=0),
         show_progress=False,
     )
     write_pareto(result.run_dir)
@@ -87,16 +84,15 @@ def exported(run_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(run_dir: Path) -> neas.Dataset:
-    return load_run_config(run_dir)[0].load()
+    return read_config(run_dir).data.load()
 
 
 def reference_net(run_dir: Path, arch_json: str) -> torch.nn.Module:
     """The static ensemble exactly as the search stage builds it."""
-    supernet = supernet_from_checkpoint(load_checkpoint(run_dir / "supernet.pt"))
-    data, *_, cfg = load_run_config(run_dir)
-    arch = EnsembleArch.from_json(arch_json, supernet.space)
-    recalibrate_bn(supernet, arch, calibration_images(data.load(), seed=cfg.seed))
-    return build_ensemble(supernet, arch).eval()
+    run = open_trained(run_dir)
+    arch = EnsembleArch.from_json(arch_json, run.space)
+    recalibrate_bn(run.supernet, arch, calibration_images(run.dataset, seed=run.config.train.seed))
+    return build_ensemble(run.supernet, arch).eval()
 
 
 def test_export_writes_every_file_with_a_sane_manifest(exported: Path, dataset) -> None:
@@ -174,8 +170,9 @@ def test_parity_beyond_tolerance_is_an_error(exported: Path, dataset) -> None:
     )
     assert check_parity(session, x, reference) <= 1e-4
     reference[1] = reference[1] + 1e-3
-    with pytest.raises(ExportError, match="differs from PyTorch"):
+    with pytest.raises(ExportError, match="differs from PyTorch") as failure:
         check_parity(session, x, reference)
+    assert failure.value.exit_code == 3  # a failed verification, not bad input (2)
 
 
 def test_inference_snippet_matches_torch(exported: Path, dataset, tmp_path: Path) -> None:

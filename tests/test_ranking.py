@@ -8,12 +8,12 @@ import torch
 from typer.testing import CliRunner
 
 from neas.cli import app
-from neas.pipeline import DataOptions, SpaceOptions, train
+from neas.pipeline import train
 from neas.ranking import arch_only_space, fresh_ensemble, rank_correlations
 from neas.run import read_json
 from neas.search_spaces import SKIP, EnsembleArch, sample
 from neas.shrink import ops_used
-from neas.train import TrainConfig
+from tests.conftest import tiny_run as tiny_config
 from tests.conftest import tiny_space
 
 runner = CliRunner()
@@ -63,14 +63,7 @@ def test_fresh_ensemble_runs_exactly_the_arch() -> None:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rank") / "run"
-    train(
-        out=out,
-        space=SpaceOptions(width_mult=0.25, head_width=32, feature_width=32),
-        data=DataOptions(max_train=300),
-        config=TrainConfig(epochs=1, batch_size=16),
-        eval_samples=1,
-        show_progress=False,
-    )
+    train(out=out, config=tiny_config(batch_size=16), show_progress=False)
     return out
 
 

@@ -6,29 +6,22 @@ import pytest
 from typer.testing import CliRunner
 
 from neas.cli import app
+from neas.config import SearchOptions
 from neas.cost import CostTable
-from neas.errors import ConfigError
-from neas.evaluate import evaluate_arch
-from neas.pipeline import DataOptions, SpaceOptions, evolve, load_trained, train
-from neas.search import SearchProblem, UnknownStrategyError, create_strategy, list_strategies
+from neas.errors import ConfigError, UnknownStrategyError
+from neas.evaluate import calibration_images, evaluate_arch
+from neas.evolution import SearchProblem, check_search, create_strategy, list_strategies
+from neas.evolution.stage import latency_table_for
+from neas.pipeline import evolve, train
+from neas.run import open_trained
 from neas.search_spaces import sample
-from neas.search_stage import SearchOptions, latency_table_for
-from neas.train import TrainConfig
-
-TINY = SpaceOptions(width_mult=0.25, head_width=32, feature_width=32, members=3)
+from tests.conftest import tiny_run
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("search") / "run"
-    train(
-        out=out,
-        space=TINY,
-        data=DataOptions(max_train=300),
-        config=TrainConfig(epochs=2),
-        eval_samples=1,
-        show_progress=False,
-    )
+    train(out=out, config=tiny_run(epochs=2, members=3), show_progress=False)
     return out
 
 
@@ -36,7 +29,8 @@ def trained_run(tmp_path_factory):
 def parts(trained_run):
     import torch
 
-    supernet, dataset = load_trained(trained_run)
+    run = open_trained(trained_run)
+    supernet, dataset = run.supernet, run.dataset
     table = latency_table_for(
         trained_run, supernet, device=torch.device("cpu"), batch=1, show_progress=False
     )
@@ -47,8 +41,6 @@ def make_problem(
     parts, *, budget: int, calls: list | None = None, search_members: bool = True
 ) -> SearchProblem:
     import torch
-
-    from neas.pipeline import calibration_images
 
     supernet, dataset, table = parts
     calib = calibration_images(dataset, n=128)
@@ -95,7 +87,7 @@ def test_strategies_respect_a_tight_budget(parts, strategy: str, search_members:
     if not search_members:
         assert {ev.arch.num_members for ev in problem.history} == {3}
     assert len(problem.history) == 24
-    from neas.search import pareto_front
+    from neas.evolution import pareto_front
 
     front = pareto_front(problem.history)
     assert front and all(ev.macs <= biggest // 10 for ev in front)
@@ -125,13 +117,13 @@ def test_budget_below_cheapest_names_the_cheapest(parts) -> None:
         make_problem(parts, budget=1000)
 
 
-def test_bad_options() -> None:
+def test_bad_options(parts) -> None:
     with pytest.raises(UnknownStrategyError, match="nsga2, optuna, random"):
-        SearchOptions(strategy="cmaes").validate()
+        check_search(SearchOptions(strategy="cmaes"), parts[0].space)
     with pytest.raises(ConfigError, match="smaller than the population"):
-        SearchOptions(evaluations=4, population=8).validate()
+        SearchOptions(evaluations=4, population=8)
     with pytest.raises(ValueError, match="budget"):
-        SearchOptions(budget="lots").validate()
+        SearchOptions(budget="lots")
 
 
 def test_same_seed_same_front(trained_run) -> None:
@@ -241,7 +233,7 @@ def test_search_cli_end_to_end_and_resume(tmp_path) -> None:
 
 
 def test_surrogate_prescreens_and_reports_rank_correlation(parts) -> None:
-    from neas.search import NSGA2Search
+    from neas.evolution import NSGA2Search
 
     problem = make_problem(parts, budget=10**12)
     strategy = NSGA2Search(surrogate=True)
@@ -254,7 +246,7 @@ def test_surrogate_prescreens_and_reports_rank_correlation(parts) -> None:
 
 
 def test_error_ties_are_broken_by_nll_without_reordering_errors(parts) -> None:
-    from neas.search import Evaluation, pareto_front
+    from neas.evolution import Evaluation, pareto_front
 
     arch = sample(parts[0].space, np.random.default_rng(0))
     step = 1 / 360

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from neas.config import ShrinkConfig, TrainConfig
 from neas.data import load_dataset
 from neas.errors import ConfigError
 from neas.evaluate import ensemble_metrics, recalibrate_bn
 from neas.nn import Supernet
-from neas.run import read_json
+from neas.run import SHRINK_HISTORY as HISTORY
+from neas.run import SHRINK_PLOT as PLOT
+from neas.run import load_checkpoint, read_json
 from neas.search_spaces import SKIP, EnsembleArch, sample
 from neas.shrink import (
-    HISTORY,
-    PLOT,
-    ShrinkConfig,
     Shrinker,
     ShrinkRecord,
     score_ops,
@@ -24,7 +24,7 @@ from neas.shrink import (
     shrink_space,
     shrink_supernet,
 )
-from neas.train import TrainConfig, load_checkpoint, train_supernet
+from neas.training import train_supernet
 from tests.conftest import tiny_space
 
 LAYER = 5  # the layer whose ops the hand-made records tell apart

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from neas.config import TrainConfig
 from neas.data import load_dataset
 from neas.nn import Supernet
-from neas.pipeline import DataOptions, SpaceOptions, train
+from neas.pipeline import train
+from neas.run import load_checkpoint
 from neas.search_spaces import SearchSpace
-from neas.train import TrainConfig, load_checkpoint, step_arch, train_supernet
-from tests.conftest import tiny_space
-
-TINY = SpaceOptions(width_mult=0.25, head_width=32, feature_width=32)
+from neas.training import step_arch, train_supernet
+from tests.conftest import tiny_run, tiny_space
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,7 @@ def digits():
 def test_training_on_digits_learns(tmp_path) -> None:
     result = train(
         out=tmp_path / "run",
-        space=TINY,
-        config=TrainConfig(epochs=6, seed=0),
-        eval_samples=4,
+        config=tiny_run(epochs=6, max_train=None, summary_samples=4),
         show_progress=False,
     )
     losses = [h["loss"] for h in result.state.history]
@@ -73,11 +71,11 @@ def test_pipeline_refuses_to_overwrite_and_resumes(tmp_path) -> None:
     from neas.run import RunDirError
 
     out = tmp_path / "run"
-    kwargs = dict(space=TINY, eval_samples=1, show_progress=False, data=DataOptions(max_train=200))
-    first = train(out=out, config=TrainConfig(epochs=1), **kwargs)
+    kwargs = dict(config=tiny_run(max_train=200), show_progress=False)
+    first = train(out=out, **kwargs)
     with pytest.raises(RunDirError, match="--resume"):
-        train(out=out, config=TrainConfig(epochs=1), **kwargs)
-    again = train(out=out, config=TrainConfig(epochs=1), resume=True, **kwargs)
+        train(out=out, **kwargs)
+    again = train(out=out, resume=True, **kwargs)
     assert again.summary == first.summary  # finished run: nothing retrained
     np.testing.assert_equal(
         again.supernet.state_dict()["stem.conv.0.weight"].numpy(),
@@ -86,5 +84,5 @@ def test_pipeline_refuses_to_overwrite_and_resumes(tmp_path) -> None:
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "precious.txt").write_text("keep me")
     with pytest.raises(RunDirError, match="not a neas run folder"):
-        train(out=tmp_path / "other", config=TrainConfig(epochs=1), force=True, **kwargs)
+        train(out=tmp_path / "other", force=True, **kwargs)
     assert (tmp_path / "other" / "precious.txt").read_text() == "keep me"

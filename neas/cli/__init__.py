@@ -1,5 +1,5 @@
 """The ``neas`` command line: argument parsing and printing only (see ``neas.pipeline``)."""
 
-from neas.cli.app import app, main
+from neas.cli.commands import app, main
 
 __all__ = ["app", "main"]

@@ -1,14 +1,28 @@
-"""Shared pieces of the CLI: the app, the error wrapper, reusable options."""
+"""Shared pieces of the CLI: the app, the error wrapper, reusable options.
+
+Every option default is read from the config dataclasses (``neas.config``): no number is
+written here.
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from neas.config import (
+    DataOptions,
+    RunConfig,
+    SearchOptions,
+    ShrinkConfig,
+    SpaceOptions,
+    TrainConfig,
+    parse_shrink_at,
+)
 from neas.errors import NeasError
 
 app = typer.Typer(
@@ -23,7 +37,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Print a ``NeasError`` as ``error: <message>`` on stderr and exit with code 2."""
+    """Print a ``NeasError`` as ``error: <message>`` on stderr and exit with its exit code
+    (2 for bad input, 3 for a failed verification; ``neas.errors``)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,9 +46,21 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except NeasError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def quiet_libraries(strategy: str) -> None:
+    """The CLI (never the library) keeps optuna from logging every trial."""
+    if strategy == "optuna":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _shrink_at_text(at: tuple[float, ...]) -> str:
+    return ",".join(f"{a:g}" for a in at) or "none"
 
 
 SpaceOpt = Annotated[str, typer.Option("--space", help="Registered search space (`neas spaces`).")]
@@ -70,7 +97,26 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling 
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu or cuda (default: cuda when present).")
 ]
-
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="torch CPU threads (default: torch's; on a busy small machine 1 can be fastest).",
+    ),
+]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Supernet training epochs.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
+WeightsOpt = Annotated[
+    str,
+    typer.Option(
+        "--weights", help="Weight sharing: entangled (one sliced set per layer) or separate."
+    ),
+]
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="adamw or sgd.")]
+LrOpt = Annotated[
+    float | None, typer.Option("--lr", help="Peak learning rate (default by optimizer).")
+]
+SmoothingOpt = Annotated[float, typer.Option("--label-smoothing", help="Label smoothing.")]
 ShrinkAtOpt = Annotated[
     str,
     typer.Option(
@@ -92,22 +138,98 @@ MinOpsOpt = Annotated[int, typer.Option("--min-ops", help="Never keep fewer ops 
 ShrinkSamplesOpt = Annotated[
     int, typer.Option("--shrink-samples", help="Ensembles sampled to score ops at each shrink.")
 ]
+PrintConfigOpt = Annotated[
+    bool,
+    typer.Option(
+        "--print-config", help="Print the resolved configuration as JSON and exit (no work)."
+    ),
+]
+
+# The defaults of the options above, from the config dataclasses.
+D_SPACE = SpaceOptions.name
+D_DATA = DataOptions.source
+D_SEED = TrainConfig.seed
+D_EPOCHS = TrainConfig.epochs
+D_BATCH = TrainConfig.batch_size
+D_WEIGHTS = TrainConfig.weights
+D_OPTIMIZER = TrainConfig.optimizer
+D_SMOOTHING = TrainConfig.label_smoothing
+D_SHRINK_AT = _shrink_at_text(ShrinkConfig.at)
+D_SHRINK_RATIO = ShrinkConfig.ratio
+D_DIVERSITY = ShrinkConfig.diversity_weight
+D_MIN_OPS = ShrinkConfig.min_ops
+D_SHRINK_SAMPLES = ShrinkConfig.samples
+D_BUDGET = SearchOptions.budget
+D_STRATEGY = SearchOptions.strategy
+D_POPULATION = SearchOptions.population
+D_GENERATIONS = SearchOptions.generations
+D_LATENCY_BATCH = SearchOptions.latency_batch
 
 
-def shrink_config(
-    *, at: str, ratio: float, diversity_weight: float, min_ops: int, samples: int, seed: int
-):
-    """A ``ShrinkConfig`` from CLI options, or ``None`` for ``--shrink-at none``."""
-    from neas.shrink import ShrinkConfig, parse_shrink_at
+def run_config(
+    *,
+    space: str,
+    members: int | None,
+    width_mult: float | None,
+    head_width: int | None,
+    feature_width: int | None,
+    data: str,
+    data_dir: str | None,
+    max_train: int | None,
+    epochs: int,
+    batch_size: int,
+    weights: str,
+    optimizer: str,
+    lr: float | None,
+    label_smoothing: float,
+    shrink_at: str,
+    shrink_ratio: float,
+    diversity_weight: float,
+    min_ops: int,
+    shrink_samples: int,
+    seed: int,
+) -> RunConfig:
+    """The ``RunConfig`` the training options of ``neas train`` / ``neas search`` describe."""
+    return RunConfig(
+        data=DataOptions(source=data, data_dir=data_dir, max_train=max_train),
+        space=SpaceOptions(
+            name=space,
+            members=members,
+            width_mult=width_mult,
+            head_width=head_width,
+            feature_width=feature_width,
+        ),
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            weights=weights,
+            optimizer=optimizer,  # type: ignore[arg-type]
+            lr=lr,
+            label_smoothing=label_smoothing,
+        ),
+        shrink=ShrinkConfig(
+            at=parse_shrink_at(shrink_at),
+            ratio=shrink_ratio,
+            diversity_weight=diversity_weight,
+            min_ops=min_ops,
+            samples=shrink_samples,
+        ),
+    ).with_seed(seed)
 
-    points = parse_shrink_at(at)
-    if not points:
-        return None
-    return ShrinkConfig(
-        at=points,
-        ratio=ratio,
-        diversity_weight=diversity_weight,
-        min_ops=min_ops,
-        samples=samples,
-        seed=seed,
-    )
+
+def run_config_from(options: dict[str, Any]) -> RunConfig:
+    """``run_config`` from a command's ``locals()``: the training options it shares with the
+    other commands, by name."""
+    names = inspect.signature(run_config).parameters
+    return run_config(**{name: options[name] for name in names})
+
+
+def print_config(config: RunConfig, options: SearchOptions | None = None) -> None:
+    """The resolved configuration as JSON on stdout (``--print-config``)."""
+    import json
+    from dataclasses import asdict
+
+    out: dict[str, Any] = {"run": config.to_dict()}
+    if options is not None:
+        out["search"] = asdict(options)
+    typer.echo(json.dumps(out, indent=2))

@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import DeviceOpt, app, console, user_errors
+from neas.deploy.cascade import TOLERANCE
+from neas.run import ENSEMBLES
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -43,7 +45,7 @@ def export_cmd(
     device: DeviceOpt = None,
 ) -> None:
     """Export Pareto-front ensembles to ONNX and PyTorch, verified and timed (RUN/ensembles/)."""
-    from neas.export import export_run
+    from neas.deploy import export_run
     from neas.run import read_json
 
     chosen = _split(select) or ["all"]
@@ -82,15 +84,15 @@ def cascade_cmd(
     tolerance: Annotated[
         float,
         typer.Option(help="Chosen threshold: cheapest within this val accuracy of the full one."),
-    ] = 0.005,
+    ] = TOLERANCE,
 ) -> None:
     """Sweep early-exit thresholds of an exported ensemble; store the chosen one."""
     import pandas as pd
 
-    from neas.export import cascade_run
+    from neas.deploy import cascade_run
 
     info = cascade_run(run_dir, ensemble_id=ensemble_id, tolerance=tolerance)
-    folder = Path(run_dir) / "ensembles" / ensemble_id
+    folder = Path(run_dir) / ENSEMBLES / ensemble_id
     sweep = pd.read_csv(folder / "cascade.csv")
     table = Table("threshold", "val acc", "val MACs", "test acc", "test MACs", "members run")
     for _, r in sweep.iterrows():

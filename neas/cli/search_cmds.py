@@ -9,26 +9,55 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import (
+    D_BATCH,
+    D_BUDGET,
+    D_DATA,
+    D_DIVERSITY,
+    D_EPOCHS,
+    D_GENERATIONS,
+    D_LATENCY_BATCH,
+    D_MIN_OPS,
+    D_OPTIMIZER,
+    D_POPULATION,
+    D_SEED,
+    D_SHRINK_AT,
+    D_SHRINK_RATIO,
+    D_SHRINK_SAMPLES,
+    D_SMOOTHING,
+    D_SPACE,
+    D_STRATEGY,
+    D_WEIGHTS,
+    BatchOpt,
     DataDirOpt,
     DataOpt,
     DeviceOpt,
     DiversityOpt,
+    EpochsOpt,
     FeatureOpt,
     HeadOpt,
+    LrOpt,
     MaxTrainOpt,
     MembersOpt,
     MinOpsOpt,
+    OptimizerOpt,
+    PrintConfigOpt,
     SeedOpt,
     ShrinkAtOpt,
     ShrinkRatioOpt,
     ShrinkSamplesOpt,
+    SmoothingOpt,
     SpaceOpt,
+    ThreadsOpt,
+    WeightsOpt,
     WidthOpt,
     app,
     console,
-    shrink_config,
+    print_config,
+    quiet_libraries,
+    run_config_from,
     user_errors,
 )
+from neas.config import SearchOptions
 
 BudgetOpt = Annotated[
     str, typer.Option("--budget", "-b", help="MACs budget per ensemble: 600M, 1.2G, 500k, 3e8.")
@@ -67,12 +96,6 @@ StorageOpt = Annotated[
         help="optuna storage: a journal file path or an RDB URL (resumable, shareable).",
     ),
 ]
-
-
-def _options(**kw):
-    from neas.search_stage import SearchOptions
-
-    return SearchOptions(**kw)
 
 
 def _default_out() -> Path:
@@ -118,44 +141,51 @@ def print_front(front, *, budget: int, run_dir: Path) -> None:
 @app.command("search")
 @user_errors
 def search_cmd(
-    space: SpaceOpt = "mbconv",
-    budget: BudgetOpt = "600M",
-    data: DataOpt = "digits",
+    space: SpaceOpt = D_SPACE,
+    budget: BudgetOpt = D_BUDGET,
+    data: DataOpt = D_DATA,
     data_dir: DataDirOpt = None,
     max_train: MaxTrainOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default runs/search-NNN).")
     ] = None,
-    strategy: StrategyOpt = "nsga2",
-    population: PopulationOpt = 16,
-    generations: GenerationsOpt = 6,
+    strategy: StrategyOpt = D_STRATEGY,
+    population: PopulationOpt = D_POPULATION,
+    generations: GenerationsOpt = D_GENERATIONS,
     evaluations: EvaluationsOpt = None,
-    epochs: Annotated[int, typer.Option(help="Supernet training epochs.")] = 20,
+    epochs: EpochsOpt = D_EPOCHS,
+    batch_size: BatchOpt = D_BATCH,
     members: MembersOpt = None,
     search_members: SearchKOpt = False,
-    weights: Annotated[str, typer.Option(help="entangled (default) or separate.")] = "entangled",
+    weights: WeightsOpt = D_WEIGHTS,
+    optimizer: OptimizerOpt = D_OPTIMIZER,
+    lr: LrOpt = None,
+    label_smoothing: SmoothingOpt = D_SMOOTHING,
     width_mult: WidthOpt = None,
     head_width: HeadOpt = None,
     feature_width: FeatureOpt = None,
-    latency_batch: LatencyBatchOpt = 1,
+    latency_batch: LatencyBatchOpt = D_LATENCY_BATCH,
     storage: StorageOpt = None,
     surrogate: SurrogateOpt = False,
     export: Annotated[bool, typer.Option(help="Export the front (ONNX + PyTorch).")] = True,
-    shrink_at: ShrinkAtOpt = "0.3,0.5,0.7",
-    shrink_ratio: ShrinkRatioOpt = 0.25,
-    diversity_weight: DiversityOpt = 1.0,
-    min_ops: MinOpsOpt = 2,
-    shrink_samples: ShrinkSamplesOpt = 16,
-    seed: SeedOpt = 0,
+    shrink_at: ShrinkAtOpt = D_SHRINK_AT,
+    shrink_ratio: ShrinkRatioOpt = D_SHRINK_RATIO,
+    diversity_weight: DiversityOpt = D_DIVERSITY,
+    min_ops: MinOpsOpt = D_MIN_OPS,
+    shrink_samples: ShrinkSamplesOpt = D_SHRINK_SAMPLES,
+    seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     resume: Annotated[bool, typer.Option(help="Reuse the stages already done in --out.")] = False,
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
+    show_config: PrintConfigOpt = False,
 ) -> None:
-    """Train a supernet, search ensembles under the MACs budget, export and report the front."""
+    """The main job: train a supernet (shrinking the space on the way), search ensembles under
+    the MACs budget, export and report the Pareto front."""
     from neas import pipeline
-    from neas.train import TrainConfig
 
-    options = _options(
+    config = run_config_from(locals())
+    options = SearchOptions(
         budget=budget,
         strategy=strategy,
         population=population,
@@ -167,28 +197,16 @@ def search_cmd(
         surrogate=surrogate,
         seed=seed,
     )
+    if show_config:
+        print_config(config, options)
+        return
+    quiet_libraries(strategy)
     result = pipeline.search(
         out=out or _default_out(),
-        data=pipeline.DataOptions(source=data, data_dir=data_dir, max_train=max_train, seed=seed),
-        space=pipeline.SpaceOptions(
-            name=space,
-            members=members,
-            width_mult=width_mult,
-            head_width=head_width,
-            feature_width=feature_width,
-        ),
-        weights=weights,
-        config=TrainConfig(epochs=epochs, seed=seed),
-        shrink=shrink_config(
-            at=shrink_at,
-            ratio=shrink_ratio,
-            diversity_weight=diversity_weight,
-            min_ops=min_ops,
-            samples=shrink_samples,
-            seed=seed,
-        ),
+        config=config,
         options=options,
         device=device,
+        threads=threads,
         resume=resume,
         force=force,
         export=export,
@@ -200,22 +218,23 @@ def search_cmd(
 @user_errors
 def evolve_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with a trained supernet.")],
-    budget: BudgetOpt = "600M",
-    strategy: StrategyOpt = "nsga2",
-    population: PopulationOpt = 16,
-    generations: GenerationsOpt = 6,
+    budget: BudgetOpt = D_BUDGET,
+    strategy: StrategyOpt = D_STRATEGY,
+    population: PopulationOpt = D_POPULATION,
+    generations: GenerationsOpt = D_GENERATIONS,
     evaluations: EvaluationsOpt = None,
     search_members: SearchKOpt = False,
-    latency_batch: LatencyBatchOpt = 1,
+    latency_batch: LatencyBatchOpt = D_LATENCY_BATCH,
     storage: StorageOpt = None,
     surrogate: SurrogateOpt = False,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run only the search on an already trained supernet (results replace earlier ones)."""
     from neas import pipeline
 
-    options = _options(
+    options = SearchOptions(
         budget=budget,
         strategy=strategy,
         population=population,
@@ -227,5 +246,6 @@ def evolve_cmd(
         surrogate=surrogate,
         seed=seed,
     )
-    result = pipeline.evolve(run_dir, options=options, device=device, resume=False)
+    quiet_libraries(strategy)
+    result = pipeline.evolve(run_dir, options=options, device=device, threads=threads, resume=False)
     print_front(result.front, budget=options.budget_macs, run_dir=Path(run_dir))

@@ -10,24 +10,46 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import (
+    D_BATCH,
+    D_DATA,
+    D_DIVERSITY,
+    D_EPOCHS,
+    D_MIN_OPS,
+    D_OPTIMIZER,
+    D_SEED,
+    D_SHRINK_AT,
+    D_SHRINK_RATIO,
+    D_SHRINK_SAMPLES,
+    D_SMOOTHING,
+    D_SPACE,
+    D_WEIGHTS,
+    BatchOpt,
     DataDirOpt,
     DataOpt,
     DeviceOpt,
     DiversityOpt,
+    EpochsOpt,
     FeatureOpt,
     HeadOpt,
+    LrOpt,
     MaxTrainOpt,
     MembersOpt,
     MinOpsOpt,
+    OptimizerOpt,
+    PrintConfigOpt,
     SeedOpt,
     ShrinkAtOpt,
     ShrinkRatioOpt,
     ShrinkSamplesOpt,
+    SmoothingOpt,
     SpaceOpt,
+    ThreadsOpt,
+    WeightsOpt,
     WidthOpt,
     app,
     console,
-    shrink_config,
+    print_config,
+    run_config_from,
     user_errors,
 )
 
@@ -54,7 +76,7 @@ def spaces_cmd() -> None:
 @app.command("cost")
 @user_errors
 def cost_cmd(
-    space: SpaceOpt = "mbconv",
+    space: SpaceOpt = D_SPACE,
     image_size: Annotated[int, typer.Option(help="Input resolution (square).")] = 224,
     num_classes: Annotated[int, typer.Option(help="Number of classes.")] = 1000,
     in_channels: Annotated[int, typer.Option(help="Input channels.")] = 3,
@@ -132,69 +154,42 @@ def cost_cmd(
 @user_errors
 def train_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    space: SpaceOpt = "mbconv",
-    data: DataOpt = "digits",
+    space: SpaceOpt = D_SPACE,
+    data: DataOpt = D_DATA,
     data_dir: DataDirOpt = None,
     max_train: MaxTrainOpt = None,
-    epochs: Annotated[int, typer.Option(help="Supernet training epochs.")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    epochs: EpochsOpt = D_EPOCHS,
+    batch_size: BatchOpt = D_BATCH,
     members: MembersOpt = None,
     width_mult: WidthOpt = None,
     head_width: HeadOpt = None,
     feature_width: FeatureOpt = None,
-    weights: Annotated[
-        str, typer.Option(help="Weight sharing: entangled (one sliced set per layer) or separate.")
-    ] = "entangled",
-    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
-    lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate (default by optimizer).")
-    ] = None,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.1,
-    shrink_at: ShrinkAtOpt = "0.3,0.5,0.7",
-    shrink_ratio: ShrinkRatioOpt = 0.25,
-    diversity_weight: DiversityOpt = 1.0,
-    min_ops: MinOpsOpt = 2,
-    shrink_samples: ShrinkSamplesOpt = 16,
-    seed: SeedOpt = 0,
+    weights: WeightsOpt = D_WEIGHTS,
+    optimizer: OptimizerOpt = D_OPTIMIZER,
+    lr: LrOpt = None,
+    label_smoothing: SmoothingOpt = D_SMOOTHING,
+    shrink_at: ShrinkAtOpt = D_SHRINK_AT,
+    shrink_ratio: ShrinkRatioOpt = D_SHRINK_RATIO,
+    diversity_weight: DiversityOpt = D_DIVERSITY,
+    min_ops: MinOpsOpt = D_MIN_OPS,
+    shrink_samples: ShrinkSamplesOpt = D_SHRINK_SAMPLES,
+    seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
+    show_config: PrintConfigOpt = False,
 ) -> None:
-    """Train the ensemble supernet (resumable; --resume reuses the run's stored settings)."""
+    """Train the ensemble supernet, shrinking the space on the way (resumable; --resume reuses
+    the run's stored settings)."""
     from neas import pipeline
-    from neas.train import TrainConfig
 
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,  # type: ignore[arg-type]
-        label_smoothing=label_smoothing,
-        seed=seed,
-    )
+    config = run_config_from(locals())
+    if show_config:
+        print_config(config)
+        return
     result = pipeline.train(
-        out=out,
-        data=pipeline.DataOptions(source=data, data_dir=data_dir, max_train=max_train, seed=seed),
-        space=pipeline.SpaceOptions(
-            name=space,
-            members=members,
-            width_mult=width_mult,
-            head_width=head_width,
-            feature_width=feature_width,
-        ),
-        weights=weights,
-        config=config,
-        shrink=shrink_config(
-            at=shrink_at,
-            ratio=shrink_ratio,
-            diversity_weight=diversity_weight,
-            min_ops=min_ops,
-            samples=shrink_samples,
-            seed=seed,
-        ),
-        device=device,
-        resume=resume,
-        force=force,
+        out=out, config=config, device=device, threads=threads, resume=resume, force=force
     )
     s = result.summary
     console.print(

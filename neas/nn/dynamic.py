@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.nn.layers import MBConv
 from neas.search_spaces.spec import OpChoice, effective_kernel, make_divisible
 
 
@@ -55,16 +54,15 @@ class PathBatchNorm2d(nn.Module):
             self.eps,
         )
 
-    def export(self, channels: int, path: int) -> nn.BatchNorm2d:
-        """A static ``BatchNorm2d`` with this path's statistics for the first ``channels``."""
-        bn = nn.BatchNorm2d(channels, eps=self.eps)
-        with torch.no_grad():
-            bn.weight.copy_(self.weight[:channels])
-            bn.bias.copy_(self.bias[:channels])
-            bn.running_mean.copy_(self.running_mean[path, :channels])
-            bn.running_var.copy_(self.running_var[path, :channels])
-            bn.num_batches_tracked.copy_(self.num_batches_tracked[path])
-        return bn
+    def static_state(self, channels: int, path: int) -> dict[str, torch.Tensor]:
+        """The state of a static ``BatchNorm2d`` with this path's statistics for ``channels``."""
+        return {
+            "weight": self.weight[:channels],
+            "bias": self.bias[:channels],
+            "running_mean": self.running_mean[path, :channels],
+            "running_var": self.running_var[path, :channels],
+            "num_batches_tracked": self.num_batches_tracked[path],
+        }
 
 
 class DynamicMBConv(nn.Module):
@@ -143,18 +141,23 @@ class DynamicMBConv(nn.Module):
         return x + y if self.residual else y
 
     @torch.no_grad()
-    def export(self, op: OpChoice, path: int) -> MBConv:
-        """A static ``MBConv`` computing exactly ``forward(x, op, path)`` in eval mode."""
+    def static_state(self, op: OpChoice, path: int) -> dict[str, torch.Tensor]:
+        """The state of the static ``MBConv`` (``neas.nn.builder``) computing ``forward(x, op,
+        path)`` in eval mode: this op's slices of every weight, this path's BN statistics."""
         mid, red, k, s = self._slices(op)
-        block = MBConv(self.in_ch, self.out_ch, kernel=k, mid=mid, reduced=red, stride=self.stride)
-        block.expand[0].weight.copy_(self.expand_weight[:mid])
-        block.expand[1] = self.bn1.export(mid, path)
-        block.depthwise[0].weight.copy_(self.dw_weight[:mid, :, s : s + k, s : s + k])
-        block.depthwise[1] = self.bn2.export(mid, path)
-        block.se.reduce.weight.copy_(self.se_reduce_weight[:red, :mid])
-        block.se.reduce.bias.copy_(self.se_reduce_bias[:red])
-        block.se.expand.weight.copy_(self.se_expand_weight[:mid, :red])
-        block.se.expand.bias.copy_(self.se_expand_bias[:mid])
-        block.project[0].weight.copy_(self.project_weight[:, :mid])
-        block.project[1] = self.bn3.export(self.out_ch, path)
-        return block
+        state = {
+            "expand.0.weight": self.expand_weight[:mid],
+            "depthwise.0.weight": self.dw_weight[:mid, :, s : s + k, s : s + k],
+            "se.reduce.weight": self.se_reduce_weight[:red, :mid],
+            "se.reduce.bias": self.se_reduce_bias[:red],
+            "se.expand.weight": self.se_expand_weight[:mid, :red],
+            "se.expand.bias": self.se_expand_bias[:mid],
+            "project.0.weight": self.project_weight[:, :mid],
+        }
+        for prefix, bn, channels in (
+            ("expand.1", self.bn1, mid),
+            ("depthwise.1", self.bn2, mid),
+            ("project.1", self.bn3, self.out_ch),
+        ):
+            state |= {f"{prefix}.{k}": v for k, v in bn.static_state(channels, path).items()}
+        return state

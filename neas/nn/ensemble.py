@@ -1,43 +1,26 @@
-"""Static ensemble networks: trunk once, then K branches, members averaged as probabilities.
+"""Extracting a static ensemble from the supernet: the builder's structure, the supernet's weights.
 
-Members are combined by averaging their softmax probabilities (not logits): each member is a
-calibrated-ish classifier on its own, and probability averaging is the standard deep-ensemble rule.
+>>> import numpy as np
+>>> from neas.nn import Supernet
+>>> from neas.search_spaces import create_space, sample
+>>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10,
+...                      width_mult=0.25, head_width=32, feature_width=32)
+>>> net, arch = Supernet(space).eval(), sample(space, np.random.default_rng(0))
+>>> x = torch.randn(4, 1, 8, 8)
+>>> bool(torch.allclose(build_ensemble(net, arch).eval()(x), combine(net(x, arch)), atol=1e-6))
+True
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
-
 import torch
-from torch import nn
 
+from neas.nn.builder import static_ensemble
+from neas.nn.layers import EnsembleNet, combine
 from neas.nn.supernet import Supernet
-from neas.search_spaces.arch import EnsembleArch, validate
+from neas.search_spaces.arch import EnsembleArch
 
-
-def combine(logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The ensemble's prediction: the mean of the members' softmax probabilities."""
-    return torch.stack([t.float().softmax(-1) for t in logits]).mean(0)
-
-
-class EnsembleNet(nn.Module):
-    """A deployable ensemble: ``forward(x)`` returns combined class probabilities."""
-
-    def __init__(self, stem: nn.Module, trunk: nn.Sequential, branches: nn.ModuleList) -> None:
-        super().__init__()
-        self.stem, self.trunk, self.branches = stem, trunk, branches
-
-    @property
-    def num_members(self) -> int:
-        return len(self.branches)
-
-    def member_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = self.trunk(self.stem(x))
-        return [branch(h) for branch in self.branches]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return combine(self.member_logits(x))
+__all__ = ["EnsembleNet", "build_ensemble", "combine"]
 
 
 @torch.no_grad()
@@ -46,12 +29,17 @@ def build_ensemble(supernet: Supernet, arch: EnsembleArch) -> EnsembleNet:
 
     In eval mode its outputs equal ``combine(supernet(x, arch))`` (BN statistics included).
     """
-    validate(arch, supernet.space)
-    layers = supernet.layers
-    trunk = nn.Sequential(*(layers[i].export(op, 0) for i, op in enumerate(arch.shared)))
-    branches = nn.ModuleList()
+    net = static_ensemble(supernet.space, arch)
+    state = {f"stem.{k}": v for k, v in supernet.stem.state_dict().items()}
+    for i, op in enumerate(arch.shared):
+        for k, v in supernet.layers[i].static_state(op, 0).items():
+            state[f"trunk.{i}.{k}"] = v
     for m, ops in enumerate(arch.members):
-        blocks = [layers[arch.split + j].export(op, m) for j, op in enumerate(ops)]
-        branches.append(nn.Sequential(*blocks, copy.deepcopy(supernet.heads[m])))
-    net = EnsembleNet(copy.deepcopy(supernet.stem), trunk, branches)
+        for j, op in enumerate(ops):
+            for k, v in supernet.layers[arch.split + j].static_state(op, m).items():
+                state[f"branches.{m}.{j}.{k}"] = v
+        for k, v in supernet.heads[m].state_dict().items():
+            state[f"branches.{m}.{len(ops)}.{k}"] = v
+    net.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    net = net.to(device=supernet.stem.conv[0].weight.device)
     return net.train(supernet.training)

@@ -1,6 +1,8 @@
-"""Small static building blocks shared by the supernet and the exported ensembles."""
+"""Static modules: the blocks shared by the supernet and exported ensembles, and the ensemble."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,3 +109,31 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0.0, 0.01)
             nn.init.zeros_(m.bias)
+
+
+def combine(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The ensemble's prediction: the mean of the members' softmax probabilities.
+
+    Probabilities, not logits: each member is a classifier on its own, and probability
+    averaging is the standard deep-ensemble rule.
+    """
+    return torch.stack([t.float().softmax(-1) for t in logits]).mean(0)
+
+
+class EnsembleNet(nn.Module):
+    """A deployable ensemble: ``forward(x)`` returns combined class probabilities."""
+
+    def __init__(self, stem: nn.Module, trunk: nn.Sequential, branches: nn.ModuleList) -> None:
+        super().__init__()
+        self.stem, self.trunk, self.branches = stem, trunk, branches
+
+    @property
+    def num_members(self) -> int:
+        return len(self.branches)
+
+    def member_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.trunk(self.stem(x))
+        return [branch(h) for branch in self.branches]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return combine(self.member_logits(x))

@@ -12,13 +12,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from neas.config import WEIGHT_MODES
+from neas.nn.builder import build_head, build_stem
 from neas.nn.dynamic import DynamicMBConv, PathBatchNorm2d
-from neas.nn.layers import Head, Stem, init_weights
+from neas.nn.layers import init_weights
 from neas.search_spaces.arch import EnsembleArch
-from neas.search_spaces.spec import SKIP, LayerSpec, OpChoice, SearchSpace, make_divisible
+from neas.search_spaces.spec import SKIP, LayerSpec, OpChoice, SearchSpace
 
 WeightMode = Literal["entangled", "separate"]
-WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate")
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -81,8 +82,9 @@ class SupernetLayer(nn.Module):
             return x
         return self.block_for(op)(x, self.ops[op], path)
 
-    def export(self, op: int, path: int) -> nn.Module:
-        return nn.Identity() if op == SKIP else self.block_for(op).export(self.ops[op], path)
+    def static_state(self, op: int, path: int) -> dict[str, torch.Tensor]:
+        """The state dict of this layer's static block for ``op`` on ``path`` (empty for skip)."""
+        return {} if op == SKIP else self.block_for(op).static_state(self.ops[op], path)
 
 
 class Supernet(nn.Module):
@@ -101,24 +103,8 @@ class Supernet(nn.Module):
         super().__init__()
         self.space, self.weights = space, weights
         k = space.num_members
-        stem = space.stem
-        self.stem = Stem(
-            stem.in_channels,
-            stem.out_channels,
-            stride=stem.stride,
-            reduced=make_divisible(stem.out_channels * stem.se_ratio),
-        )
-        head = space.head
-        self.heads = nn.ModuleList(
-            Head(
-                head.in_channels,
-                head_width=head.head_width,
-                feature_width=head.feature_width,
-                num_classes=head.num_classes,
-                dropout=head.dropout,
-            )
-            for _ in range(k)
-        )
+        self.stem = build_stem(space)
+        self.heads = nn.ModuleList(build_head(space) for _ in range(k))
         init_weights(self)  # static parts; dynamic blocks initialise themselves
         nn.init.zeros_(self.stem.block.pointwise[1].weight)
         self.layers = nn.ModuleList(

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from neas.nn.supernet import Supernet
+from neas.nn.builder import build_block, build_head, build_stem
 from neas.progress import make_progress
 from neas.run import read_json, write_json
 from neas.search_spaces.arch import EnsembleArch
@@ -110,7 +110,6 @@ def measure_latency_table(
     True
     """
     device = torch.device(device)
-    net = Supernet(space).to(device).eval()
     fmt = torch.contiguous_format if batch == 1 else torch.channels_last
 
     def feat(channels: int, size: int) -> torch.Tensor:
@@ -123,9 +122,9 @@ def measure_latency_table(
     layers: list[dict[int, float]] = []
     with make_progress(show=show_progress) as progress:
         task = progress.add_task("latency table", total=n_ops + 2, info=f"{device} batch {batch}")
-        stem_ms = timed(net.stem, feat(space.in_channels, space.image_size))
+        stem_ms = timed(build_stem(space), feat(space.in_channels, space.image_size))
         head = space.head
-        head_ms = timed(net.heads[0], feat(head.in_channels, head.input_size))
+        head_ms = timed(build_head(space), feat(head.in_channels, head.input_size))
         progress.advance(task, 2)
         for i, lay in enumerate(space.layers):
             row = {SKIP: 0.0}
@@ -133,7 +132,7 @@ def measure_latency_table(
             for op in lay.candidates:
                 if op == SKIP:
                     continue
-                row[op] = timed(net.layers[i].export(op, 0), x)
+                row[op] = timed(build_block(space, i, op), x)
                 progress.advance(task)
             layers.append(row)
     return LatencyTable(

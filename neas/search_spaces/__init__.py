@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 
-from neas.errors import NeasError
+from neas.errors import UnknownSpaceError
 from neas.search_spaces.arch import (
     NEAS_ARCH_LISTS,
     EnsembleArch,
@@ -59,10 +59,6 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Callable[..., SearchSpace]] = {}
-
-
-class UnknownSpaceError(NeasError):
-    """A space name that is not registered."""
 
 
 def register_space(name: str, factory: Callable[..., SearchSpace]) -> None:

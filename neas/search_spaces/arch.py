@@ -18,12 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from neas.errors import NeasError
+from neas.errors import InvalidArchError
 from neas.search_spaces.spec import SKIP, SearchSpace
-
-
-class InvalidArchError(NeasError):
-    """An architecture that does not fit its search space."""
 
 
 @dataclass(frozen=True)

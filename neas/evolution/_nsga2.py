@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neas.search._base import GenerationCallback, SearchStrategy
-from neas.search.problem import N_OBJECTIVES, SearchProblem
+from neas.evolution._base import GenerationCallback, SearchStrategy
+from neas.evolution.problem import N_OBJECTIVES, SearchProblem
 
 
 class NSGA2Search(SearchStrategy):

@@ -20,67 +20,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neas.budget import parse_budget
+from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.errors import ConfigError
-from neas.evaluate import evaluate_arch
+from neas.evaluate import calibration_images, evaluate_arch
+from neas.evolution.hypervolume import hypervolume, latency_reference
+from neas.evolution.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
+from neas.evolution.strategies import create_strategy
 from neas.nn.supernet import Supernet
+from neas.plots import plot_hypervolume, plot_pareto
 from neas.predictors.latency import LatencyTable, measure_latency_table
 from neas.progress import make_progress
-from neas.report import plot_hypervolume, plot_pareto
-from neas.run import atomic_write_text, read_json, write_json
-from neas.search import Evaluation, SearchProblem, create_strategy, pareto_front
-from neas.search.hypervolume import hypervolume, latency_reference
-
-LATENCY_TABLE = "latency_table.json"
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """Search settings. ``evaluations`` defaults to ``population * generations``."""
-
-    budget: str | int = "600M"
-    strategy: str = "nsga2"
-    population: int = 16
-    generations: int = 6
-    evaluations: int | None = None
-    # K fixed to the space's K by default: with K searched, single networks took the whole
-    # digits front (1-2 points, all K=1; README "Search"). --search-members turns it on.
-    search_members: bool = False
-    latency_batch: int = 1
-    storage: str | None = None
-    surrogate: bool = False
-    seed: int = 0
-    calibration_images: int = 512
-
-    @property
-    def budget_macs(self) -> int:
-        return parse_budget(self.budget)
-
-    @property
-    def total_evaluations(self) -> int:
-        return (
-            self.evaluations
-            if self.evaluations is not None
-            else (self.population * self.generations)
-        )
-
-    def validate(self) -> None:
-        """Raise a one-line ``NeasError`` for bad settings (before any work is done)."""
-        self.budget_macs  # noqa: B018  (parses, or raises BudgetError)
-        create_strategy(self.strategy, storage=None, surrogate=self.surrogate)
-        if self.population < 2:
-            raise ConfigError(f"--population must be at least 2, got {self.population}")
-        if self.generations < 1:
-            raise ConfigError(f"--generations must be at least 1, got {self.generations}")
-        if self.total_evaluations < self.population:
-            raise ConfigError(
-                f"--evaluations ({self.total_evaluations}) is smaller than the population "
-                f"({self.population})"
-            )
-        if self.latency_batch < 1:
-            raise ConfigError(f"--latency-batch must be at least 1, got {self.latency_batch}")
+from neas.run import (
+    LATENCY_TABLE,
+    PARETO,
+    PARETO_PLOT,
+    SEARCH_DIR,
+    atomic_write_text,
+    read_json,
+    write_json,
+)
+from neas.search_spaces import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -126,10 +87,10 @@ def latency_table_for(
     return table
 
 
-def check_budget(options: SearchOptions, space) -> None:
-    """Fail early (before training) if the budget is below the space's cheapest ensemble."""
-    from neas.search import cheapest_macs
-
+def check_search(options: SearchOptions, space: SearchSpace) -> None:
+    """Fail early (before training): an unknown strategy, or a budget below the space's
+    cheapest ensemble."""
+    create_strategy(options.strategy, storage=None, surrogate=options.surrogate)
     k = 1 if options.search_members else space.num_members
     cheapest = cheapest_macs(space, CostTable.from_space(space), min_members=k)
     if options.budget_macs < cheapest:
@@ -149,9 +110,7 @@ def run_search(
     show_progress: bool = True,
 ) -> SearchResult:
     """Search ensembles on ``supernet`` and write the results into ``run_dir``."""
-    from neas.pipeline import calibration_images
-
-    options.validate()
+    check_search(options, supernet.space)
     t0 = time.perf_counter()
     space = supernet.space
     supernet = supernet.to(device).eval()
@@ -225,12 +184,12 @@ def run_search(
     front_df.insert(0, "id", [f"e{i:03d}" for i in range(len(front))])
     front_df.insert(front_df.columns.get_loc("val_accuracy") + 1, "test_accuracy", test_acc)
     progress_df = pd.DataFrame(progress_rows)
-    search_dir = run_dir / "search"
+    search_dir = run_dir / SEARCH_DIR
     search_dir.mkdir(exist_ok=True)
     atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
     atomic_write_text(search_dir / "hypervolume.csv", progress_df.to_csv(index=False))
-    atomic_write_text(run_dir / "pareto.csv", front_df.to_csv(index=False))
-    plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / "pareto.png")
+    atomic_write_text(run_dir / PARETO, front_df.to_csv(index=False))
+    plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
     plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
     summary = {
         "options": asdict(options),
@@ -256,12 +215,12 @@ def run_search(
 
 def load_search(run_dir: Path) -> SearchResult | None:
     """A finished search in ``run_dir``, or ``None``."""
-    search_dir = run_dir / "search"
-    needed = [search_dir / "summary.json", search_dir / "history.csv", run_dir / "pareto.csv"]
+    search_dir = run_dir / SEARCH_DIR
+    needed = [search_dir / "summary.json", search_dir / "history.csv", run_dir / PARETO]
     if not all(p.exists() for p in needed):
         return None
     return SearchResult(
-        front=pd.read_csv(run_dir / "pareto.csv"),
+        front=pd.read_csv(run_dir / PARETO),
         history=pd.read_csv(search_dir / "history.csv"),
         progress=pd.read_csv(search_dir / "hypervolume.csv"),
         summary=read_json(search_dir / "summary.json"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neas.search._base import GenerationCallback, SearchStrategy
-from neas.search.problem import SearchProblem
+from neas.evolution._base import GenerationCallback, SearchStrategy
+from neas.evolution.problem import SearchProblem
 
 
 class RandomSearch(SearchStrategy):

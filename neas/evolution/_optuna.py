@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from neas.errors import ConfigError
-from neas.search._base import GenerationCallback, SearchStrategy
-from neas.search.problem import N_OBJECTIVES, SearchProblem
+from neas.evolution._base import GenerationCallback, SearchStrategy
+from neas.evolution.problem import N_OBJECTIVES, SearchProblem
 
 
 def make_storage(storage: str | None):
@@ -43,7 +43,6 @@ class OptunaSearch(SearchStrategy):
         import optuna
         from optuna.trial import TrialState
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
         try:
             study = optuna.create_study(

@@ -1,42 +1,22 @@
-"""Multi-objective ensemble search: the problem and interchangeable strategies.
+"""The registry of search strategies: one narrow interface, one implementation per file.
 
->>> from neas.search import list_strategies
 >>> list_strategies()
 ['nsga2', 'optuna', 'random']
 """
 
 from __future__ import annotations
 
-from neas.errors import ConfigError, NeasError
-from neas.search._base import SearchStrategy
-from neas.search._nsga2 import NSGA2Search
-from neas.search._optuna import OptunaSearch
-from neas.search._random import RandomSearch
-from neas.search.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
-
-__all__ = [
-    "Evaluation",
-    "NSGA2Search",
-    "OptunaSearch",
-    "RandomSearch",
-    "SearchProblem",
-    "SearchStrategy",
-    "UnknownStrategyError",
-    "cheapest_macs",
-    "create_strategy",
-    "list_strategies",
-    "pareto_front",
-]
+from neas.errors import ConfigError, UnknownStrategyError
+from neas.evolution._base import SearchStrategy
+from neas.evolution._nsga2 import NSGA2Search
+from neas.evolution._optuna import OptunaSearch
+from neas.evolution._random import RandomSearch
 
 _STRATEGIES: dict[str, type[SearchStrategy]] = {
     "nsga2": NSGA2Search,
     "optuna": OptunaSearch,
     "random": RandomSearch,
 }
-
-
-class UnknownStrategyError(NeasError):
-    """A strategy name that is not registered."""
 
 
 def list_strategies() -> list[str]:

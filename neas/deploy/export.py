@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,41 +27,46 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neas import cascade as casc
+import neas.deploy.cascade as casc
 from neas.cost import CostTable
 from neas.data import Dataset
-from neas.deploy import InputSpec, load_ensemble, save_ensemble_file
-from neas.errors import ConfigError, NeasError
-from neas.evaluate import recalibrate_bn
-from neas.finetune import accuracies, ensemble_logits, finetune, softmax_np
+from neas.deploy.finetune import FINETUNE_LR, accuracies, finetune, softmax_np
+from neas.deploy.model_file import InputSpec, load_ensemble, save_ensemble_file
+from neas.deploy.onnx_export import export_onnx
+from neas.device import resolve_device, torch_threads
+from neas.errors import ConfigError, RunDirError, SelectError
+from neas.evaluate import calibration_images, ensemble_logits, recalibrate_bn
 from neas.nn.ensemble import EnsembleNet, build_ensemble
-from neas.nn.supernet import Supernet
-from neas.onnx_export import export_onnx, torch_threads
 from neas.progress import make_progress
-from neas.run import RunDirError, read_json, writable_dir, write_json
+from neas.run import (
+    ENSEMBLES,
+    PARETO,
+    TrainedRun,
+    open_trained,
+    read_config,
+    read_json,
+    writable_dir,
+    write_json,
+)
 from neas.search_spaces.arch import EnsembleArch
-from neas.search_spaces.spec import SearchSpace
-from neas.train import TrainConfig, load_checkpoint, supernet_from_checkpoint
 
 FORMATS: tuple[str, ...] = ("onnx", "torch")
-PARETO = "pareto.csv"
-ENSEMBLES = "ensembles"
 ARTIFACTS = ("manifest.json", "model.onnx", "model.pt", "cascade.csv", "cascade.png")
 PARETO_COLUMNS = ("id", "arch", "members", "split", "val_accuracy", "test_accuracy", "macs")
 
 
-class SelectError(NeasError):
-    """A ``--select`` value that names no ensemble of the run."""
-
-
 def read_pareto(run_dir: str | Path) -> pd.DataFrame:
-    """The run's search results; a one-line ``RunDirError`` when there are none."""
+    """The run's search results; a one-line ``RunDirError`` when there are none or they are
+    broken."""
     path = Path(run_dir) / PARETO
     if not Path(run_dir).is_dir():
         raise RunDirError(f"run folder {run_dir} does not exist")
     if not path.is_file():
         raise RunDirError(f"no search results in {run_dir} ({PARETO}); run `neas search` first")
-    table = pd.read_csv(path, dtype={"id": str})
+    try:
+        table = pd.read_csv(path, dtype={"id": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        raise RunDirError(f"{path} is empty or not a CSV table; run `neas search` again") from None
     missing = [c for c in PARETO_COLUMNS if c not in table.columns]
     if missing or table.empty:
         what = f"lacks columns {', '.join(missing)}" if missing else "is empty"
@@ -100,44 +104,13 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
-@dataclass(frozen=True)
-class RunParts:
-    """What exporting needs from a run folder."""
-
-    supernet: Supernet
-    dataset: Dataset
-    train_config: TrainConfig
-    costs: CostTable
-    calibration: torch.Tensor
-
-    @property
-    def space(self) -> SearchSpace:
-        return self.supernet.space
-
-    @property
-    def input_spec(self) -> InputSpec:
-        ds = self.dataset
-        return InputSpec(ds.input_shape, ds.mean, ds.std, ds.class_names)
-
-
-def open_run(run_dir: Path, *, device: torch.device) -> RunParts:
-    """Load the run's supernet, dataset and training config."""
-    from neas.pipeline import calibration_images, load_run_config, require_trained
-
-    supernet = supernet_from_checkpoint(load_checkpoint(require_trained(run_dir))).to(device)
-    data_opts, _, _, train_cfg = load_run_config(run_dir)
-    dataset = data_opts.load()
-    return RunParts(
-        supernet=supernet,
-        dataset=dataset,
-        train_config=train_cfg,
-        costs=CostTable.from_space(supernet.space),
-        calibration=calibration_images(dataset, seed=train_cfg.seed),
-    )
+def input_spec(dataset: Dataset) -> InputSpec:
+    """What an exported network expects, from the dataset it was trained on."""
+    return InputSpec(dataset.input_shape, dataset.mean, dataset.std, dataset.class_names)
 
 
 def export_ensemble(
-    parts: RunParts,
+    run: TrainedRun,
     row: pd.Series,
     *,
     out_dir: Path,
@@ -154,15 +127,16 @@ def export_ensemble(
     """
     for name in ARTIFACTS:
         (out_dir / name).unlink(missing_ok=True)
-    ds, space = parts.dataset, parts.space
+    ds, space, costs = run.dataset, run.space, CostTable.from_space(run.space)
     arch = EnsembleArch.from_json(str(row["arch"]), space)
-    recalibrate_bn(parts.supernet, arch, parts.calibration, device=device)
-    net: EnsembleNet = build_ensemble(parts.supernet, arch).eval()
+    calibration = calibration_images(ds, seed=run.config.train.seed)
+    recalibrate_bn(run.supernet, arch, calibration, device=device)
+    net: EnsembleNet = build_ensemble(run.supernet, arch).eval()
     labels = {"val": ds.y_val, "test": ds.y_test}
     logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
     accuracy = accuracies(probs(logits), labels)
     manifest: dict[str, Any] = {"format": "neas-ensemble-manifest", "format_version": 1}
-    cost = parts.costs.ensemble(arch)
+    cost = costs.ensemble(arch)
     manifest |= {
         "id": str(row["id"]),
         "arch": arch.to_dict(space),
@@ -170,20 +144,18 @@ def export_ensemble(
         "split": arch.split,
         "macs": cost.macs,
         "params": cost.params,
-        "trunk_macs": parts.costs.trunk(arch).macs,
-        "member_macs": [parts.costs.member(arch, m).macs for m in range(arch.num_members)],
+        "trunk_macs": costs.trunk(arch).macs,
+        "member_macs": [costs.member(arch, m).macs for m in range(arch.num_members)],
         "search": {k: _plain(row[k]) for k in row.index if k not in ("id", "arch")},
     }
     if finetune_epochs > 0:
         t0 = time.perf_counter()
-        cfg = parts.train_config
         net = finetune(
             net,
             ds.x_train,
             ds.y_train,
             epochs=finetune_epochs,
-            label_smoothing=cfg.label_smoothing,
-            seed=cfg.seed,
+            config=run.config.train,
             device=device,
         )
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
@@ -191,7 +163,7 @@ def export_ensemble(
             "epochs": finetune_epochs,
             "seconds": time.perf_counter() - t0,
             "loss": "sum of members' cross-entropy",
-            "optimizer": "AdamW, lr 1e-3 cosine",
+            "optimizer": f"AdamW, lr {FINETUNE_LR:g} cosine",
         }
         manifest["accuracy_before_finetune"] = accuracy
         accuracy = accuracies(probs(logits), labels)
@@ -210,7 +182,7 @@ def export_ensemble(
             probs=probs(logits),
             labels=labels,
             arch=arch,
-            costs=parts.costs,
+            costs=costs,
         )
         threshold = manifest["cascade"]["threshold"]
         files |= {"cascade_table": "cascade.csv", "cascade_plot": "cascade.png"}
@@ -220,12 +192,12 @@ def export_ensemble(
             net=net,
             arch=arch,
             space=space,
-            input_spec=parts.input_spec,
+            input_spec=input_spec(ds),
             cascade_threshold=threshold,
         )
         files["torch"] = "model.pt"
     manifest["input"] = {
-        **parts.input_spec.to_dict(),
+        **input_spec(ds).to_dict(),
         "layout": "NCHW float32, batch dimension dynamic",
         "normalization": "x = (pixels / 255 - mean) / std per channel (mean/std in [0, 1] scale)",
     }
@@ -268,8 +240,6 @@ def export_run(
     >>> export_run("runs/digits", select=["e000", "e003"], finetune_epochs=2)  # doctest: +SKIP
     [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
     """
-    from neas.pipeline import resolve_device  # here: pipeline may import this module
-
     run = Path(run_dir)
     rows = select_rows(read_pareto(run), select)
     chosen = check_formats(formats)
@@ -279,7 +249,7 @@ def export_run(
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
     root = writable_dir(run / ENSEMBLES)
-    parts = open_run(run, device=dev)
+    trained = open_trained(run, device=dev)
     folders = []
     with make_progress(show=show_progress) as progress, torch_threads(threads):
         task = progress.add_task("export", total=len(rows), info="")
@@ -287,7 +257,7 @@ def export_run(
             progress.update(task, info=str(row["id"]))
             out = writable_dir(root / str(row["id"]))
             export_ensemble(
-                parts,
+                trained,
                 row,
                 out_dir=out,
                 formats=chosen,
@@ -313,8 +283,6 @@ def cascade_run(
     >>> cascade_run("runs/digits", ensemble_id="e000")["threshold"]  # doctest: +SKIP
     0.9
     """
-    from neas.pipeline import load_run_config
-
     run = Path(run_dir)
     out = run / ENSEMBLES / ensemble_id
     if not (out / "model.pt").is_file():
@@ -324,8 +292,7 @@ def cascade_run(
     if not 0.0 <= tolerance < 1.0:
         raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
     model = load_ensemble(out / "model.pt")
-    data_opts, *_ = load_run_config(run)
-    ds = data_opts.load()
+    ds = read_config(run).data.load()
     writable_dir(out)
     info = casc.write_cascade(
         out,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neas.evolution.problem import Evaluation, front_mask
 from neas.predictors.latency import LatencyTable
-from neas.search.problem import Evaluation, front_mask
 from neas.search_spaces.spec import SearchSpace
 
 

@@ -28,76 +28,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from torch import nn
 
-from neas.errors import NeasError
-from neas.nn.ensemble import EnsembleNet, combine
-from neas.nn.layers import Head, MBConv, Stem
+from neas.errors import InputShapeError, ModelFileError, NeasError
+from neas.nn.builder import static_ensemble
+from neas.nn.layers import EnsembleNet, combine
 from neas.run import atomic_torch_save
-from neas.search_spaces.arch import EnsembleArch, validate
-from neas.search_spaces.spec import SKIP, SearchSpace, effective_kernel, make_divisible
+from neas.search_spaces.arch import EnsembleArch
+from neas.search_spaces.spec import SearchSpace
 
 FORMAT = "neas-ensemble"
 FORMAT_VERSION = 1
 _KEYS = ("arch", "space", "state_dict", "input")
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
-
-
-class ModelFileError(NeasError):
-    """A model file that is not a neas ensemble, or that carries pickled code."""
-
-
-class InputShapeError(NeasError):
-    """Input that does not match the ensemble's input spec."""
-
-
-def ensemble_skeleton(space: SearchSpace, arch: EnsembleArch) -> EnsembleNet:
-    """An ``EnsembleNet`` with the structure of ``build_ensemble(supernet, arch)``, fresh weights.
-
-    >>> from neas.search_spaces import create_space, sample
-    >>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10)
-    >>> ensemble_skeleton(space, sample(space, np.random.default_rng(0))).num_members
-    2
-    """
-    validate(arch, space)
-    st = space.stem
-    stem = Stem(
-        st.in_channels,
-        st.out_channels,
-        stride=st.stride,
-        reduced=make_divisible(st.out_channels * st.se_ratio),
-    )
-
-    def block(i: int, op: int) -> nn.Module:
-        if op == SKIP:
-            return nn.Identity()
-        layer, choice = space.layers[i], space.ops[op]
-        mid = make_divisible(layer.in_channels * choice.expand)
-        return MBConv(
-            layer.in_channels,
-            layer.out_channels,
-            kernel=effective_kernel(choice.kernel, layer.input_size),
-            mid=mid,
-            reduced=make_divisible(mid * layer.se_ratio),
-            stride=layer.stride,
-        )
-
-    hd = space.head
-    trunk = nn.Sequential(*(block(i, op) for i, op in enumerate(arch.shared)))
-    branches = nn.ModuleList(
-        nn.Sequential(
-            *(block(arch.split + j, op) for j, op in enumerate(ops)),
-            Head(
-                hd.in_channels,
-                head_width=hd.head_width,
-                feature_width=hd.feature_width,
-                num_classes=hd.num_classes,
-                dropout=hd.dropout,
-            ),
-        )
-        for ops in arch.members
-    )
-    return EnsembleNet(stem, trunk, branches)
 
 
 @dataclass(frozen=True)
@@ -311,7 +253,7 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
     try:
         space = SearchSpace.from_json(payload["space"])
         arch = EnsembleArch.from_json(payload["arch"], space)
-        net = ensemble_skeleton(space, arch)
+        net = static_ensemble(space, arch)
         net.load_state_dict(payload["state_dict"])
         spec = InputSpec.from_dict(payload["input"])
     except NeasError:

@@ -12,9 +12,15 @@ convolutions, so its graph also ran faster in ONNX Runtime (0.29 ms vs 0.50 ms a
 Both matched PyTorch to 2e-7. ``neas search`` exports ~5 ensembles, so dynamo would eat most of
 its 3-minute budget.
 
->>> data = to_onnx(net, input_shape=(1, 8, 8))  # doctest: +SKIP
->>> check_parity(ort_session(data), x_val, reference)  # doctest: +SKIP
-2.2e-07
+>>> from neas.nn import static_ensemble
+>>> from neas.search_spaces import create_space, sample
+>>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10,
+...                      width_mult=0.25, head_width=32, feature_width=32)
+>>> net = static_ensemble(space, sample(space, np.random.default_rng(0))).eval()
+>>> x = np.random.default_rng(1).normal(size=(4, 1, 8, 8)).astype(np.float32)
+>>> with torch.no_grad():
+...     reference = reference_outputs(torch.stack(net.member_logits(torch.from_numpy(x))))
+>>> check_parity(ort_session(to_onnx(net, input_shape=(1, 8, 8))), x, reference) < 1e-4
 True
 """
 
@@ -23,8 +29,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +40,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from neas.errors import NeasError
-from neas.nn.ensemble import EnsembleNet, combine
+from neas.device import torch_threads
+from neas.errors import ExportError
+from neas.nn.layers import EnsembleNet, combine
 from neas.run import atomic_write_bytes
 
 OPSET = 17
@@ -45,10 +51,6 @@ PROBS = "probabilities"
 PARITY_TOLERANCE = 1e-4
 EXPORTER = "torch.onnx.export(dynamo=False) (TorchScript-based)"
 PARITY_SAMPLES = 256
-
-
-class ExportError(NeasError):
-    """An export that fails verification (ONNX checker or parity with PyTorch)."""
 
 
 def output_names(num_members: int) -> list[str]:
@@ -65,17 +67,6 @@ class _OnnxEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         logits = self.net.member_logits(x)
         return (combine(logits), *logits)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (tracing tiny nets is fastest on one)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def to_onnx(net: EnsembleNet, *, input_shape: tuple[int, int, int]) -> onnx.ModelProto:

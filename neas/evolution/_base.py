@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from neas.search.problem import SearchProblem
+from neas.evolution.problem import SearchProblem
 
 GenerationCallback = Callable[[int], None]
 

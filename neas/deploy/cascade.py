@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neas import plots
 from neas.cost import CostTable
 from neas.run import atomic_write_bytes
 from neas.search_spaces.arch import EnsembleArch
@@ -99,35 +100,6 @@ def choose_threshold(table: pd.DataFrame, *, tolerance: float = TOLERANCE) -> fl
     return float(best["threshold"])
 
 
-def plot_cascade(
-    tables: dict[str, pd.DataFrame], path: Path, *, chosen: float | None = None, title: str = ""
-) -> None:
-    """Accuracy vs mean MACs per sample, one line per split (e.g. val, test)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    for name, table in tables.items():
-        t = table.sort_values("mean_macs")
-        ax.plot(t["mean_macs"] / 1e6, 100 * t["accuracy"], marker="o", ms=3, label=name)
-        if chosen is not None:
-            row = table.loc[(table["threshold"] - chosen).abs().idxmin()]
-            ax.scatter([row["mean_macs"] / 1e6], [100 * row["accuracy"]], s=60, c="k", zorder=3)
-    if chosen is not None:
-        ax.scatter([], [], s=60, c="k", label=f"chosen threshold {chosen:g}")
-    ax.set_xlabel("mean MACs per sample (M)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title or "early-exit cascade")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def write_cascade(
     out_dir: Path,
     *,
@@ -151,7 +123,7 @@ def write_cascade(
                 on="threshold",
             )
     atomic_write_bytes(out_dir / "cascade.csv", merged.to_csv(index=False).encode())
-    plot_cascade(
+    plots.plot_cascade(
         tables, out_dir / "cascade.png", chosen=chosen, title=f"{out_dir.name}: early-exit cascade"
     )
     info: dict[str, Any] = {"threshold": chosen, "rule": f"cheapest within {tolerance:g} of full"}

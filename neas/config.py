@@ -1,0 +1,289 @@
+"""The configuration dataclasses: the one place where every default of a neas job is written.
+
+The CLI takes its option defaults from these classes, and ``neas.search(out=...)`` with nothing
+else runs exactly what ``neas search --space mbconv --budget 600M`` runs (a test compares the
+two resolved configurations). Every class is frozen, JSON-serialisable through ``asdict`` and
+validates itself on construction, so bad input fails before any work is done.
+
+>>> RunConfig().with_seed(3).train.seed, RunConfig().shrink.at
+(3, (0.3, 0.5, 0.7))
+>>> RunConfig.from_dict(RunConfig().to_dict()) == RunConfig()
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from neas.budget import parse_budget
+from neas.data import Dataset, load_dataset
+from neas.errors import ConfigError
+from neas.search_spaces import SearchSpace, create_space
+
+__all__ = [
+    "CALIBRATION_IMAGES",
+    "SMALL_IMAGE",
+    "SMALL_PRESET",
+    "WEIGHT_MODES",
+    "DataOptions",
+    "RunConfig",
+    "SearchOptions",
+    "ShrinkConfig",
+    "SpaceOptions",
+    "TrainConfig",
+    "parse_shrink_at",
+]
+
+#: Weight-sharing modes of the supernet (``neas.nn.Supernet``).
+WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate")
+#: Training images used to recalibrate BN statistics per architecture before it is scored.
+CALIBRATION_IMAGES = 512
+SMALL_IMAGE = 32  # at or below this size the compact preset below applies by default
+SMALL_PRESET = {"width_mult": 0.5, "head_width": 256, "feature_width": 256}
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the data comes from and how it is split."""
+
+    source: str = "digits"
+    data_dir: str | None = None
+    max_train: int | None = None
+    seed: int = 0
+
+    def load(self) -> Dataset:
+        return load_dataset(
+            self.source, data_dir=self.data_dir, seed=self.seed, max_train=self.max_train
+        )
+
+
+@dataclass(frozen=True)
+class SpaceOptions:
+    """A registered space and its overrides; ``None`` keeps the space's (or preset's) default.
+
+    Images of at most 32x32 get a compact preset (width 0.5, head 256) unless overridden, so
+    the default job runs in minutes on a CPU; the NEAS-exact space is ``width_mult=1``,
+    ``head_width=960``, ``feature_width=1280``.
+    """
+
+    name: str = "mbconv"
+    members: int | None = None
+    width_mult: float | None = None
+    head_width: int | None = None
+    feature_width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.members is not None and self.members < 1:
+            raise ConfigError(f"--members must be at least 1, got {self.members}")
+
+    def build(self, dataset: Dataset) -> SearchSpace:
+        preset = SMALL_PRESET if dataset.image_size <= SMALL_IMAGE else {}
+        chosen = {
+            "width_mult": self.width_mult,
+            "head_width": self.head_width,
+            "feature_width": self.feature_width,
+        }
+        overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
+        return create_space(
+            self.name,
+            num_members=self.members,
+            image_size=dataset.image_size,
+            in_channels=dataset.in_channels,
+            num_classes=dataset.num_classes,
+            **overrides,
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supernet training (and stand-alone / fine-tune training) hyper-parameters.
+
+    ``lr=None`` picks the optimizer's default; ``summary_samples`` random ensembles are scored
+    on validation after training (``train_summary.json``).
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    weights: str = "entangled"
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float | None = None
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    augment: bool = True
+    seed: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    summary_samples: int = 8
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.weights not in WEIGHT_MODES:
+            raise ConfigError(
+                f"unknown weight mode {self.weights!r}; valid: {', '.join(WEIGHT_MODES)}"
+            )
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: sgd, adamw")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warm-up epochs must be >= 0, got {self.warmup_epochs}")
+        if self.summary_samples < 0:
+            raise ConfigError(f"summary samples must be >= 0, got {self.summary_samples}")
+
+    @property
+    def base_lr(self) -> float:
+        return self.lr if self.lr is not None else (0.1 if self.optimizer == "sgd" else 3e-3)
+
+
+@dataclass(frozen=True)
+class ShrinkConfig:
+    """When and how hard to shrink (``at=()``: never); see ``neas.shrink`` for the score.
+
+    >>> ShrinkConfig(at=(0.25, 0.5)).epochs(10), ShrinkConfig(at=()).enabled
+    ((2, 5), False)
+    """
+
+    at: tuple[float, ...] = (0.3, 0.5, 0.7)
+    ratio: float = 0.25
+    diversity_weight: float = 1.0
+    min_ops: int = 2
+    samples: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        at = tuple(float(a) for a in self.at)
+        object.__setattr__(self, "at", at)
+        if not all(0.0 < a < 1.0 for a in at):
+            raise ConfigError(f"shrink points must be fractions of training in (0, 1), got {at}")
+        if any(b <= a for a, b in zip(at, at[1:])):
+            raise ConfigError(f"shrink points must be strictly increasing, got {at}")
+        if not 0.0 <= self.ratio < 1.0:
+            raise ConfigError(
+                f"shrink ratio must be in [0, 1) (1 would empty a layer), got {self.ratio}"
+            )
+        if self.min_ops < 1:
+            raise ConfigError(f"min ops per layer must be >= 1, got {self.min_ops}")
+        if self.samples < 2:
+            raise ConfigError(f"shrink samples must be >= 2, got {self.samples}")
+        if not math.isfinite(self.diversity_weight):
+            raise ConfigError(f"diversity weight must be finite, got {self.diversity_weight}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.at)
+
+    def epochs(self, total_epochs: int) -> tuple[int, ...]:
+        """Epoch counts after which to shrink: rounded, in 1..total-1, deduplicated."""
+        picked = {min(max(round(a * total_epochs), 1), total_epochs - 1) for a in self.at}
+        return tuple(sorted(e for e in picked if 1 <= e < total_epochs))
+
+
+def parse_shrink_at(text: str) -> tuple[float, ...]:
+    """``"0.3,0.5,0.7"`` -> ``(0.3, 0.5, 0.7)``; ``""`` or ``"none"`` -> ``()`` (no shrinking).
+
+    >>> parse_shrink_at("0.3, 0.6"), parse_shrink_at("none")
+    ((0.3, 0.6), ())
+    """
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--shrink-at takes comma-separated fractions like 0.3,0.5,0.7, got {text!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search settings. ``evaluations`` defaults to ``population * generations``.
+
+    K is fixed to the space's K by default: with K searched, single networks took the whole
+    digits front (1-2 points, all K=1; README "Search"); ``search_members`` turns it on.
+    """
+
+    budget: str | int = "600M"
+    strategy: str = "nsga2"
+    population: int = 16
+    generations: int = 6
+    evaluations: int | None = None
+    search_members: bool = False
+    latency_batch: int = 1
+    storage: str | None = None
+    surrogate: bool = False
+    seed: int = 0
+    calibration_images: int = CALIBRATION_IMAGES
+
+    def __post_init__(self) -> None:
+        self.budget_macs  # noqa: B018  (parses, or raises BudgetError)
+        if self.population < 2:
+            raise ConfigError(f"--population must be at least 2, got {self.population}")
+        if self.generations < 1:
+            raise ConfigError(f"--generations must be at least 1, got {self.generations}")
+        if self.total_evaluations < self.population:
+            raise ConfigError(
+                f"--evaluations ({self.total_evaluations}) is smaller than the population "
+                f"({self.population})"
+            )
+        if self.latency_batch < 1:
+            raise ConfigError(f"--latency-batch must be at least 1, got {self.latency_batch}")
+        if self.calibration_images < 1:
+            raise ConfigError(f"calibration images must be >= 1, got {self.calibration_images}")
+
+    @property
+    def budget_macs(self) -> int:
+        return parse_budget(self.budget)
+
+    @property
+    def total_evaluations(self) -> int:
+        return (
+            self.evaluations
+            if self.evaluations is not None
+            else (self.population * self.generations)
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a trained run is: data, space, supernet training and shrinking (``config.json``)."""
+
+    data: DataOptions = field(default_factory=DataOptions)
+    space: SpaceOptions = field(default_factory=SpaceOptions)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
+
+    def with_seed(self, seed: int) -> RunConfig:
+        """The same configuration with one seed for splits, init, sampling and shrinking."""
+        return RunConfig(
+            data=replace(self.data, seed=seed),
+            space=self.space,
+            train=replace(self.train, seed=seed),
+            shrink=replace(self.shrink, seed=seed),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": 2, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Read ``config.json`` (format 2, or format 1 with a top-level ``weights``)."""
+        try:
+            train = dict(data["train"])
+            if "weights" in data:  # format 1
+                train["weights"] = data["weights"]
+            shrink = data.get("shrink") or {"at": ()}
+            return cls(
+                data=DataOptions(**data["data"]),
+                space=SpaceOptions(**data["space"]),
+                train=TrainConfig(**train),
+                shrink=ShrinkConfig(**shrink),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"not a neas run configuration ({type(exc).__name__}: {exc})"
+            ) from None

@@ -1,0 +1,12 @@
+"""Deployment: export front ensembles (one ONNX graph, ``model.pt``, manifest), load them back,
+early-exit cascades, fine-tuning.
+
+``export`` writes ``RUN/ensembles/<id>/``; ``model_file`` owns the ``model.pt`` format and
+``load_ensemble``; ``onnx_export`` exports, checks parity and times in ONNX Runtime;
+``cascade`` sweeps early-exit thresholds; ``finetune`` trains an extracted ensemble further.
+"""
+
+from neas.deploy.export import cascade_run, export_run
+from neas.deploy.model_file import DeployedEnsemble, InputSpec, load_ensemble
+
+__all__ = ["DeployedEnsemble", "InputSpec", "cascade_run", "export_run", "load_ensemble"]

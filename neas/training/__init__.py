@@ -1,0 +1,16 @@
+"""Training: the one loop (``loop``) and supernet training on it (``supernet``)."""
+
+from neas.training.loop import TrainState, ensemble_loss, fit, lr_at, make_optimizer, random_shift
+from neas.training.supernet import ShrinkHook, step_arch, train_supernet
+
+__all__ = [
+    "ShrinkHook",
+    "TrainState",
+    "ensemble_loss",
+    "fit",
+    "lr_at",
+    "make_optimizer",
+    "random_shift",
+    "step_arch",
+    "train_supernet",
+]

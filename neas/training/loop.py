@@ -1,0 +1,202 @@
+"""The one training loop: supernet training, stand-alone training and fine-tuning all run here.
+
+Optimizer groups (no weight decay on biases and norms), linear warm-up then cosine decay,
+bfloat16 autocast on CUDA, ``channels_last``, seeded per-epoch shuffles and random shifts. What
+differs between callers is only the loss of one batch (``LossFn``) and what happens after an
+epoch (``EpochHook``: shrinking, checkpoints).
+
+Determinism: epoch ``e``'s shuffle and augmentation come from a generator seeded by
+``(seed, e)``, so a resumed run repeats an uninterrupted one exactly (CPU).
+
+>>> import torch
+>>> from neas.config import TrainConfig
+>>> model = torch.nn.Linear(4, 3)
+>>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+>>> def loss_fn(m, xb, yb, epoch, step):
+...     return torch.nn.functional.cross_entropy(m(xb), yb), 1
+>>> cfg = TrainConfig(epochs=2, batch_size=8, augment=False, channels_last=False)
+>>> _, _, state = fit(model, x, y, config=cfg, loss_fn=loss_fn, show_progress=False)
+>>> state.epoch, len(state.history)
+(2, 2)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neas.config import TrainConfig
+from neas.progress import make_progress
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, int]]
+"""``loss_fn(model, xb, yb, epoch, step) -> (loss, terms)``: ``terms`` losses were summed
+(members), so ``loss / terms`` is what the progress bar and history report."""
+
+
+@dataclass
+class TrainState:
+    """Where training is; ``history`` has one dict per finished epoch."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+EpochHook = Callable[
+    [nn.Module, torch.optim.Optimizer, TrainState],
+    tuple[nn.Module, torch.optim.Optimizer],
+]
+"""``hook(model, optimizer, state) -> (model, optimizer)`` after each epoch (``state.epoch``
+epochs done); it may replace both (shrinking) and may save a checkpoint."""
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up then cosine decay to zero.
+
+    >>> lr_at(0, 100, 10, 1.0), lr_at(10, 100, 10, 1.0), round(lr_at(99, 100, 0, 1.0), 4)
+    (0.1, 1.0, 0.0002)
+    """
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``max(1, H // 8)`` pixels (zero padding)."""
+    pad = max(1, x.shape[-1] // 8)
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    out = torch.empty_like(x)
+    for dy, dx in torch.unique(offsets, dim=0).tolist():
+        idx = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
+        out[idx] = padded[idx, :, dy : dy + h, dx : dx + w]
+    return out
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or Nesterov SGD; weight decay on weights only (not biases or norm scales)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.base_lr, momentum=config.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=config.base_lr)
+
+
+def rebuild_optimizer(
+    old: torch.optim.Optimizer, model: nn.Module, config: TrainConfig
+) -> torch.optim.Optimizer:
+    """A fresh optimizer for ``model`` that keeps the state of every surviving parameter."""
+    new = make_optimizer(model, config)
+    for p in model.parameters():
+        if p in old.state:
+            new.state[p] = old.state[p]
+    return new
+
+
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
+def ensemble_loss(config: TrainConfig) -> LossFn:
+    """The loss of a static ensemble: the sum of its members' cross-entropies."""
+
+    def loss_fn(
+        model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int
+    ) -> tuple[torch.Tensor, int]:
+        logits = model.member_logits(xb)
+        loss = sum(
+            F.cross_entropy(t.float(), yb, label_smoothing=config.label_smoothing) for t in logits
+        )
+        return loss, len(logits)
+
+    return loss_fn
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: TrainConfig,
+    loss_fn: LossFn,
+    device: torch.device | str = "cpu",
+    seed: int | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: TrainState | None = None,
+    stop_after: int | None = None,
+    on_epoch_end: EpochHook | None = None,
+    description: str = "train",
+    show_progress: bool = True,
+) -> tuple[nn.Module, torch.optim.Optimizer, TrainState]:
+    """Train ``model`` on (``x``, ``y``) from ``state.epoch`` to ``config.epochs``.
+
+    ``seed`` (default ``config.seed``) fixes the data order and augmentation; ``stop_after``
+    ends after that many epochs in total, as if killed. Returns the (possibly replaced) model,
+    its optimizer and the state.
+    """
+    device = torch.device(device)
+    fmt = memory_format(config)
+    seed = config.seed if seed is None else seed
+    state = state or TrainState()
+    model = model.to(device, memory_format=fmt)
+    optimizer = optimizer or make_optimizer(model, config)
+    n = len(x)
+    steps = max(1, n // config.batch_size)  # drop the last partial batch
+    total = steps * config.epochs
+    warmup = int(round(config.warmup_epochs * steps))
+    use_amp = config.amp and device.type == "cuda"
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    lr = config.base_lr
+    with make_progress(show=show_progress) as progress:
+        task = progress.add_task(description, total=total, completed=state.epoch * steps, info="")
+        for epoch in range(state.epoch, last):
+            model.train()
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            perm = torch.randperm(n, generator=gen)
+            loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+            for step in range(steps):
+                idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
+                xb = random_shift(x[idx], gen) if config.augment else x[idx]
+                xb = xb.to(device, non_blocking=True).contiguous(memory_format=fmt)
+                yb = y[idx].to(device, non_blocking=True)
+                lr = lr_at(epoch * steps + step, total, warmup, config.base_lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss, terms = loss_fn(model, xb, yb, epoch, step)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(idx) / terms
+                seen += len(idx)
+                rate = seen / (time.perf_counter() - t0)
+                progress.update(
+                    task,
+                    advance=1,
+                    info=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / seen:.3f} "
+                    f"{rate:.0f} img/s",
+                )
+            state.epoch = epoch + 1
+            state.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": loss_sum / max(1, seen),
+                    "images_per_s": seen / (time.perf_counter() - t0),
+                    "lr": lr,
+                }
+            )
+            if on_epoch_end is not None:
+                model, optimizer = on_epoch_end(model, optimizer, state)
+                model = model.to(device, memory_format=fmt)
+    return model, optimizer, state

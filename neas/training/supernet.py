@@ -1,0 +1,125 @@
+"""Supernet training: one uniformly sampled ensemble per step, sum of members' cross-entropy.
+
+The architecture of step ``t`` of epoch ``e`` comes from ``default_rng([seed, e, t])``, so every
+data-parallel rank samples the same architecture and a resumed run repeats an uninterrupted one
+exactly (CPU). A checkpoint (model, optimizer, RNG state, current space, history) is written
+atomically after every epoch (``neas.run.save_checkpoint``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neas.config import TrainConfig
+from neas.nn.supernet import Supernet
+from neas.run import load_checkpoint, save_checkpoint, supernet_from_checkpoint
+from neas.search_spaces.arch import EnsembleArch, sample
+from neas.search_spaces.spec import SearchSpace
+from neas.training.loop import (
+    LossFn,
+    TrainState,
+    fit,
+    make_optimizer,
+    memory_format,
+    rebuild_optimizer,
+)
+
+ShrinkHook = Callable[[Supernet, int], Supernet]
+"""``hook(supernet, epochs_done) -> supernet``: may return a supernet over a smaller space."""
+
+
+def step_arch(space: SearchSpace, *, seed: int, epoch: int, step: int) -> EnsembleArch:
+    """The architecture trained at (epoch, step): the same on every rank and on resume."""
+    return sample(space, np.random.default_rng([seed, epoch, step]))
+
+
+def supernet_loss(config: TrainConfig) -> LossFn:
+    """The loss of one step: a sampled ensemble's members' cross-entropies, summed."""
+
+    def loss_fn(
+        model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int
+    ) -> tuple[torch.Tensor, int]:
+        arch = step_arch(model.space, seed=config.seed, epoch=epoch, step=step)
+        logits = model(xb, arch)
+        loss = sum(
+            F.cross_entropy(out.float(), yb, label_smoothing=config.label_smoothing)
+            for out in logits
+        )
+        return loss, arch.num_members
+
+    return loss_fn
+
+
+def train_supernet(
+    supernet: Supernet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    stop_after: int | None = None,
+    shrink_epochs: tuple[int, ...] = (),
+    shrink: ShrinkHook | None = None,
+) -> tuple[Supernet, TrainState]:
+    """Train ``supernet`` on (``x``, ``y``) for ``config.epochs`` epochs; returns it and its state.
+
+    ``resume`` continues from ``checkpoint`` (the supernet is rebuilt over the checkpoint's
+    space, which shrinking may have made smaller); ``stop_after`` ends after that many epochs in
+    total (as if killed), which tests use to check that resuming equals an uninterrupted run.
+    After each epoch count in ``shrink_epochs``, ``shrink(supernet, epochs_done)`` may replace
+    the supernet; the optimizer keeps the state of surviving parameters.
+    """
+    torch.manual_seed(config.seed)
+    state = TrainState()
+    ckpt = None
+    if resume and checkpoint is not None and checkpoint.exists():
+        ckpt = load_checkpoint(checkpoint)
+        supernet = supernet_from_checkpoint(ckpt)
+    supernet = supernet.to(torch.device(device), memory_format=memory_format(config))
+    optimizer = make_optimizer(supernet, config)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
+
+    def after_epoch(
+        model: nn.Module, opt: torch.optim.Optimizer, st: TrainState
+    ) -> tuple[nn.Module, torch.optim.Optimizer]:
+        if shrink is not None and st.epoch in shrink_epochs:
+            model = shrink(model, st.epoch).to(torch.device(device))
+            opt = rebuild_optimizer(opt, model, config)
+        if checkpoint is not None:
+            save_checkpoint(
+                checkpoint,
+                supernet=model,
+                optimizer=opt,
+                epoch=st.epoch,
+                history=st.history,
+                config=config,
+            )
+        return model, opt
+
+    supernet, _, state = fit(
+        supernet,
+        x,
+        y,
+        config=config,
+        loss_fn=supernet_loss(config),
+        device=device,
+        optimizer=optimizer,
+        state=state,
+        stop_after=stop_after,
+        on_epoch_end=after_epoch,
+        description="train supernet",
+        show_progress=show_progress,
+    )
+    return supernet, state  # type: ignore[return-value]

@@ -1,0 +1,123 @@
+"""The package's shape: layers run one way, no attribute shadows a submodule, and the Python API
+runs exactly the job the CLI runs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from neas.cli import app
+from neas.config import RunConfig, SearchOptions
+from neas.pipeline import resolve
+
+ROOT = Path(__file__).resolve().parents[1] / "neas"
+#: Layer of each top-level module or package; a module may import only its own layer or lower.
+LAYERS = {
+    "cli": 3,
+    "pipeline": 2,
+    **dict.fromkeys(("training", "shrink", "evolution", "deploy", "ranking", "predictors"), 1),
+    **dict.fromkeys(
+        (
+            "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
+            "budget", "device", "progress", "plots",
+        ),
+        0,
+    ),
+}  # fmt: skip
+
+
+def _top(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "neas" and len(parts) > 1 else None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``neas.*`` module imported anywhere in ``path`` (function-level imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("neas.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "neas":
+                found |= {f"neas.{a.name}" for a in node.names}
+            elif node.module.startswith("neas."):
+                found.add(node.module)
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    tops = {p.stem if p.is_file() else p.name for p in ROOT.iterdir() if p.name != "__pycache__"}
+    assert tops - {"__init__"} == set(LAYERS)
+
+
+def test_layers_run_one_way() -> None:
+    upward = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        own = _top(".".join(rel.parts))
+        if own in (None, "__init__"):  # neas/__init__.py: the public API re-exports any layer
+            continue
+        for imported in _imports(path):
+            other = _top(imported)
+            if other is not None and LAYERS[other] > LAYERS[own]:
+                upward.append(f"{rel} imports {imported}")
+    assert not upward, upward
+
+
+def test_search_spaces_never_import_torch() -> None:
+    for path in (ROOT / "search_spaces").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(n.split(".")[0] == "torch" for n in names), path
+
+
+def test_no_package_attribute_shadows_a_submodule() -> None:
+    code = """
+import importlib, pkgutil, sys, types
+bad = []
+packages = ["neas"] + [m.name for m in pkgutil.walk_packages(
+    importlib.import_module("neas").__path__, "neas.") if m.ispkg]
+for name in packages:
+    package = importlib.import_module(name)
+    for child in pkgutil.iter_modules(package.__path__):
+        value = getattr(package, child.name, None)
+        if value is not None and not (
+            isinstance(value, types.ModuleType) and value.__name__ == f"{name}.{child.name}"
+        ):
+            bad.append(f"{name}.{child.name} is {value!r}")
+print("\\n".join(bad))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
+
+
+def test_api_and_cli_resolve_the_same_main_job(tmp_path) -> None:
+    """``neas.search(out=...)`` runs what ``neas search --space mbconv --budget 600M`` runs."""
+    result = CliRunner().invoke(
+        app, ["search", "--space", "mbconv", "--budget", "600M", "--print-config"]
+    )
+    assert result.exit_code == 0, result.output
+    config, options = resolve()
+    api = json.loads(json.dumps({"run": config.to_dict(), "search": asdict(options)}))
+    assert json.loads(result.output) == api
+    # the main job shrinks the space and reads its training defaults from the dataclasses
+    assert config == RunConfig() and options == SearchOptions() and config.shrink.enabled
+    train = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--print-config"])
+    assert json.loads(train.output) == json.loads(json.dumps({"run": RunConfig().to_dict()}))
+    assert not (tmp_path / "r").exists()  # --print-config does no work
+
+
+def test_cli_options_change_the_resolved_job() -> None:
+    result = CliRunner().invoke(
+        app, ["search", "--epochs", "3", "--shrink-at", "none", "--seed", "4", "--print-config"]
+    )
+    run = json.loads(result.output)["run"]
+    assert run["train"]["epochs"] == 3 and run["shrink"]["at"] == []
+    assert {run["data"]["seed"], run["train"]["seed"], run["shrink"]["seed"]} == {4}
