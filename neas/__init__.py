@@ -30,12 +30,14 @@ from neas.cost import CostTable, ensemble_cost
 from neas.data import Dataset, load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import NeasError
+from neas.estimator import NEASClassifier
 from neas.pipeline import evolve, search, train
 from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
 
 __all__ = [
     "CostTable",
     "DataOptions",
+    "NEASClassifier",
     "Dataset",
     "EnsembleArch",
     "NeasError",

@@ -25,7 +25,7 @@ from neas.search_spaces import SearchSpace, create_space
 __all__ = [
     "CALIBRATION_IMAGES",
     "SMALL_IMAGE",
-    "SMALL_PRESET",
+    "SMALL_PRESETS",
     "WEIGHT_MODES",
     "DataOptions",
     "RunConfig",
@@ -40,22 +40,29 @@ __all__ = [
 WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate")
 #: Training images used to recalibrate BN statistics per architecture before it is scored.
 CALIBRATION_IMAGES = 512
-SMALL_IMAGE = 32  # at or below this size the compact preset below applies by default
-SMALL_PRESET = {"width_mult": 0.5, "head_width": 256, "feature_width": 256}
+SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
+SMALL_PRESETS: dict[str, dict[str, float | int]] = {
+    "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},
+}
 
 
 @dataclass(frozen=True)
 class DataOptions:
-    """Where the data comes from and how it is split."""
+    """Where the data comes from and how it is split (``target``: a CSV file's label column)."""
 
     source: str = "digits"
     data_dir: str | None = None
     max_train: int | None = None
     seed: int = 0
+    target: str | None = None
 
     def load(self) -> Dataset:
         return load_dataset(
-            self.source, data_dir=self.data_dir, seed=self.seed, max_train=self.max_train
+            self.source,
+            data_dir=self.data_dir,
+            seed=self.seed,
+            max_train=self.max_train,
+            target=self.target,
         )
 
 
@@ -79,7 +86,8 @@ class SpaceOptions:
             raise ConfigError(f"--members must be at least 1, got {self.members}")
 
     def build(self, dataset: Dataset) -> SearchSpace:
-        preset = SMALL_PRESET if dataset.image_size <= SMALL_IMAGE else {}
+        small = dataset.image_size <= SMALL_IMAGE
+        preset = SMALL_PRESETS.get(self.name, {}) if small else {}
         chosen = {
             "width_mult": self.width_mult,
             "head_width": self.head_width,
@@ -205,6 +213,8 @@ class SearchOptions:
 
     K is fixed to the space's K by default: with K searched, single networks took the whole
     digits front (1-2 points, all K=1; README "Search"); ``search_members`` turns it on.
+    ``latency=False`` leaves measured latency out (objectives: error and MACs), so that the
+    search gives the same front in every run with the same seed.
     """
 
     budget: str | int = "600M"
@@ -213,6 +223,7 @@ class SearchOptions:
     generations: int = 6
     evaluations: int | None = None
     search_members: bool = False
+    latency: bool = True
     latency_batch: int = 1
     storage: str | None = None
     surrogate: bool = False

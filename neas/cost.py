@@ -40,20 +40,26 @@ def _se(channels: int, ratio: float) -> Cost:
     return Cost(2 * channels * red, 2 * channels * red + channels + red)
 
 
-def stem_cost(stem: StemSpec) -> Cost:
-    """conv3x3 + BN, then the depthwise-separable block with SE (3x3 dw, 1x1 pw)."""
+def stem_cost(stem: StemSpec, block: str = "mbconv") -> Cost:
+    """conv3x3 + BN, then the depthwise-separable block with SE (3x3 dw, 1x1 pw); for ``mlp``
+    one linear layer (1x1 conv) + BN."""
     c, size = stem.out_channels, stem.output_size
+    if block == "mlp":
+        return Cost(c * stem.in_channels, c * stem.in_channels + 2 * c)
     conv = Cost(size * size * c * stem.in_channels * 9, c * stem.in_channels * 9 + 2 * c)
     dw = Cost(size * size * c * 9, c * 9 + 2 * c)
     pw = Cost(size * size * c * c, c * c + 2 * c)
     return conv + dw + _se(c, stem.se_ratio) + pw
 
 
-def op_cost(layer: LayerSpec, op: OpChoice | None) -> Cost:
+def op_cost(layer: LayerSpec, op: OpChoice | None, block: str = "mbconv") -> Cost:
     """One searchable layer running ``op`` (``None`` = skip)."""
     if op is None:
         return ZERO
     mid = make_divisible(layer.in_channels * op.expand)
+    if block == "mlp":  # expand and project, each a linear layer + BN
+        c = layer.in_channels
+        return Cost(mid * c, mid * c + 2 * mid) + Cost(c * mid, c * mid + 2 * c)
     k = effective_kernel(op.kernel, layer.input_size)
     s_in, s_out = layer.input_size, layer.output_size
     expand = Cost(s_in * s_in * mid * layer.in_channels, mid * layer.in_channels + 2 * mid)
@@ -90,10 +96,11 @@ class CostTable:
     @classmethod
     def from_space(cls, space: SearchSpace) -> CostTable:
         layers = tuple(
-            {SKIP: ZERO, **{i: op_cost(layer, op) for i, op in enumerate(space.ops)}}
+            {SKIP: ZERO, **{i: op_cost(layer, op, space.block) for i, op in enumerate(space.ops)}}
             for layer in space.layers
         )
-        return cls(stem=stem_cost(space.stem), head=head_cost(space.head), layers=layers)
+        stem = stem_cost(space.stem, space.block)
+        return cls(stem=stem, head=head_cost(space.head), layers=layers)
 
     def member(self, arch: EnsembleArch, m: int) -> Cost:
         """Member ``m``'s own layers and head (without the trunk)."""

@@ -24,10 +24,14 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from neas.errors import DataError
+from neas.tabular import TableEncoder, read_csv
 
 __all__ = ["BUILTIN", "FASHION_MNIST_DIR", "DataError", "Dataset", "load_dataset"]
 
 BUILTIN: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
+#: Default fractions of the data held out for validation and test.
+VAL_FRACTION = 0.2
+TEST_FRACTION = 0.2
 #: Where the Debian package ``dataset-fashion-mnist`` installs the IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -77,6 +81,7 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    preprocessing: dict | None = None  # a table's encoding (``neas.tabular.TableEncoder``)
 
     def __post_init__(self) -> None:
         for split in ("train", "val", "test"):
@@ -115,6 +120,9 @@ class _Raw:
     class_names: tuple[str, ...]
     x_test: np.ndarray | None = None  # official test split, if the dataset has one
     y_test: np.ndarray | None = None
+    preprocessing: dict | None = None
+    x_val: np.ndarray | None = None  # a fixed val split (then x_test is fixed too)
+    y_val: np.ndarray | None = None
 
 
 def load_dataset(
@@ -122,15 +130,19 @@ def load_dataset(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
     max_train: int | None = None,
+    target: str | None = None,
 ) -> Dataset:
-    """Load a built-in dataset, an ``.npz`` file or an image folder as a :class:`Dataset`.
+    """Load a built-in dataset, an ``.npz`` or CSV file or an image folder as a :class:`Dataset`.
 
     ``source`` is one of :data:`BUILTIN` or a path. An ``.npz`` holds ``x`` (N x H x W,
-    N x H x W x C with C in {1, 3, 4}, or N x C x H x W with C in {1, 3}) and ``y`` (N integer or
-    string labels; class names are the sorted unique labels). A folder holds one sub-folder per
+    N x H x W x C with C in {1, 3, 4}, N x C x H x W with C in {1, 3}, or a table N x F) and
+    ``y`` (N integer or string labels; class names are the sorted unique labels). A CSV file is a
+    table whose label column is ``target``; its other columns are encoded by
+    ``neas.tabular.TableEncoder`` (medians for missing numbers, one-hot text columns), recorded in
+    ``Dataset.preprocessing``. Tables become N x F x 1 x 1 arrays. A folder holds one sub-folder per
     class of same-sized png/jpg/jpeg/bmp/gif images (not resized). ``mnist`` and ``cifar10`` read
     their standard files from ``data_dir``; ``fashion-mnist`` defaults to :data:`FASHION_MNIST_DIR`.
 
@@ -144,7 +156,7 @@ def load_dataset(
         >>> len(ds.x_train), ds.class_names[:3]
         (200, ('0', '1', '2'))
     """
-    raw = _load_source(source, data_dir)
+    raw = _load_source(source, data_dir, target)
     has_test = raw.x_test is not None and raw.y_test is not None
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -155,14 +167,17 @@ def load_dataset(
         )
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be a positive int or None, got {max_train}")
-    idx_train, idx_val, idx_test = _split(
-        raw.y,
-        class_names=raw.class_names,
-        has_test=has_test,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-    )
+    if raw.x_val is not None and raw.y_val is not None:  # fixed splits: nothing to split
+        idx_train, idx_val, idx_test = np.arange(len(raw.y)), None, None
+    else:
+        idx_train, idx_val, idx_test = _split(
+            raw.y,
+            class_names=raw.class_names,
+            has_test=has_test,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+        )
     if max_train is not None and len(idx_train) > max_train:
         idx_train, _ = _stratified(
             idx_train,
@@ -184,22 +199,29 @@ def load_dataset(
         x_test, y_test = raw.x_test, raw.y_test
     else:
         x_test, y_test = raw.x[idx_test], raw.y[idx_test]
+    if raw.x_val is not None and raw.y_val is not None:
+        x_val, y_val = raw.x_val, raw.y_val
+    else:
+        x_val, y_val = raw.x[idx_val], raw.y[idx_val]
     name = source if source in BUILTIN else Path(source).stem
     return Dataset(
         name=name,
         x_train=norm(x_train),
         y_train=raw.y[idx_train].copy(),
-        x_val=norm(raw.x[idx_val]),
-        y_val=raw.y[idx_val].copy(),
+        x_val=norm(x_val),
+        y_val=np.ascontiguousarray(y_val, dtype=np.int64),
         x_test=norm(x_test),
         y_test=np.ascontiguousarray(y_test, dtype=np.int64),
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
         class_names=raw.class_names,
+        preprocessing=raw.preprocessing,
     )
 
 
-def _load_source(source: str, data_dir: str | os.PathLike[str] | None) -> _Raw:
+def _load_source(
+    source: str, data_dir: str | os.PathLike[str] | None, target: str | None = None
+) -> _Raw:
     """Read ``source`` in raw float scale; ``x_test`` is set when it has an official test."""
     if source == "digits":
         from sklearn.datasets import load_digits
@@ -235,7 +257,9 @@ def _load_source(source: str, data_dir: str | os.PathLike[str] | None) -> _Raw:
         return _load_image_folder(path)
     if path.suffix == ".npz" and path.is_file():
         return _load_npz(path)
-    if path.suffix == ".npz" or os.sep in source or path.suffix:
+    if path.suffix.lower() == ".csv" and path.is_file():
+        return _load_csv(path, target)
+    if path.suffix in (".npz", ".csv") or os.sep in source or path.suffix:
         raise DataError(f"data file or folder not found: {source}")
     raise DataError(f"unknown dataset {source!r}; built-in datasets are: {', '.join(BUILTIN)}")
 
@@ -284,45 +308,93 @@ def _load_cifar10(data_dir: str | os.PathLike[str] | None) -> _Raw:
 
 
 def _load_npz(path: Path) -> _Raw:
-    """Read ``x`` and ``y`` from an ``.npz`` file, accepting the three image layouts."""
+    """Read ``x`` and ``y`` (and, optionally, fixed splits ``x_val``/``y_val`` and
+    ``x_test``/``y_test``) from an ``.npz`` file, accepting a table or the image layouts."""
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
                 raise DataError(f"{path} lacks array(s) {missing}; it holds {f.files}")
-            x, y = f["x"], f["y"]
+            arrays = {k: f[k] for k in _NPZ_KEYS if k in f.files}
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(f"cannot read {path}: {exc}") from exc
+    for split in ("val", "test"):
+        if (f"x_{split}" in arrays) != (f"y_{split}" in arrays):
+            raise DataError(f"{path}: x_{split} and y_{split} come together")
+    if "x_val" in arrays and "x_test" not in arrays:
+        raise DataError(f"{path}: a fixed val split (x_val) needs a fixed test split (x_test)")
+    splits = [s for s in ("", "_val", "_test") if f"x{s}" in arrays]
+    xs = [_layout(arrays[f"x{s}"], path) for s in splits]
+    ys = [arrays[f"y{s}"] for s in splits]
+    if any(y.ndim != 1 for y in ys):
+        raise DataError(f"{path}: labels must be 1-D, one per sample")
+    labels, names = _labels(np.concatenate(ys), where=str(path))
+    parts = np.split(labels, np.cumsum([len(y) for y in ys])[:-1])
+    raws = [  # the training part needs two classes; fixed val/test splits may hold one
+        _checked(_to_float(x, str(path)), lab, names, where=str(path), min_classes=1 if i else 2)
+        for i, (x, lab) in enumerate(zip(xs, parts))
+    ]
+    if len(raws) == 1:
+        return raws[0]
+    by = dict(zip(splits, raws))
+    val = by.get("_val")
+    return _Raw(
+        by[""].x,
+        by[""].y,
+        names,
+        by["_test"].x,
+        by["_test"].y,
+        x_val=None if val is None else val.x,
+        y_val=None if val is None else val.y,
+    )
+
+
+_NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test")
+
+
+def _layout(x: np.ndarray, path: Path) -> np.ndarray:
+    """A table N x F or an image array as N x C x H x W."""
+    if x.ndim == 2:  # a table: N x F features as N x F x 1 x 1
+        return x[:, :, None, None]
     if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[2] == x.shape[3]:
-        pass  # N x C x H x W
-    elif x.ndim == 4 and x.shape[3] in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
-    elif x.ndim == 4 and x.shape[1] in (1, 3):
-        pass
-    else:
-        raise DataError(
-            f"{path}: x has shape {x.shape}; expected N x H x W, N x H x W x C (C in 1, 3, 4) "
-            "or N x C x H x W (C in 1, 3)"
-        )
+        return x[:, None]
+    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[2] == x.shape[3]:
+        return x  # N x C x H x W
+    if x.ndim == 4 and x.shape[3] in (1, 3, 4):
+        return x.transpose(0, 3, 1, 2)
+    if x.ndim == 4 and x.shape[1] in (1, 3):
+        return x
+    raise DataError(
+        f"{path}: x has shape {x.shape}; expected a table N x F, N x H x W, N x H x W x C "
+        "(C in 1, 3, 4) or N x C x H x W (C in 1, 3)"
+    )
+
+
+def _labels(y: np.ndarray, *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer labels and class names (sorted unique values) from integer or text labels."""
     if y.ndim != 1:
-        raise DataError(f"{path}: y has shape {y.shape}; expected one label per sample")
-    if y.dtype.kind in "US":
+        raise DataError(f"{where}: y has shape {y.shape}; expected one label per sample")
+    if y.dtype.kind in "USO":
         values = y.astype(str)
-    elif y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+    elif y.dtype.kind in "iub" or (
+        y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0)
+    ):
         values = y.astype(np.int64)
     else:
-        raise DataError(f"{path}: y has dtype {y.dtype}; expected integer or string labels")
+        raise DataError(f"{where}: y has dtype {y.dtype}; expected integer or string labels")
     uniq, labels = np.unique(values, return_inverse=True)
-    return _checked(
-        _to_float(x, str(path)),
-        labels.astype(np.int64),
-        tuple(str(u) for u in uniq),
-        where=str(path),
-    )
+    return labels.astype(np.int64), tuple(str(u) for u in uniq)
+
+
+def _load_csv(path: Path, target: str | None) -> _Raw:
+    """A CSV table: ``target`` is the label column, the rest encoded by ``TableEncoder``."""
+    frame, y = read_csv(str(path), target=target)
+    encoder = TableEncoder.fit(frame)
+    labels, names = _labels(y.to_numpy(), where=str(path))
+    raw = _checked(encoder.transform(frame)[:, :, None, None], labels, names, where=str(path))
+    return _Raw(raw.x, raw.y, raw.class_names, preprocessing=encoder.to_dict())
 
 
 def _load_image_folder(root: Path) -> _Raw:
@@ -373,7 +445,9 @@ def _to_float(x: np.ndarray, where: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _checked(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], *, where: str = "") -> _Raw:
+def _checked(
+    x: np.ndarray, y: np.ndarray, names: tuple[str, ...], *, where: str = "", min_classes: int = 2
+) -> _Raw:
     """Validate shapes, finiteness, label range and class count."""
     where = f"{where}: " if where else ""
     if x.ndim != 4:
@@ -384,8 +458,10 @@ def _checked(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], *, where: str
         raise DataError(f"{where}x contains NaN or inf values")
     if len(y) and (y.min() < 0 or y.max() >= len(names)):
         raise DataError(f"{where}labels must lie in 0..{len(names) - 1}")
-    if len(np.unique(y)) < 2:
+    if len(np.unique(y)) < min_classes:
         raise DataError(f"{where}need at least 2 classes, found {len(np.unique(y))}")
+    if not len(y):
+        raise DataError(f"{where}no samples")
     return _Raw(np.ascontiguousarray(x), y, names)
 
 

@@ -59,7 +59,9 @@ def recalibrate_bn(
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
-    supernet.train()
+    supernet.eval()  # dropout off: statistics of what evaluation runs
+    for m in bns:
+        m.train()
     try:
         for xb in _batches(x, batch_size, device):
             supernet(xb, arch)

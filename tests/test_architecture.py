@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[1] / "neas"
 LAYERS = {
     "cli": 3,
     "pipeline": 2,
+    "estimator": 2,
     **dict.fromkeys(("training", "shrink", "evolution", "deploy", "ranking", "predictors"), 1),
     **dict.fromkeys(
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
-            "budget", "device", "progress", "plots",
+            "budget", "device", "progress", "plots", "tabular",
         ),
         0,
     ),

@@ -85,3 +85,18 @@ def test_cost_cli_reads_our_json(tmp_path) -> None:
     result = CliRunner().invoke(app, ["cost", "--arch-file", str(f)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["macs"] == CostTable.from_space(space).ensemble(arch).macs
+
+
+@pytest.mark.parametrize("weights", ["entangled", "separate"])
+def test_mlp_macs_and_params_match_flop_counter(weights: str) -> None:
+    space = create_space("mlp", in_channels=13, num_classes=3, num_members=3, width_mult=0.5)
+    table, net = CostTable.from_space(space), Supernet(space, weights=weights)
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        arch = sample(space, rng)
+        model = build_ensemble(net, arch).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(1, 13, 1, 1))
+        cost = table.ensemble(arch)
+        assert cost.macs == counter.get_total_flops() // 2 > 0
+        assert cost.params == sum(p.numel() for p in model.parameters())

@@ -227,10 +227,25 @@ def test_error_unknown_builtin() -> None:
 
 
 def test_error_bad_npz_shape(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="expected N x H x W"):
-        load_dataset(_save_npz(tmp_path / "b.npz", np.zeros((30, 16)), _labels(30, 3)))
-    with pytest.raises(DataError, match="expected N x H x W"):
+    with pytest.raises(DataError, match="expected a table N x F, N x H x W"):
+        load_dataset(_save_npz(tmp_path / "b.npz", np.zeros(30), _labels(30, 3)))
+    with pytest.raises(DataError, match="expected a table N x F, N x H x W"):
         load_dataset(_save_npz(tmp_path / "c.npz", np.zeros((30, 5, 6, 7)), _labels(30, 3)))
+
+
+def test_npz_table_and_fixed_splits(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(30, 16))
+    table = load_dataset(_save_npz(tmp_path / "t.npz", x, _labels(30, 3)))
+    assert table.input_shape == (16, 1, 1) and table.image_size == 1
+    path = tmp_path / "fixed.npz"
+    y = _labels(30, 3)
+    np.savez(path, x=x[:20], y=y[:20], x_val=x[20:25], y_val=y[20:25], x_test=x[25:], y_test=y[25:])
+    fixed = load_dataset(str(path))
+    assert (len(fixed.x_train), len(fixed.x_val), len(fixed.x_test)) == (20, 5, 5)
+    np.testing.assert_array_equal(fixed.y_val, y[20:25])
+    np.savez(path, x=x, y=y, x_val=x[:5], y_val=y[:5])
+    with pytest.raises(DataError, match="needs a fixed test split"):
+        load_dataset(str(path))
 
 
 def test_error_too_few_per_class(tmp_path: Path) -> None:

@@ -83,3 +83,42 @@ def test_separate_weights_have_one_bank_per_op() -> None:
     ent, sep = Supernet(space, weights="entangled"), Supernet(space, weights="separate")
     assert len(sep.layers[1].blocks) == 6 and len(ent.layers[1].blocks) == 1
     assert sum(p.numel() for p in sep.parameters()) > 2 * sum(p.numel() for p in ent.parameters())
+
+
+@pytest.mark.parametrize("weights", ["entangled", "separate"])
+def test_mlp_static_ensemble_matches_supernet_and_shrinks(weights: str) -> None:
+    from neas.nn.surgery import shrink_supernet
+    from neas.search_spaces import create_space
+
+    torch.manual_seed(0)
+    space = create_space(
+        "mlp", in_channels=7, num_classes=3, width_mult=0.25, head_width=16, dropout=0.0
+    )
+    net = Supernet(space, weights=weights)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.ndim == 1:
+                p.uniform_(0.5, 1.5)
+    x = torch.randn(32, 7, 1, 1)
+    rng = np.random.default_rng(0)
+    small = space.with_candidates(tuple(c[:3] for c in (la.candidates for la in space.layers)))
+    shrunk = shrink_supernet(net, small)
+    for _ in range(4):
+        arch = sample(small, rng)
+        recalibrate_bn(net, arch, x)
+        net.eval()
+        with torch.no_grad():
+            expected = net(x, arch)
+            got = build_ensemble(net, arch).eval().member_logits(x)
+        recalibrate_bn(shrunk, arch, x)
+        with torch.no_grad():
+            after = shrunk.eval()(x, arch)
+        for a, b, c in zip(expected, got, after):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(a, c)
+    # dropout is part of the op: in training mode the k1e*d20 ops drop units, k1e* do not
+    net.train()
+    plain = EnsembleArch(split=6, shared=(0, 2, 4, 0, 2, 4), members=((), ()))
+    torch.testing.assert_close(net(x, plain)[0], net(x, plain)[0])
+    noisy = EnsembleArch(split=6, shared=(1, 3, 5, 1, 3, 5), members=((), ()))
+    assert not torch.equal(net(x, noisy)[0], net(x, noisy)[0])

@@ -63,14 +63,24 @@ def _shrink_at_text(at: tuple[float, ...]) -> str:
     return ",".join(f"{a:g}" for a in at) or "none"
 
 
-SpaceOpt = Annotated[str, typer.Option("--space", help="Registered search space (`neas spaces`).")]
+SpaceOpt = Annotated[
+    str,
+    typer.Option(
+        "--space", help="Registered search space (`neas spaces`): mbconv (images), mlp (tables)."
+    ),
+]
 DataOpt = Annotated[
     str,
     typer.Option(
         "--data",
         help="Built-in dataset (digits, mnist, fashion-mnist, cifar10), an .npz file with x "
-        "and y, or a folder of class sub-folders of images.",
+        "and y (images, or a table N x F), a CSV table (with --target), or a folder of class "
+        "sub-folders of images.",
     ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="CSV tables: the label column (use with --space mlp)."),
 ]
 DataDirOpt = Annotated[
     str | None, typer.Option("--data-dir", help="Folder holding the built-in dataset's files.")
@@ -164,6 +174,9 @@ D_STRATEGY = SearchOptions.strategy
 D_POPULATION = SearchOptions.population
 D_GENERATIONS = SearchOptions.generations
 D_LATENCY_BATCH = SearchOptions.latency_batch
+D_LATENCY = SearchOptions.latency
+D_SEARCH_MEMBERS = SearchOptions.search_members
+D_SURROGATE = SearchOptions.surrogate
 
 
 def run_config(
@@ -176,6 +189,7 @@ def run_config(
     data: str,
     data_dir: str | None,
     max_train: int | None,
+    target: str | None,
     epochs: int,
     batch_size: int,
     weights: str,
@@ -191,7 +205,7 @@ def run_config(
 ) -> RunConfig:
     """The ``RunConfig`` the training options of ``neas train`` / ``neas search`` describe."""
     return RunConfig(
-        data=DataOptions(source=data, data_dir=data_dir, max_train=max_train),
+        data=DataOptions(source=data, data_dir=data_dir, max_train=max_train, target=target),
         space=SpaceOptions(
             name=space,
             members=members,

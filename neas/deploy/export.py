@@ -106,7 +106,13 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
 
 def input_spec(dataset: Dataset) -> InputSpec:
     """What an exported network expects, from the dataset it was trained on."""
-    return InputSpec(dataset.input_shape, dataset.mean, dataset.std, dataset.class_names)
+    return InputSpec(
+        dataset.input_shape,
+        dataset.mean,
+        dataset.std,
+        dataset.class_names,
+        preprocessing=dataset.preprocessing,
+    )
 
 
 def export_ensemble(
@@ -196,11 +202,19 @@ def export_ensemble(
             cascade_threshold=threshold,
         )
         files["torch"] = "model.pt"
-    manifest["input"] = {
-        **input_spec(ds).to_dict(),
-        "layout": "NCHW float32, batch dimension dynamic",
-        "normalization": "x = (pixels / 255 - mean) / std per channel (mean/std in [0, 1] scale)",
-    }
+    spec = input_spec(ds)
+    manifest["input"] = spec.to_dict() | (
+        {
+            "layout": "N x F x 1 x 1 float32 (F encoded features), batch dimension dynamic",
+            "normalization": "x = (encode(row) - mean) / std per feature; encode: preprocessing "
+            "(numeric: missing -> median; text: one 0/1 feature per category)",
+        }
+        if spec.is_table
+        else {
+            "layout": "NCHW float32, batch dimension dynamic",
+            "normalization": "x = (pixels / 255 - mean) / std per channel (mean/std in [0, 1])",
+        }
+    )
     manifest["files"] = files
     write_json(out_dir / "manifest.json", manifest)
     return manifest

@@ -35,6 +35,7 @@ from neas.nn.layers import EnsembleNet, combine
 from neas.run import atomic_torch_save
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SearchSpace
+from neas.tabular import TableEncoder
 
 FORMAT = "neas-ensemble"
 FORMAT_VERSION = 1
@@ -53,6 +54,11 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    preprocessing: dict[str, Any] | None = None  # a table's encoding (``neas.tabular``)
+
+    @property
+    def is_table(self) -> bool:
+        return self.shape[1:] == (1, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +66,7 @@ class InputSpec:
             "mean": list(self.mean),
             "std": list(self.std),
             "class_names": list(self.class_names),
+            "preprocessing": self.preprocessing,
         }
 
     @classmethod
@@ -69,6 +76,7 @@ class InputSpec:
             mean=tuple(float(v) for v in data["mean"]),
             std=tuple(float(v) for v in data["std"]),
             class_names=tuple(str(v) for v in data["class_names"]),
+            preprocessing=data.get("preprocessing"),
         )
 
 
@@ -159,8 +167,18 @@ class DeployedEnsemble:
     def class_names(self) -> tuple[str, ...]:
         return self.input_spec.class_names
 
+    def encode_table(self, frame: Any) -> np.ndarray:
+        """Raw feature rows (N x F) of a table (a pandas DataFrame with the training columns),
+        encoded as in training (``neas.tabular``): pass them on with ``normalize=True``."""
+        if self.input_spec.preprocessing is None:
+            raise InputShapeError("this ensemble was not trained on a table with text columns")
+        return TableEncoder.from_dict(self.input_spec.preprocessing).transform(frame)
+
     def _tensor(self, x: np.ndarray | torch.Tensor, normalize: bool) -> torch.Tensor:
-        t = torch.as_tensor(x).detach().to("cpu", torch.float32)
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        t = t.detach().to("cpu", torch.float32)
+        if self.input_spec.is_table and t.ndim == 2:  # table rows N x F
+            t = t[:, :, None, None]
         if t.ndim == 3:
             t = t[None]
         if tuple(t.shape[1:]) != self.input_spec.shape:

@@ -114,8 +114,16 @@ def run_search(
     t0 = time.perf_counter()
     space = supernet.space
     supernet = supernet.to(device).eval()
-    latency = latency_table_for(
-        run_dir, supernet, device=device, batch=options.latency_batch, show_progress=show_progress
+    latency = (
+        latency_table_for(
+            run_dir,
+            supernet,
+            device=device,
+            batch=options.latency_batch,
+            show_progress=show_progress,
+        )
+        if options.latency
+        else LatencyTable.unmeasured(space)
     )
     calib = calibration_images(dataset, n=options.calibration_images, seed=options.seed)
     x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)

@@ -9,13 +9,16 @@ their static ensembles here, so a static network always has one structure whatev
 >>> net = static_ensemble(space, sample(space, np.random.default_rng(0)))
 >>> net.num_members, type(build_block(space, 0, 0)).__name__
 (2, 'MBConv')
+>>> table = create_space("mlp", in_channels=30, num_classes=2)
+>>> type(build_block(table, 1, 3)).__name__, build_block(table, 1, 3).dropout.p
+('MLPBlock', 0.2)
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from neas.nn.layers import EnsembleNet, Head, MBConv, Stem
+from neas.nn.layers import EnsembleNet, Head, MBConv, MLPBlock, Stem, conv_bn
 from neas.search_spaces.arch import EnsembleArch, validate
 from neas.search_spaces.spec import (
     SKIP,
@@ -27,9 +30,12 @@ from neas.search_spaces.spec import (
 )
 
 
-def build_stem(space: SearchSpace) -> Stem:
-    """The stem: conv3x3 (stride) -> BN -> Swish, then the fixed depthwise-separable block."""
+def build_stem(space: SearchSpace) -> nn.Module:
+    """The stem: conv3x3 (stride) -> BN -> Swish, then the fixed depthwise-separable block
+    (``mbconv``); a linear layer (1x1 conv) -> BN -> Swish (``mlp``)."""
     st = space.stem
+    if space.block == "mlp":
+        return conv_bn(st.in_channels, st.out_channels, 1)
     return Stem(
         st.in_channels,
         st.out_channels,
@@ -50,6 +56,11 @@ def build_head(space: SearchSpace) -> Head:
     )
 
 
+def mlp_mid(layer: LayerSpec, op: OpChoice) -> int:
+    """Hidden width of MLP op ``op`` at ``layer``."""
+    return make_divisible(layer.in_channels * op.expand)
+
+
 def mbconv_dims(layer: LayerSpec, op: OpChoice) -> tuple[int, int, int]:
     """(mid channels, SE channels, effective kernel) of op ``op`` at ``layer``.
 
@@ -64,8 +75,10 @@ def build_block(space: SearchSpace, layer: int, op: int) -> nn.Module:
     """The static block of op ``op`` at searchable layer ``layer`` (``nn.Identity`` for skip)."""
     if op == SKIP:
         return nn.Identity()
-    spec = space.layers[layer]
-    mid, reduced, kernel = mbconv_dims(spec, space.ops[op])
+    spec, choice = space.layers[layer], space.ops[op]
+    if space.block == "mlp":
+        return MLPBlock(spec.in_channels, mid=mlp_mid(spec, choice), dropout=choice.dropout)
+    mid, reduced, kernel = mbconv_dims(spec, choice)
     return MBConv(
         spec.in_channels,
         spec.out_channels,

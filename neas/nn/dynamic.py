@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.search_spaces.spec import OpChoice, effective_kernel, make_divisible
+from neas.search_spaces.spec import LayerSpec, OpChoice, effective_kernel, make_divisible
 
 
 class PathBatchNorm2d(nn.Module):
@@ -111,6 +111,18 @@ class DynamicMBConv(nn.Module):
     def residual(self) -> bool:
         return self.stride == 1 and self.in_ch == self.out_ch
 
+    def with_max_op(self, max_op: OpChoice) -> DynamicMBConv:
+        """A fresh block of the same layer sized for ``max_op`` (weights to be copied in)."""
+        return DynamicMBConv(
+            self.in_ch,
+            self.out_ch,
+            stride=self.stride,
+            max_op=max_op,
+            input_size=self.input_size,
+            num_paths=self.bn1.running_mean.shape[0],
+            se_ratio=self.se_ratio,
+        )
+
     def mid_channels(self, op: OpChoice) -> int:
         return make_divisible(self.in_ch * op.expand)
 
@@ -161,3 +173,71 @@ class DynamicMBConv(nn.Module):
         ):
             state |= {f"{prefix}.{k}": v for k, v in bn.static_state(channels, path).items()}
         return state
+
+
+class DynamicMLP(nn.Module):
+    """A residual MLP block (1x1 convs on N x C x 1 x 1) whose weights serve every hidden
+    width up to ``max_op``'s: op (e, dropout) uses the first ``make_divisible(C * e)`` hidden
+    units and its own dropout rate."""
+
+    def __init__(self, channels: int, *, max_op: OpChoice, num_paths: int) -> None:
+        super().__init__()
+        self.in_ch = self.out_ch = channels
+        self.max_op = max_op
+        mid = self.mid_channels(max_op)
+        self.expand_weight = nn.Parameter(torch.empty(mid, channels, 1, 1))
+        self.bn1 = PathBatchNorm2d(mid, num_paths=num_paths)
+        self.project_weight = nn.Parameter(torch.empty(channels, mid, 1, 1))
+        self.bn3 = PathBatchNorm2d(channels, num_paths=num_paths)
+        for w in (self.expand_weight, self.project_weight):
+            nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.bn3.weight)  # a new residual block starts as the identity
+
+    def with_max_op(self, max_op: OpChoice) -> DynamicMLP:
+        return DynamicMLP(self.in_ch, max_op=max_op, num_paths=self.bn1.running_mean.shape[0])
+
+    def mid_channels(self, op: OpChoice) -> int:
+        return make_divisible(self.in_ch * op.expand)
+
+    def _mid(self, op: OpChoice) -> int:
+        if op.expand > self.max_op.expand:
+            raise ValueError(f"op {op.name} is larger than this layer's {self.max_op.name}")
+        return self.mid_channels(op)
+
+    def forward(self, x: torch.Tensor, op: OpChoice, path: int = 0) -> torch.Tensor:
+        mid = self._mid(op)
+        h = F.silu(self.bn1(F.conv2d(x, self.expand_weight[:mid]), path))
+        h = F.dropout(h, op.dropout, self.training)
+        return x + self.bn3(F.conv2d(h, self.project_weight[:, :mid]), path)
+
+    @torch.no_grad()
+    def static_state(self, op: OpChoice, path: int) -> dict[str, torch.Tensor]:
+        """The state of the static ``MLPBlock`` computing ``forward(x, op, path)`` in eval."""
+        mid = self._mid(op)
+        state = {
+            "expand.0.weight": self.expand_weight[:mid],
+            "project.0.weight": self.project_weight[:, :mid],
+        }
+        for prefix, bn, channels in (
+            ("expand.1", self.bn1, mid),
+            ("project.1", self.bn3, self.out_ch),
+        ):
+            state |= {f"{prefix}.{k}": v for k, v in bn.static_state(channels, path).items()}
+        return state
+
+
+def dynamic_block(
+    block: str, spec: LayerSpec, max_op: OpChoice, *, num_paths: int
+) -> DynamicMBConv | DynamicMLP:
+    """The weight-sliceable block of family ``block`` for layer ``spec``, sized for ``max_op``."""
+    if block == "mlp":
+        return DynamicMLP(spec.in_channels, max_op=max_op, num_paths=num_paths)
+    return DynamicMBConv(
+        spec.in_channels,
+        spec.out_channels,
+        stride=spec.stride,
+        max_op=max_op,
+        input_size=spec.input_size,
+        num_paths=num_paths,
+        se_ratio=spec.se_ratio,
+    )

@@ -41,5 +41,5 @@ def build_ensemble(supernet: Supernet, arch: EnsembleArch) -> EnsembleNet:
         for k, v in supernet.heads[m].state_dict().items():
             state[f"branches.{m}.{len(ops)}.{k}"] = v
     net.load_state_dict({k: v.detach().clone() for k, v in state.items()})
-    net = net.to(device=supernet.stem.conv[0].weight.device)
+    net = net.to(device=next(supernet.parameters()).device)
     return net.train(supernet.training)

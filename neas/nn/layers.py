@@ -53,6 +53,20 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
+class MLPBlock(nn.Module):
+    """Residual MLP block on N x C x 1 x 1: 1x1 expand -> BN -> Swish -> dropout -> 1x1 project
+    -> BN, plus the input."""
+
+    def __init__(self, channels: int, *, mid: int, dropout: float) -> None:
+        super().__init__()
+        self.expand = conv_bn(channels, mid, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.project = conv_bn(mid, channels, 1, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(self.dropout(self.expand(x)))
+
+
 class DepthwiseSeparable(nn.Module):
     """The fixed first block: depthwise 3x3 -> SE -> pointwise 1x1 (+ residual)."""
 

@@ -14,8 +14,8 @@ from torch import nn
 
 from neas.config import WEIGHT_MODES
 from neas.nn.builder import build_head, build_stem
-from neas.nn.dynamic import DynamicMBConv, PathBatchNorm2d
-from neas.nn.layers import init_weights
+from neas.nn.dynamic import DynamicMBConv, DynamicMLP, PathBatchNorm2d, dynamic_block
+from neas.nn.layers import Stem, init_weights
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SKIP, LayerSpec, OpChoice, SearchSpace
 
@@ -48,21 +48,19 @@ class SupernetLayer(nn.Module):
     """One searchable layer: a shared weight set (entangled) or one bank per op (separate)."""
 
     def __init__(
-        self, spec: LayerSpec, ops: tuple[OpChoice, ...], *, weights: WeightMode, num_paths: int
+        self,
+        spec: LayerSpec,
+        ops: tuple[OpChoice, ...],
+        *,
+        weights: WeightMode,
+        num_paths: int,
+        kind: str = "mbconv",
     ) -> None:
         super().__init__()
         self.spec, self.ops, self.weights = spec, ops, weights
 
-        def block(max_op: OpChoice) -> DynamicMBConv:
-            return DynamicMBConv(
-                spec.in_channels,
-                spec.out_channels,
-                stride=spec.stride,
-                max_op=max_op,
-                input_size=spec.input_size,
-                num_paths=num_paths,
-                se_ratio=spec.se_ratio,
-            )
+        def block(max_op: OpChoice) -> DynamicMBConv | DynamicMLP:
+            return dynamic_block(kind, spec, max_op, num_paths=num_paths)
 
         if weights == "entangled":
             self.blocks = nn.ModuleDict({"shared": block(largest_op(ops, spec.candidates))})
@@ -73,7 +71,7 @@ class SupernetLayer(nn.Module):
         else:
             raise ValueError(f"unknown weight mode {weights!r}; valid: {', '.join(WEIGHT_MODES)}")
 
-    def block_for(self, op: int) -> DynamicMBConv:
+    def block_for(self, op: int) -> DynamicMBConv | DynamicMLP:
         key = "shared" if self.weights == "entangled" else self.ops[op].name
         return self.blocks[key]  # type: ignore[return-value]
 
@@ -106,9 +104,11 @@ class Supernet(nn.Module):
         self.stem = build_stem(space)
         self.heads = nn.ModuleList(build_head(space) for _ in range(k))
         init_weights(self)  # static parts; dynamic blocks initialise themselves
-        nn.init.zeros_(self.stem.block.pointwise[1].weight)
+        if isinstance(self.stem, Stem):  # the fixed residual block starts as the identity
+            nn.init.zeros_(self.stem.block.pointwise[1].weight)
         self.layers = nn.ModuleList(
-            SupernetLayer(layer, space.ops, weights=weights, num_paths=k) for layer in space.layers
+            SupernetLayer(layer, space.ops, weights=weights, num_paths=k, kind=space.block)
+            for layer in space.layers
         )
 
     def forward(self, x: torch.Tensor, arch: EnsembleArch) -> list[torch.Tensor]:

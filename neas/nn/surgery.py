@@ -14,11 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neas.nn.dynamic import DynamicMBConv
+from neas.nn.dynamic import DynamicMBConv, DynamicMLP
 from neas.nn.supernet import Supernet, SupernetLayer, largest_op
 from neas.search_spaces.spec import OpChoice, SearchSpace
 
 __all__ = ["num_params", "shrink_supernet"]
+
+DynamicBlock = DynamicMBConv | DynamicMLP
 
 
 def num_params(net: nn.Module) -> int:
@@ -26,26 +28,19 @@ def num_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def _shrunk_block(old: DynamicMBConv, max_op: OpChoice) -> DynamicMBConv:
-    """A smaller ``DynamicMBConv`` holding ``old``'s centre-cropped, channel-sliced weights."""
-    new = DynamicMBConv(
-        old.in_ch,
-        old.out_ch,
-        stride=old.stride,
-        max_op=max_op,
-        input_size=old.input_size,
-        num_paths=old.bn1.running_mean.shape[0],
-        se_ratio=old.se_ratio,
-    )
+def _shrunk_block(old: DynamicBlock, max_op: OpChoice) -> DynamicBlock:
+    """A smaller block holding ``old``'s centre-cropped, channel-sliced weights."""
+    new = old.with_max_op(max_op)
     before = old.state_dict()
-    crop = (old.max_op.kernel - max_op.kernel) // 2
+    crop = (old.max_op.kernel - max_op.kernel) // 2  # depthwise kernels only (mbconv)
     with torch.no_grad():
         for name, t in new.state_dict().items():
             index = [slice(0, n) for n in t.shape]
             if name == "dw_weight":
                 index[2] = index[3] = slice(crop, crop + max_op.kernel)
             t.copy_(before[name][tuple(index)])
-    return new.to(device=old.dw_weight.device, dtype=old.dw_weight.dtype)
+    weight = old.expand_weight
+    return new.to(device=weight.device, dtype=weight.dtype)
 
 
 def shrink_supernet(supernet: Supernet, new_space: SearchSpace) -> Supernet:
@@ -77,7 +72,11 @@ def shrink_supernet(supernet: Supernet, new_space: SearchSpace) -> Supernet:
     for old_layer, spec in zip(supernet.layers, new_space.layers):
         with torch.device("meta"):
             layer = SupernetLayer(
-                spec, new_space.ops, weights=supernet.weights, num_paths=new_space.num_members
+                spec,
+                new_space.ops,
+                weights=supernet.weights,
+                num_paths=new_space.num_members,
+                kind=new_space.block,
             )
         for key in list(layer.blocks.keys()):
             block = old_layer.blocks[key]

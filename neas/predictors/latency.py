@@ -83,6 +83,12 @@ class LatencyTable:
             layers=tuple({int(k): float(v) for k, v in lay.items()} for lay in data["layers"]),
         )
 
+    @classmethod
+    def unmeasured(cls, space: SearchSpace) -> LatencyTable:
+        """A table of zeros: latency left out of the search (``SearchOptions.latency=False``)."""
+        layers = tuple({SKIP: 0.0, **dict.fromkeys(lay.candidates, 0.0)} for lay in space.layers)
+        return cls(device="none", batch=0, stem_ms=0.0, head_ms=0.0, layers=layers)
+
     def save(self, path: Path) -> None:
         write_json(path, self.to_dict())
 

@@ -1,8 +1,8 @@
 """Search spaces as torch-free data, and a small registry of named space factories.
 
 >>> from neas.search_spaces import create_space, list_spaces
->>> "mbconv" in list_spaces()
-True
+>>> list_spaces()
+['mbconv', 'mlp']
 >>> create_space("mbconv", image_size=32, num_classes=10).num_members
 2
 """
@@ -25,6 +25,7 @@ from neas.search_spaces.arch import (
     validate,
 )
 from neas.search_spaces.mbconv import mbconv_space
+from neas.search_spaces.mlp import mlp_space
 from neas.search_spaces.spec import (
     SKIP,
     HeadSpec,
@@ -81,3 +82,4 @@ def create_space(name: str, **overrides: object) -> SearchSpace:
 
 
 register_space("mbconv", mbconv_space)
+register_space("mlp", mlp_space)

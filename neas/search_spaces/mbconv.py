@@ -53,7 +53,10 @@ def mbconv_space(
     if num_members < 1:
         raise ConfigError(f"num_members must be >= 1, got {num_members}")
     if image_size < 2:
-        raise ConfigError(f"image_size must be >= 2, got {image_size}")
+        raise ConfigError(
+            f"the mbconv space takes images of at least 2x2, got {image_size}x{image_size}; "
+            "for a table (N x F features) use --space mlp"
+        )
     if width_mult <= 0:
         raise ConfigError(f"width_mult must be > 0, got {width_mult}")
     stem_ch = make_divisible(STEM_CHANNELS * width_mult)

@@ -43,14 +43,20 @@ def effective_kernel(kernel: int, size: int) -> int:
 
 @dataclass(frozen=True)
 class OpChoice:
-    """One MBConv candidate: depthwise kernel size and expansion ratio."""
+    """One candidate op: depthwise kernel size (1 for MLP blocks), expansion ratio, dropout.
+
+    >>> OpChoice(3, 6).name, OpChoice(1, 2, 0.2).name
+    ('k3e6', 'k1e2d20')
+    """
 
     kernel: int
     expand: int
+    dropout: float = 0.0
 
     @property
     def name(self) -> str:
-        return f"k{self.kernel}e{self.expand}"
+        drop = f"d{round(100 * self.dropout)}" if self.dropout else ""
+        return f"k{self.kernel}e{self.expand}{drop}"
 
 
 @dataclass(frozen=True)
@@ -107,9 +113,18 @@ class HeadSpec:
     dropout: float = 0.2
 
 
+#: Block families: ``mbconv`` (images) and ``mlp`` (tables, as N x F x 1 x 1 "images").
+BLOCKS: tuple[str, ...] = ("mbconv", "mlp")
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """An ensemble search space. Build one with ``neas.search_spaces.create_space``."""
+    """An ensemble search space. Build one with ``neas.search_spaces.create_space``.
+
+    ``block`` names the family of the stem and the searchable layers: ``mbconv`` (conv stem,
+    inverted residuals) or ``mlp`` (a linear stem and residual MLP blocks, written as 1x1
+    convolutions on N x F x 1 x 1 inputs so that every stage handles tables like images).
+    """
 
     name: str
     ops: tuple[OpChoice, ...]
@@ -121,6 +136,7 @@ class SearchSpace:
     in_channels: int
     num_classes: int
     overrides: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    block: str = "mbconv"
 
     @property
     def num_layers(self) -> int:
@@ -188,6 +204,7 @@ class SearchSpace:
             in_channels=data["in_channels"],
             num_classes=data["num_classes"],
             overrides=dict(data.get("overrides", {})),
+            block=data.get("block", "mbconv"),
         )
 
     @classmethod

@@ -68,7 +68,10 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max(1, H // 8)`` pixels (zero padding)."""
+    """Translate each image by up to ``max(1, H // 8)`` pixels (zero padding); maps smaller than
+    4x4 (tables are 1x1) are returned as they are."""
+    if min(x.shape[-2:]) < 4:
+        return x
     pad = max(1, x.shape[-1] // 8)
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     padded = F.pad(x, (pad, pad, pad, pad))

@@ -1,0 +1,282 @@
+"""``NEASClassifier``: the main job as a scikit-learn estimator, for AutoML pipelines.
+
+``fit(X, y)`` writes the data to a run folder, runs the one pipeline (train with shrinking,
+search under the MACs budget), picks one ensemble of the Pareto front and keeps it in memory;
+``predict``/``predict_proba`` run it. Tables (2-D arrays or DataFrames, text columns one-hot,
+missing values imputed: ``neas.tabular``) use the ``mlp`` space, images (N x H x W or
+N x C x H x W, uint8 pixels or floats) the ``mbconv`` space. Every default is the main job's
+(``neas.config``).
+
+>>> from sklearn.datasets import load_iris
+>>> X, y = load_iris(return_X_y=True)
+>>> clf = NEASClassifier(epochs=2, population=4, generations=1, width_mult=0.25)
+>>> clf.fit(X, y).predict(X[:3]).shape, clf.classes_.tolist()  # doctest: +SKIP
+((3,), [0, 1, 2])
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from neas.config import (
+    DataOptions,
+    RunConfig,
+    SearchOptions,
+    ShrinkConfig,
+    SpaceOptions,
+    TrainConfig,
+)
+from neas.data import VAL_FRACTION
+from neas.deploy import DeployedEnsemble, export_run, load_ensemble
+from neas.errors import ConfigError
+from neas.pipeline import search
+from neas.tabular import TableEncoder
+
+SELECTIONS = ("best", "cheapest")
+
+
+def _holdout(y: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices: a stratified ``VAL_FRACTION`` when every class allows it, else a
+    plain random one; data too small to split (a class missing from train) is used whole."""
+    idx = np.arange(len(y))
+    try:
+        train, val = train_test_split(idx, test_size=VAL_FRACTION, stratify=y, random_state=seed)
+    except ValueError:
+        try:
+            train, val = train_test_split(idx, test_size=VAL_FRACTION, random_state=seed)
+        except ValueError:
+            return idx, idx
+    if len(np.unique(y[train])) < len(np.unique(y)):
+        return idx, idx
+    return np.sort(train), np.sort(val)
+
+
+class NEASClassifier(ClassifierMixin, BaseEstimator):
+    """A neural ensemble found by one-shot ensemble architecture search, as a classifier.
+
+    Parameters are the main job's (``neas search``): ``budget`` (MACs per ensemble), ``space``
+    (``"auto"``: ``mlp`` for tables, ``mbconv`` for images), ``members`` (K), ``epochs``
+    (supernet training), ``strategy``, ``population``/``generations``/``evaluations`` (search
+    proposals), ``weights`` (weight sharing), ``width_mult``/``head_width``/``feature_width``
+    (space size). ``selection`` picks the ensemble from the front: ``"best"`` validation
+    accuracy, or the ``"cheapest"`` (fewest MACs) within ``tolerance`` of it. ``latency``
+    (measured latency as a third objective) is off by default so that the same
+    ``random_state`` gives the same model (``None`` means 0). ``run_dir``: where each fit's run
+    folder is kept (a new sub-folder per fit); ``None`` uses a temporary folder that is removed.
+
+    Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for DataFrames),
+    ``ensemble_`` (a ``neas.deploy.DeployedEnsemble``), ``ensemble_id_``, ``pareto_front_``
+    (DataFrame), ``encoder_`` (the table encoding, or ``None`` for images), ``run_dir_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: str | int = SearchOptions.budget,
+        space: str = "auto",
+        members: int | None = None,
+        epochs: int = TrainConfig.epochs,
+        strategy: str = SearchOptions.strategy,
+        population: int = SearchOptions.population,
+        generations: int = SearchOptions.generations,
+        evaluations: int | None = None,
+        weights: str = TrainConfig.weights,
+        width_mult: float | None = None,
+        head_width: int | None = None,
+        feature_width: int | None = None,
+        shrink: bool = True,
+        selection: str = "best",
+        tolerance: float = 0.005,
+        latency: bool = False,
+        device: str | None = None,
+        threads: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+        run_dir: str | Path | None = None,
+    ) -> None:
+        self.budget = budget
+        self.space = space
+        self.members = members
+        self.epochs = epochs
+        self.strategy = strategy
+        self.population = population
+        self.generations = generations
+        self.evaluations = evaluations
+        self.weights = weights
+        self.width_mult = width_mult
+        self.head_width = head_width
+        self.feature_width = feature_width
+        self.shrink = shrink
+        self.selection = selection
+        self.tolerance = tolerance
+        self.latency = latency
+        self.device = device
+        self.threads = threads
+        self.random_state = random_state
+        self.verbose = verbose
+        self.run_dir = run_dir
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # tables: missing values become the column's median
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags
+
+    # -- input handling ------------------------------------------------------------------------
+
+    def _features(self, X: Any, *, reset: bool) -> np.ndarray:
+        """``X`` as raw network input: N x F table rows (encoded) or N x C x H x W images."""
+        frame = X if isinstance(X, pd.DataFrame) else None
+        arr = validate_data(
+            self, X, reset=reset, dtype=None, ensure_all_finite=False, allow_nd=True
+        )
+        if arr.ndim in (3, 4):  # images
+            if reset:
+                self.encoder_ = None
+            elif self.encoder_ is not None:
+                raise ValueError("this classifier was fitted on a table, not on images")
+            x = arr[:, None] if arr.ndim == 3 else arr
+            if x.dtype == np.uint8:
+                return x.astype(np.float32) / np.float32(255.0)
+            x = np.asarray(x, dtype=np.float32)
+            if not np.all(np.isfinite(x)):
+                raise ValueError("images contain NaN or infinite values")
+            return x
+        if frame is None:
+            names = getattr(self, "feature_names_in_", None)
+            columns = [str(c) for c in names] if names is not None else None
+            frame = pd.DataFrame(arr, columns=columns)
+            if columns is None:
+                frame.columns = [f"x{i}" for i in range(arr.shape[1])]
+        if reset:
+            self.encoder_ = TableEncoder.fit(frame)
+        elif self.encoder_ is None:
+            raise ValueError("this classifier was fitted on images, not on a table")
+        return self.encoder_.transform(frame.set_axis(list(self.encoder_.columns), axis=1))
+
+    # -- fit / predict -------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> NEASClassifier:
+        """Search an ensemble for (``X``, ``y``) under ``budget``; returns ``self``."""
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"unknown selection {self.selection!r}; valid: best, cheapest")
+        if not 0.0 <= self.tolerance < 1.0:
+            raise ConfigError(f"tolerance must be in [0, 1), got {self.tolerance}")
+        x = self._features(X, reset=True)
+        y = column_or_1d(np.asarray(y), warn=True)
+        if len(y) != len(x):
+            raise ValueError(f"X has {len(x)} samples but y has {len(y)}")
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has {len(self.classes_)} class; a classifier needs at least 2")
+        seed = self._seed()
+        keep = self.run_dir is not None
+        root = Path(self.run_dir) if keep else Path(tempfile.mkdtemp(prefix="neas-fit-"))
+        run = root / f"fit-{uuid.uuid4().hex[:8]}" if keep else root / "run"
+        try:
+            run.parent.mkdir(parents=True, exist_ok=True)
+            data = run.parent / f"{run.name}.npz"
+            train, val = _holdout(y_idx, seed=seed)
+            np.savez(
+                data,
+                x=x[train],
+                y=y_idx[train],
+                x_val=x[val],
+                y_val=y_idx[val],
+                x_test=x[val],  # the estimator keeps no test split: scores on it are val's
+                y_test=y_idx[val],
+            )
+            result = search(
+                out=run,
+                config=self._config(str(data), table=self.encoder_ is not None),
+                options=SearchOptions(
+                    budget=self.budget,
+                    strategy=self.strategy,
+                    population=self.population,
+                    generations=self.generations,
+                    evaluations=self.evaluations,
+                    latency=self.latency,
+                ),
+                seed=seed,
+                device=self.device,
+                threads=self.threads,
+                export=False,
+                show_progress=self.verbose,
+            )
+            front = result.search.front
+            chosen = self._select(front)
+            (folder,) = export_run(
+                run,
+                select=[chosen],
+                formats=("torch",),
+                cascade=False,
+                device=self.device,
+                show_progress=self.verbose,
+            )
+            self.ensemble_: DeployedEnsemble = load_ensemble(folder / "model.pt")
+        finally:
+            if not keep:
+                shutil.rmtree(root, ignore_errors=True)
+        self.ensemble_id_ = chosen
+        self.pareto_front_ = front.copy()
+        self.run_dir_ = run if keep else None
+        return self
+
+    def _seed(self) -> int:
+        if self.random_state is None:
+            return 0
+        if isinstance(self.random_state, (int, np.integer)):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+
+    def _config(self, data: str, *, table: bool) -> RunConfig:
+        space = self.space if self.space != "auto" else ("mlp" if table else "mbconv")
+        return RunConfig(
+            data=DataOptions(source=data),
+            space=SpaceOptions(
+                name=space,
+                members=self.members,
+                width_mult=self.width_mult,
+                head_width=self.head_width,
+                feature_width=self.feature_width,
+            ),
+            train=TrainConfig(epochs=self.epochs, weights=self.weights, summary_samples=0),
+            shrink=ShrinkConfig() if self.shrink else ShrinkConfig(at=()),
+        )
+
+    def _select(self, front: pd.DataFrame) -> str:
+        best = front["val_accuracy"].max()
+        if self.selection == "cheapest":
+            ok = front[front["val_accuracy"] >= best - self.tolerance - 1e-12]
+            row = ok.sort_values(["macs", "val_accuracy"], ascending=[True, False]).iloc[0]
+        else:
+            row = front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+        return str(row["id"])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (N x classes, columns in ``classes_`` order)."""
+        check_is_fitted(self, "ensemble_")
+        x = self._features(X, reset=False)
+        return self.ensemble_.predict_proba(x, normalize=True).astype(np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (of the type of ``y`` in ``fit``)."""
+        probs = self.predict_proba(X)
+        return self.classes_[np.argmax(probs, axis=1)]
+
+
+__all__ = ["NEASClassifier"]

@@ -1,0 +1,101 @@
+"""The ``mlp`` ensemble space for tables: a linear stem, residual MLP blocks, K member heads.
+
+Rows of F features enter as N x F x 1 x 1 tensors, so every linear layer is a 1x1 convolution
+and the whole pipeline (supernet, costs, export, ONNX) treats a table like a 1x1 image. Each
+searchable layer picks a hidden width (expansion 1, 2 or 4 of the model width) and a dropout
+rate, or ``skip`` (every layer but the first): the ResNet-like MLP that Gorishniy et al. (2021)
+found a strong tabular baseline, with members that share their first layers as in ``mbconv``.
+"""
+
+from __future__ import annotations
+
+from neas.errors import ConfigError
+from neas.search_spaces.spec import (
+    SKIP,
+    HeadSpec,
+    LayerSpec,
+    OpChoice,
+    SearchSpace,
+    StemSpec,
+    make_divisible,
+)
+
+OPS = tuple(OpChoice(1, e, d) for e in (1, 2, 4) for d in (0.0, 0.2))  # k1e1 ... k1e4d20
+WIDTH = 128
+LAYERS = 6
+
+
+def mlp_space(
+    *,
+    num_members: int = 2,
+    image_size: int = 1,
+    in_channels: int = 16,
+    num_classes: int = 2,
+    width_mult: float = 1.0,
+    head_width: int = 128,
+    feature_width: int = 128,
+    dropout: float = 0.1,
+    num_layers: int = LAYERS,
+) -> SearchSpace:
+    """The MLP space over ``in_channels`` features (``image_size`` must be 1).
+
+    >>> space = mlp_space(in_channels=30, num_classes=2)
+    >>> space.num_layers, space.layers[0].in_channels, space.op_name(5)
+    (6, 128, 'k1e4d20')
+    """
+    if num_members < 1:
+        raise ConfigError(f"num_members must be >= 1, got {num_members}")
+    if image_size != 1:
+        raise ConfigError(
+            f"the mlp space takes tables (N x F), not {image_size}x{image_size} images; "
+            "use --space mbconv for images"
+        )
+    if width_mult <= 0:
+        raise ConfigError(f"width_mult must be > 0, got {width_mult}")
+    if num_layers < 1:
+        raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
+    width = make_divisible(WIDTH * width_mult)
+    all_ops = tuple(range(len(OPS)))
+    layers = tuple(
+        LayerSpec(
+            index=i,
+            stage=0,
+            in_channels=width,
+            out_channels=width,
+            stride=1,
+            input_size=1,
+            first_in_stage=i == 0,
+            candidates=all_ops if i == 0 else (*all_ops, SKIP),
+        )
+        for i in range(num_layers)
+    )
+    return SearchSpace(
+        name="mlp",
+        ops=OPS,
+        stem=StemSpec(in_channels=in_channels, out_channels=width, stride=1, input_size=1),
+        layers=layers,
+        head=HeadSpec(
+            in_channels=width,
+            head_width=head_width,
+            feature_width=feature_width,
+            num_classes=num_classes,
+            input_size=1,
+            dropout=dropout,
+        ),
+        num_members=num_members,
+        image_size=1,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        overrides={
+            "num_members": num_members,
+            "image_size": 1,
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "width_mult": width_mult,
+            "head_width": head_width,
+            "feature_width": feature_width,
+            "dropout": dropout,
+            "num_layers": num_layers,
+        },
+        block="mlp",
+    )

@@ -1,0 +1,102 @@
+"""Tables end to end: a CSV with a text column and missing values -> search -> export -> ONNX."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from typer.testing import CliRunner
+
+from neas.cli import app
+from neas.data import load_dataset
+from neas.deploy import load_ensemble
+from neas.errors import DataError
+from neas.tabular import MAX_CATEGORIES, TableEncoder
+
+runner = CliRunner()
+
+
+def cancer_csv(path, *, seed: int = 0) -> pd.DataFrame:
+    """scikit-learn's breast_cancer with a text column, missing values and text labels."""
+    d = load_breast_cancer(as_frame=True)
+    frame = d.frame.drop(columns=["target"]).copy()
+    rng = np.random.default_rng(seed)
+    frame.loc[rng.random(len(frame)) < 0.1, "mean radius"] = np.nan
+    frame["site"] = rng.choice(["north", "south", "east"], len(frame))
+    frame.loc[rng.random(len(frame)) < 0.05, "site"] = None
+    frame["diagnosis"] = np.where(d.target == 1, "benign", "malignant")
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_encoder_imputes_one_hots_and_round_trips() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": ["x", "y", None], "c": [True, False, True]})
+    enc = TableEncoder.fit(frame)
+    assert enc.features == ("a", "b=x", "b=y", "c")
+    out = enc.transform(frame)
+    np.testing.assert_array_equal(out[:, 0], [1.0, 2.0, 3.0])  # median of 1 and 3
+    np.testing.assert_array_equal(out[2, 1:3], [0.0, 0.0])  # missing text: no category set
+    again = TableEncoder.from_dict(json.loads(json.dumps(enc.to_dict())))
+    unseen = pd.DataFrame({"c": [False], "b": ["z"], "a": [np.nan]})  # other order, new value
+    np.testing.assert_array_equal(again.transform(unseen), [[2.0, 0.0, 0.0, 0.0]])
+    with pytest.raises(DataError, match="lacks column"):
+        enc.transform(frame.drop(columns=["b"]))
+    ids = pd.DataFrame({"id": [f"row{i}" for i in range(MAX_CATEGORIES + 1)]})
+    with pytest.raises(DataError, match="looks like an id"):
+        TableEncoder.fit(ids)
+
+
+def test_csv_loads_as_a_table(tmp_path) -> None:
+    cancer_csv(tmp_path / "t.csv")
+    ds = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
+    assert ds.input_shape == (33, 1, 1) and ds.class_names == ("benign", "malignant")
+    assert ds.preprocessing["categories"] == {"site": ["east", "north", "south"]}
+    np.testing.assert_allclose(ds.x_train.mean(axis=0).ravel(), 0.0, atol=1e-4)
+    with pytest.raises(DataError, match="--target"):
+        load_dataset(str(tmp_path / "t.csv"))
+    with pytest.raises(DataError, match="no column 'label'"):
+        load_dataset(str(tmp_path / "t.csv"), target="label")
+
+
+def test_csv_search_export_and_onnx_serving(tmp_path) -> None:
+    frame = cancer_csv(tmp_path / "cancer.csv")
+    out = tmp_path / "run"
+    args = ["search", "--space", "mlp", "--data", str(tmp_path / "cancer.csv"), "--target",
+            "diagnosis", "--budget", "300k", "--epochs", "6", "--population", "6",
+            "--generations", "2", "--width-mult", "0.5", "--threads", "1",
+            "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    front = pd.read_csv(out / "pareto.csv")
+    assert (front["macs"] <= 300_000).all() and front["test_accuracy"].max() > 0.85
+    folder = out / "ensembles" / "e000"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["onnx"]["parity_max_abs_diff"] <= 1e-4
+    assert manifest["input"]["preprocessing"]["columns"][-1] == "site"
+    # serving: encode rows as recorded, normalise, run the ONNX graph
+    model = load_ensemble(folder / "model.pt")
+    rows = frame.drop(columns=["diagnosis"]).iloc[:50]
+    raw = model.encode_table(rows)
+    spec = manifest["input"]
+    x = ((raw - np.array(spec["mean"])) / np.array(spec["std"])).astype(np.float32)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    probs = session.run(["probabilities"], {"input": x[:, :, None, None]})[0]
+    np.testing.assert_allclose(probs, model.predict_proba(raw, normalize=True), atol=1e-4)
+    truth = (frame["diagnosis"].iloc[:50] == "malignant").to_numpy()
+    assert (probs.argmax(1) == truth).mean() > 0.8
+
+
+def test_images_need_mbconv_and_tables_need_mlp(tmp_path) -> None:
+    cancer_csv(tmp_path / "t.csv")
+    result = runner.invoke(
+        app, ["train", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "t.csv"),
+              "--target", "diagnosis"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "use --space mlp" in result.output
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--space", "mlp"])
+    assert result.exit_code == 2 and "use --space mbconv" in result.output
+    assert not (tmp_path / "r").exists()
