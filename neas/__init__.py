@@ -32,6 +32,7 @@ from neas.deploy import load_ensemble
 from neas.errors import NeasError
 from neas.estimator import NEASClassifier
 from neas.pipeline import evolve, search, train
+from neas.results import RunResults, load_run
 from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "EnsembleArch",
     "NeasError",
     "RunConfig",
+    "RunResults",
     "SearchOptions",
     "SearchSpace",
     "ShrinkConfig",
@@ -53,6 +55,7 @@ __all__ = [
     "list_spaces",
     "load_dataset",
     "load_ensemble",
+    "load_run",
     "parse_budget",
     "search",
     "train",

@@ -27,6 +27,8 @@ from neas.device import resolve_device, torch_threads
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution import SearchResult, check_search, load_search, run_search
 from neas.nn.supernet import Supernet
+from neas.report import write_report
+from neas.results import RunResults
 from neas.run import (
     CHECKPOINT,
     CONFIG,
@@ -202,14 +204,22 @@ def random_ensemble_accuracy(
     }
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """What ``search`` produced: the run folder, training summary and search result."""
+class RunResult(RunResults):
+    """What ``search`` produced: the run folder, training and search results, exported
+    folders and the report, plus the notebook view of ``neas.results.RunResults`` (``front``,
+    ``best``, ``ensemble``, ``export``, ``report``)."""
 
-    run_dir: Path
-    train: TrainResult
-    search: SearchResult
-    exported: list[Path]
+    def __init__(
+        self,
+        run_dir: Path,
+        train: TrainResult,
+        search: SearchResult,
+        exported: list[Path],
+        report_path: Path,
+    ) -> None:
+        super().__init__(run_dir)
+        self.train, self.search, self.exported = train, search, exported
+        self.report_path = report_path
 
 
 def search(
@@ -251,7 +261,7 @@ def search(
         exported = (
             export_run(trained.run_dir, select="all", show_progress=show_progress) if export else []
         )
-    return RunResult(trained.run_dir, trained, result, exported)
+    return RunResult(trained.run_dir, trained, result, exported, write_report(trained.run_dir))
 
 
 def evolve(

@@ -13,6 +13,7 @@ A run folder holds (each name is a constant below, used everywhere else):
     pareto.csv, pareto.png    the front, with test accuracy
     ensembles/<id>/           exported front ensembles (``neas.deploy``)
     ranking.json/.csv/.png    ranking diagnostics (``neas rank``)
+    report.html               everything above on one self-contained page (``neas report``)
 
 An existing non-empty folder is never overwritten unless the caller resumes it or forces a
 fresh start. :func:`open_trained` opens a trained run once for every stage that needs one.
@@ -54,7 +55,9 @@ ENSEMBLES = "ensembles"
 RANKING = "ranking.json"
 RANKING_CSV = "ranking.csv"
 RANKING_PLOT = "ranking.png"
+REPORT = "report.html"
 CHECKPOINT_FORMAT = 1
+FILE_MODE = 0o644  # what an ordinary file gets under the usual umask 022
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -63,6 +66,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600 files; run files are shared like any
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

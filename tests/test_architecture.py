@@ -22,7 +22,10 @@ LAYERS = {
     "cli": 3,
     "pipeline": 2,
     "estimator": 2,
-    **dict.fromkeys(("training", "shrink", "evolution", "deploy", "ranking", "predictors"), 1),
+    "results": 2,
+    **dict.fromkeys(
+        ("training", "shrink", "evolution", "deploy", "ranking", "predictors", "report"), 1
+    ),
     **dict.fromkeys(
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",

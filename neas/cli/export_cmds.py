@@ -1,4 +1,4 @@
-"""The ``neas`` commands that deploy: ``export`` and ``cascade``."""
+"""The ``neas`` commands that deploy and report: ``export``, ``cascade``, ``report``."""
 
 from __future__ import annotations
 
@@ -112,3 +112,13 @@ def cascade_cmd(
         f"{v['mean_macs'] / 1e6:.2f}M MACs (full ensemble {v['full_accuracy']:.3f} at "
         f"{v['full_macs'] / 1e6:.2f}M) -> {folder / 'cascade.csv'}"
     )
+
+
+@app.command("report")
+@user_errors
+def report_cmd(run_dir: RunArg) -> None:
+    """Write RUN/report.html: one self-contained page (front, plots, shrink history, ranking,
+    exported ensembles) to open in a browser."""
+    from neas.report import write_report
+
+    console.print(f"report: {write_report(run_dir)}")

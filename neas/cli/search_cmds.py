@@ -227,6 +227,7 @@ def search_cmd(
         export=export,
     )
     print_front(result.search.front, budget=options.budget_macs, run_dir=result.run_dir)
+    console.print(f"report: {result.report_path}")
 
 
 @app.command("evolve")

@@ -1,0 +1,219 @@
+"""``report.html``: one self-contained page per run (no server, no network: images inlined).
+
+It shows what the run folder holds: the configuration and training summary, the Pareto front
+(table and plot), hypervolume by generation, the shrink history, the ranking diagnostics if
+``neas rank`` ran, and every exported ensemble's manifest and cascade sweep. Sections whose
+files are missing are left out, so a report can be written at any stage.
+
+>>> path = write_report("runs/digits")  # doctest: +SKIP
+>>> path.name  # doctest: +SKIP
+'report.html'
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from neas.errors import RunDirError
+from neas.run import (
+    CONFIG,
+    ENSEMBLES,
+    MARKER,
+    PARETO,
+    PARETO_PLOT,
+    RANKING,
+    RANKING_PLOT,
+    REPORT,
+    SEARCH_DIR,
+    SHRINK_HISTORY,
+    SHRINK_PLOT,
+    TRAIN_SUMMARY,
+    atomic_write_text,
+    read_json,
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td.l, th.l { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
+.muted { color: #777; }
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _kv(rows: dict[str, Any]) -> str:
+    body = "".join(
+        f'<tr><th class="l">{html.escape(str(k))}</th><td class="l">{html.escape(_fmt(v))}</td>'
+        "</tr>"
+        for k, v in rows.items()
+    )
+    return f"<table>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _frame(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}", escape=True)
+
+
+def _config_section(run: Path) -> str:
+    parts = ["<h2>Run</h2>"]
+    if (run / CONFIG).is_file():
+        cfg = read_json(run / CONFIG)
+        rows = {
+            "data": cfg["data"]["source"],
+            "space": cfg["space"]["name"],
+            "members (K)": cfg["space"].get("members") or "space default",
+            "epochs": cfg["train"]["epochs"],
+            "weights": cfg["train"].get("weights", cfg.get("weights")),
+            "shrink at": (cfg.get("shrink") or {}).get("at") or "never",
+            "seed": cfg["train"]["seed"],
+        }
+        parts.append(_kv(rows))
+    if (run / TRAIN_SUMMARY).is_file():
+        s = read_json(run / TRAIN_SUMMARY)
+        keys = ("train_seconds", "device", "supernet_params", "random_val_accuracy_mean")
+        parts.append(_kv({k: s[k] for k in keys if k in s}))
+    return "".join(parts)
+
+
+def _search_section(run: Path) -> str:
+    if not (run / PARETO).is_file():
+        return ""
+    front = pd.read_csv(run / PARETO).drop(columns=["arch"], errors="ignore")
+    parts = [f"<h2>Pareto front ({len(front)} ensembles)</h2>"]
+    summary = run / SEARCH_DIR / "summary.json"
+    if summary.is_file():
+        s = read_json(summary)
+        opts = s.get("options", {})
+        parts.append(
+            _kv(
+                {
+                    "strategy": opts.get("strategy"),
+                    "budget (MACs)": f"{s.get('budget_macs', 0):,}",
+                    "proposals": s.get("proposals"),
+                    "search seconds": s.get("seconds"),
+                    "best val accuracy": s.get("best_val_accuracy"),
+                    "test accuracy of the best-val ensemble": s.get("test_accuracy_of_best_val"),
+                }
+            )
+        )
+    parts += [_frame(front), _img(run / PARETO_PLOT, "Pareto front")]
+    hv = run / SEARCH_DIR / "hypervolume.csv"
+    if hv.is_file():
+        parts += [
+            "<h2>Hypervolume by generation</h2>",
+            _img(run / SEARCH_DIR / "hypervolume.png", "hypervolume"),
+            _frame(pd.read_csv(hv)),
+        ]
+    return "".join(parts)
+
+
+def _shrink_section(run: Path) -> str:
+    if not (run / SHRINK_HISTORY).is_file():
+        return ""
+    steps = read_json(run / SHRINK_HISTORY)["steps"]
+    table = pd.DataFrame(
+        [
+            {
+                "epoch": s["epoch"],
+                "log10 size before": s["log10_size_before"],
+                "after": s["log10_size_after"],
+                "sampled val acc": s["sampled_accuracy_mean"],
+                "sampled disagreement": s["sampled_disagreement_mean"],
+                "seconds": s["seconds"],
+            }
+            for s in steps
+        ]
+    )
+    return "".join(
+        ["<h2>Shrink history</h2>", _frame(table), _img(run / SHRINK_PLOT, "shrink history")]
+    )
+
+
+def _ranking_section(run: Path) -> str:
+    if not (run / RANKING).is_file():
+        return ""
+    r = read_json(run / RANKING)
+    keys = ("kendall_tau", "spearman_rho", "samples", "epochs")
+    return "".join(
+        [
+            "<h2>Ranking</h2>",
+            _kv({k: r.get(k) for k in keys}),
+            _img(run / RANKING_PLOT, "ranking"),
+        ]
+    )
+
+
+def _ensemble_section(folder: Path) -> str:
+    m = json.loads((folder / "manifest.json").read_text())
+    lat, onnx = m.get("latency") or {}, m.get("onnx") or {}
+    acc = m.get("accuracy", {})
+    rows = {
+        "members (K)": m.get("members"),
+        "shared layers": m.get("split"),
+        "MACs": f"{m.get('macs', 0):,}",
+        "params": f"{m.get('params', 0):,}",
+        "val accuracy": acc.get("val"),
+        "test accuracy": acc.get("test"),
+        "ONNX parity (max abs diff)": onnx.get("parity_max_abs_diff"),
+        "ONNX Runtime ms, batch 1": (lat.get("batch_1") or {}).get("median_ms"),
+        "cascade threshold": (m.get("cascade") or {}).get("threshold"),
+    }
+    parts = [f"<h3>{html.escape(str(m.get('id', folder.name)))}</h3>", _kv(rows)]
+    if (folder / "cascade.csv").is_file():
+        sweep = pd.read_csv(folder / "cascade.csv")
+        parts += [_img(folder / "cascade.png", "cascade"), _frame(sweep)]
+    return "".join(parts)
+
+
+def render_report(run_dir: str | Path) -> str:
+    """The report of ``run_dir`` as one HTML string."""
+    run = Path(run_dir)
+    folders = sorted(p.parent for p in run.glob(f"{ENSEMBLES}/*/manifest.json"))
+    body = [
+        f"<h1>neas run <code>{html.escape(run.name)}</code></h1>",
+        f'<p class="muted">{html.escape(str(run.resolve()))}</p>',
+        _config_section(run),
+        _search_section(run),
+        _shrink_section(run),
+        _ranking_section(run),
+    ]
+    if folders:
+        body.append(f"<h2>Exported ensembles ({len(folders)})</h2>")
+        body += [_ensemble_section(f) for f in folders]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>neas report: {html.escape(run.name)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN/report.html`` (atomically) and return its path."""
+    if not (Path(run_dir) / MARKER).is_file():
+        raise RunDirError(f"{run_dir} is not a neas run folder (no {MARKER})")
+    path = Path(run_dir) / REPORT
+    atomic_write_text(path, render_report(run_dir))
+    return path

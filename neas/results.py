@@ -1,0 +1,80 @@
+"""A finished run in a notebook: the front as a DataFrame, the best ensemble under limits,
+loaded ensembles, export and the HTML report.
+
+>>> run = load_run("runs/digits")  # doctest: +SKIP
+>>> run.best(max_macs=8e6)["id"]  # doctest: +SKIP
+'e002'
+>>> run.ensemble("e002").predict(images, normalize=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from neas.deploy import DeployedEnsemble, export_run, load_ensemble
+from neas.deploy.export import read_pareto
+from neas.errors import ConfigError, SelectError
+from neas.report import write_report
+from neas.run import ENSEMBLES
+
+
+class RunResults:
+    """The results of the run folder ``run_dir`` (read from disk on each call)."""
+
+    run_dir: Path
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The Pareto front (``pareto.csv``): one row per ensemble, by id."""
+        return read_pareto(self.run_dir)
+
+    def best(self, *, max_macs: float | None = None, max_latency_ms: float | None = None) -> Any:
+        """The front's row with the best validation accuracy (then fewest MACs) within limits.
+
+        ``max_latency_ms`` applies to the search's predicted latency (``latency_ms``).
+        """
+        front = self.front
+        if max_macs is not None:
+            front = front[front["macs"] <= max_macs]
+        if max_latency_ms is not None:
+            front = front[front["latency_ms"] <= max_latency_ms]
+        if front.empty:
+            raise ConfigError(
+                f"no ensemble of {self.run_dir} meets max_macs={max_macs}, "
+                f"max_latency_ms={max_latency_ms}; the cheapest has "
+                f"{int(self.front['macs'].min()):,} MACs"
+            )
+        return front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+
+    def ensemble(self, ensemble_id: str) -> DeployedEnsemble:
+        """Ensemble ``ensemble_id``, loaded (exported first, PyTorch only, if it is not yet)."""
+        path = self.run_dir / ENSEMBLES / ensemble_id / "model.pt"
+        if not path.is_file():
+            if ensemble_id not in set(self.front["id"]):
+                raise SelectError(
+                    f"unknown ensemble id {ensemble_id}; valid: {', '.join(self.front['id'])}"
+                )
+            export_run(self.run_dir, select=[ensemble_id], formats=("torch",), cascade=False)
+        return load_ensemble(path)
+
+    def export(self, select: str | Sequence[str] = "all", **kwargs: Any) -> list[Path]:
+        """``neas export``: see ``neas.deploy.export_run`` for the options."""
+        return export_run(self.run_dir, select=select, **kwargs)
+
+    def report(self) -> Path:
+        """Write ``report.html`` and return its path."""
+        return write_report(self.run_dir)
+
+
+def load_run(run_dir: str | Path) -> RunResults:
+    """The results of a finished run folder (after ``neas search`` or ``neas evolve``)."""
+    results = RunResults(run_dir)
+    results.front  # noqa: B018  (a one-line error now if there is no front)
+    return results
