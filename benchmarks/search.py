@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_section
 
 from neas.config import DataOptions, RunConfig, SearchOptions, TrainConfig
 from neas.cost import CostTable
@@ -150,19 +151,6 @@ def run_dataset(name: str, args) -> list[str]:
     return lines + [""]
 
 
-def write_results(section: list[str]) -> None:
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    head = "## Search strategies (Core 3)"
-    if head in text:
-        before, rest = text.split(head, 1)
-        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-        text = before.rstrip() + "\n\n" + "\n".join(section) + after
-    else:
-        text = text.rstrip() + "\n\n" + "\n".join(section) + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"])
@@ -189,7 +177,7 @@ def main() -> None:
         section += run_dataset(name, args)
     section.append(f"Total wall time {time.perf_counter() - t0:.0f} s.")
     print("\n".join(section))
-    write_results(section)
+    write_section(section[0], section[1:])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Weight-sharing modes of the supernet (``neas.nn.Supernet``).
-WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate")
+WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate", "members")
 #: Training images used to recalibrate BN statistics per architecture before it is scored.
 CALIBRATION_IMAGES = 512
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default

@@ -10,7 +10,7 @@ from neas.search_spaces import EnsembleArch, sample
 from tests.conftest import tiny_space
 
 
-@pytest.mark.parametrize("weights", ["entangled", "separate"])
+@pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
 @pytest.mark.parametrize("image_size", [8, 28])
 def test_static_ensemble_matches_supernet(weights: str, image_size: int) -> None:
     torch.manual_seed(0)
@@ -85,7 +85,7 @@ def test_separate_weights_have_one_bank_per_op() -> None:
     assert sum(p.numel() for p in sep.parameters()) > 2 * sum(p.numel() for p in ent.parameters())
 
 
-@pytest.mark.parametrize("weights", ["entangled", "separate"])
+@pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
 def test_mlp_static_ensemble_matches_supernet_and_shrinks(weights: str) -> None:
     from neas.nn.surgery import shrink_supernet
     from neas.search_spaces import create_space
@@ -122,3 +122,23 @@ def test_mlp_static_ensemble_matches_supernet_and_shrinks(weights: str) -> None:
     torch.testing.assert_close(net(x, plain)[0], net(x, plain)[0])
     noisy = EnsembleArch(split=6, shared=(1, 3, 5, 1, 3, 5), members=((), ()))
     assert not torch.equal(net(x, noisy)[0], net(x, noisy)[0])
+
+
+def test_members_mode_gives_each_member_its_own_weights_after_the_split() -> None:
+    torch.manual_seed(0)
+    space = tiny_space()
+    net = Supernet(space, weights="members")
+    layer = net.layers[5]
+    assert sorted(layer.blocks) == ["m0", "m1", "trunk"]
+    a, b = layer.blocks["m0"].expand_weight, layer.blocks["m1"].expand_weight
+    assert not torch.equal(a, b)  # independently initialised, like a deep ensemble's members
+    # the same op after the split runs different weights per member; in the trunk, the trunk's
+    arch = EnsembleArch(split=3, shared=(0, 0, 0), members=((0,) * 17, (0,) * 17))
+    x = torch.randn(8, 1, 8, 8)
+    net.train()
+    out = net(x, arch)
+    (out[0].sum() + 0 * out[1].sum()).backward()
+    assert layer.blocks["m0"].expand_weight.grad is not None
+    assert layer.blocks["m1"].expand_weight.grad.abs().sum() == 0  # member 1 got no loss
+    assert layer.blocks["trunk"].expand_weight.grad is None  # layer 5 is after the split
+    assert net.layers[1].blocks["trunk"].expand_weight.grad is not None

@@ -132,7 +132,7 @@ def smaller_space(space):
     return space.with_candidates(tuple(cands))
 
 
-@pytest.mark.parametrize("weights", ["entangled", "separate"])
+@pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
 def test_shrunk_supernet_computes_the_same_and_reloads(weights: str) -> None:
     torch.manual_seed(0)
     space = tiny_space()
@@ -164,8 +164,9 @@ def test_shrunk_supernet_computes_the_same_and_reloads(weights: str) -> None:
                 space.ops[c].name for c in small.layers[i].candidates if c >= 0
             }
             assert all(new.blocks[k] is old.blocks[k] for k in new.blocks)
-        else:  # the block object survives where the largest op did
-            assert (new.blocks["shared"] is old.blocks["shared"]) == (i % 2 == 0)
+        else:  # each entangled block object survives where the largest op did
+            for key in new.blocks:
+                assert (new.blocks[key] is old.blocks[key]) == (i % 2 == 0)
     if weights == "separate":
         dropped = sum(
             p.numel()
@@ -207,7 +208,7 @@ def small_digits():
     return replace(ds, x_val=ds.x_val[:120], y_val=ds.y_val[:120])
 
 
-@pytest.mark.parametrize("weights", ["entangled", "separate"])
+@pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
 def test_resume_across_a_shrink_step_equals_uninterrupted(tmp_path, small_digits, weights) -> None:
     x, y = torch.from_numpy(small_digits.x_train), torch.from_numpy(small_digits.y_train)
     config = TrainConfig(epochs=2, batch_size=32, seed=3)

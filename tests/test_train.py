@@ -35,7 +35,7 @@ def test_training_on_digits_learns(tmp_path) -> None:
     assert ckpt["epoch"] == 6 and SearchSpace.from_json(ckpt["space"]).num_layers == 20
 
 
-@pytest.mark.parametrize("weights", ["entangled", "separate"])
+@pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
 def test_resume_equals_uninterrupted(tmp_path, digits, weights: str) -> None:
     x = torch.from_numpy(digits.x_train[:256])
     y = torch.from_numpy(digits.y_train[:256])
@@ -86,3 +86,27 @@ def test_pipeline_refuses_to_overwrite_and_resumes(tmp_path) -> None:
     with pytest.raises(RunDirError, match="not a neas run folder"):
         train(out=tmp_path / "other", force=True, **kwargs)
     assert (tmp_path / "other" / "precious.txt").read_text() == "keep me"
+
+
+def test_members_weights_diverge_and_the_mode_round_trips(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from neas.cli import app
+    from neas.run import read_config
+
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--weights", "members", "--epochs", "2", "--max-train",
+            "200", "--width-mult", "0.25", "--head-width", "32", "--feature-width", "32",
+            "--shrink-at", "none", "--threads", "1"]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert read_config(out).train.weights == "members"
+    ckpt = load_checkpoint(out / "supernet.pt")
+    assert ckpt["weights"] == "members"
+    w = ckpt["model"]
+    for i in (0, 10, 19):
+        a, b = (w[f"layers.{i}.blocks.m{m}.expand_weight"] for m in (0, 1))
+        assert (a - b).abs().mean() > 1e-3 * a.abs().mean()
+    again = CliRunner().invoke(app, ["train", "--out", str(out), "--resume"])
+    assert again.exit_code == 0, again.output
+    assert load_checkpoint(out / "supernet.pt")["weights"] == "members"

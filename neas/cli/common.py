@@ -119,7 +119,9 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size
 WeightsOpt = Annotated[
     str,
     typer.Option(
-        "--weights", help="Weight sharing: entangled (one sliced set per layer) or separate."
+        "--weights",
+        help="Weight sharing: entangled (one sliced set per layer), separate (one bank per "
+        "op) or members (a sliced set for the trunk and one per member).",
     ),
 ]
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="adamw or sgd.")]

@@ -17,7 +17,7 @@ import torch
 
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet, combine
-from neas.nn.supernet import Supernet
+from neas.nn.supernet import Supernet, member_key
 from neas.search_spaces.arch import EnsembleArch
 
 __all__ = ["EnsembleNet", "build_ensemble", "combine"]
@@ -36,7 +36,8 @@ def build_ensemble(supernet: Supernet, arch: EnsembleArch) -> EnsembleNet:
             state[f"trunk.{i}.{k}"] = v
     for m, ops in enumerate(arch.members):
         for j, op in enumerate(ops):
-            for k, v in supernet.layers[arch.split + j].static_state(op, m).items():
+            layer = supernet.layers[arch.split + j]
+            for k, v in layer.static_state(op, m, member_key(m)).items():
                 state[f"branches.{m}.{j}.{k}"] = v
         for k, v in supernet.heads[m].state_dict().items():
             state[f"branches.{m}.{len(ops)}.{k}"] = v

@@ -19,7 +19,8 @@ from neas.nn.layers import Stem, init_weights
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SKIP, LayerSpec, OpChoice, SearchSpace
 
-WeightMode = Literal["entangled", "separate"]
+WeightMode = Literal["entangled", "separate", "members"]
+TRUNK = "trunk"  # the owner of the layers before the split; members are "m0", "m1", ...
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -44,8 +45,15 @@ def largest_op(ops: tuple[OpChoice, ...], candidates: tuple[int, ...]) -> OpChoi
     return OpChoice(max(o.kernel for o in chosen), max(o.expand for o in chosen))
 
 
+def member_key(m: int) -> str:
+    return f"m{m}"
+
+
 class SupernetLayer(nn.Module):
-    """One searchable layer: a shared weight set (entangled) or one bank per op (separate)."""
+    """One searchable layer: a shared weight set (``entangled``), one bank per op
+    (``separate``), or one entangled set for the trunk and one per member slot (``members``:
+    after the split every member runs its own, independently initialised weights, as the
+    members of a deep ensemble do)."""
 
     def __init__(
         self,
@@ -68,21 +76,33 @@ class SupernetLayer(nn.Module):
             self.blocks = nn.ModuleDict(
                 {ops[c].name: block(ops[c]) for c in spec.candidates if c != SKIP}
             )
+        elif weights == "members":
+            owners = [TRUNK, *(member_key(m) for m in range(num_paths))]
+            largest = largest_op(ops, spec.candidates)
+            self.blocks = nn.ModuleDict({o: block(largest) for o in owners})
         else:
             raise ValueError(f"unknown weight mode {weights!r}; valid: {', '.join(WEIGHT_MODES)}")
 
-    def block_for(self, op: int) -> DynamicMBConv | DynamicMLP:
-        key = "shared" if self.weights == "entangled" else self.ops[op].name
+    def block_for(self, op: int, owner: str = TRUNK) -> DynamicMBConv | DynamicMLP:
+        """The weights that run ``op`` for ``owner`` (the trunk, or member ``"m<i>"``)."""
+        if self.weights == "entangled":
+            key = "shared"
+        elif self.weights == "separate":
+            key = self.ops[op].name
+        else:
+            key = owner
         return self.blocks[key]  # type: ignore[return-value]
 
-    def forward(self, x: torch.Tensor, op: int, path: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, op: int, path: int = 0, owner: str = TRUNK) -> torch.Tensor:
         if op == SKIP:
             return x
-        return self.block_for(op)(x, self.ops[op], path)
+        return self.block_for(op, owner)(x, self.ops[op], path)
 
-    def static_state(self, op: int, path: int) -> dict[str, torch.Tensor]:
+    def static_state(self, op: int, path: int, owner: str = TRUNK) -> dict[str, torch.Tensor]:
         """The state dict of this layer's static block for ``op`` on ``path`` (empty for skip)."""
-        return {} if op == SKIP else self.block_for(op).static_state(self.ops[op], path)
+        if op == SKIP:
+            return {}
+        return self.block_for(op, owner).static_state(self.ops[op], path)
 
 
 class Supernet(nn.Module):
@@ -120,7 +140,7 @@ class Supernet(nn.Module):
         for m, ops in enumerate(arch.members):
             z = h
             for j, op in enumerate(ops):
-                z = self.layers[arch.split + j](z, op, m)
+                z = self.layers[arch.split + j](z, op, m, member_key(m))
             outs.append(self.heads[m](z))
         return outs
 

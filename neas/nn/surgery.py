@@ -46,8 +46,9 @@ def _shrunk_block(old: DynamicBlock, max_op: OpChoice) -> DynamicBlock:
 def shrink_supernet(supernet: Supernet, new_space: SearchSpace) -> Supernet:
     """A supernet over ``new_space`` (a sub-space) that reuses ``supernet``'s modules.
 
-    Separate weights: the dropped ops' banks are freed. Entangled: a layer whose largest kernel
-    or expansion was dropped gets a smaller block with the cropped weights; other layers keep
+    Separate weights: the dropped ops' banks are freed. Entangled (and each set of the members
+    mode): a layer whose largest kernel or expansion was dropped gets a smaller block with the
+    cropped weights; other layers keep
     their block objects (so the optimizer keeps their state). For every architecture of
     ``new_space`` the outputs equal the old supernet's, and the state dict loads into
     ``Supernet(new_space, weights=...)``.
@@ -80,7 +81,7 @@ def shrink_supernet(supernet: Supernet, new_space: SearchSpace) -> Supernet:
             )
         for key in list(layer.blocks.keys()):
             block = old_layer.blocks[key]
-            if key == "shared":
+            if supernet.weights != "separate":  # entangled sets: crop to the new largest op
                 max_op = largest_op(new_space.ops, spec.candidates)
                 if max_op != block.max_op:
                     block = _shrunk_block(block, max_op)

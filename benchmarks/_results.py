@@ -1,0 +1,31 @@
+"""Writing measured figures: one section of RESULTS.md, and the JSON copy in results/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def write_section(head: str, lines: list[str]) -> None:
+    """Replace the section titled ``head`` (up to the next ``## `` heading) in RESULTS.md, or
+    append it; everything else in the file is kept."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = "\n".join([head, *lines])
+    if head in text:
+        before, rest = text.split(head, 1)
+        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
+        text = before.rstrip() + "\n\n" + section + after
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def write_json(name: str, data: Any) -> Path:
+    path = HERE / "results" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
