@@ -186,7 +186,8 @@ def train_planned(
 def random_ensemble_accuracy(
     supernet: Supernet, dataset: Dataset, *, n: int, seed: int, device: torch.device
 ) -> dict[str, float]:
-    """Validation accuracy of ``n`` uniformly sampled ensembles (BN recalibrated for each)."""
+    """Validation accuracy, member disagreement and ensemble gain (ensemble accuracy minus
+    mean member accuracy) of ``n`` uniformly sampled ensembles (BN recalibrated for each)."""
     if n < 1:
         return {}
     rng = np.random.default_rng([seed, 7919])
@@ -200,6 +201,9 @@ def random_ensemble_accuracy(
         "random_val_accuracy_mean": float(np.mean([m.accuracy for m in accs])),
         "random_val_accuracy_max": float(np.max([m.accuracy for m in accs])),
         "random_val_disagreement_mean": float(np.mean([m.disagreement for m in accs])),
+        "random_val_ensemble_gain_mean": float(
+            np.mean([m.accuracy - np.mean(m.member_accuracy) for m in accs])
+        ),
         "random_val_samples": n,
     }
 
