@@ -78,7 +78,7 @@ def test_pipeline_refuses_to_overwrite_and_resumes(tmp_path) -> None:
     again = train(out=out, resume=True, **kwargs)
     assert again.summary == first.summary  # finished run: nothing retrained
     np.testing.assert_equal(
-        again.supernet.state_dict()["stem.conv.0.weight"].numpy(),
+        again.supernet.state_dict()["stem.conv.0.weight"].cpu().numpy(),
         first.supernet.state_dict()["stem.conv.0.weight"].cpu().numpy(),
     )
     (tmp_path / "other").mkdir()
