@@ -117,8 +117,7 @@ def cascade_cmd(
 @app.command("report")
 @user_errors
 def report_cmd(run_dir: RunArg) -> None:
-    """Write RUN/report.html: one self-contained page (front, plots, shrink history, ranking,
-    exported ensembles) to open in a browser."""
+    """Write RUN/report.html: the whole run on one self-contained page."""
     from neas.report import write_report
 
     console.print(f"report: {write_report(run_dir)}")

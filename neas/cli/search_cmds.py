@@ -194,8 +194,7 @@ def search_cmd(
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
     show_config: PrintConfigOpt = False,
 ) -> None:
-    """The main job: train a supernet (shrinking the space on the way), search ensembles under
-    the MACs budget, export and report the Pareto front."""
+    """The main job: train (with shrinking), search under the budget, export, report."""
     from neas import pipeline
 
     config = run_config_from(locals())

@@ -58,7 +58,7 @@ from neas.cli.common import (
 @app.command("spaces")
 @user_errors
 def spaces_cmd() -> None:
-    """List the registered search spaces with their size at 224x224."""
+    """List the registered search spaces with their size at their default input."""
     from neas.search_spaces import create_space, list_spaces
 
     table = Table("space", "layers", "ops", "members", "log10 #ensembles")
@@ -182,8 +182,7 @@ def train_cmd(
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
     show_config: PrintConfigOpt = False,
 ) -> None:
-    """Train the ensemble supernet, shrinking the space on the way (resumable; --resume reuses
-    the run's stored settings)."""
+    """Train the ensemble supernet, shrinking the space on the way (resumable)."""
     from neas import pipeline
 
     config = run_config_from(locals())
