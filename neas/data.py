@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import os
 import pickle
@@ -283,8 +284,25 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes and numpy arrays only: a file that would import anything
+    else (a function, a class, ``os.system``) is refused before any of it runs."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in (("numpy", "ndarray"), ("numpy", "dtype")):
+            return getattr(np, name)
+        if (module, name) == ("_codecs", "encode"):  # bytes, as Python 3 pickles them
+            return codecs.encode
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            if name == "_reconstruct":  # numpy's own array and scalar reconstructors
+                return np.zeros(0).__reduce__()[0]
+            if name == "scalar":
+                return np.int64(0).__reduce__()[0]
+        raise pickle.UnpicklingError(f"it would load {module}.{name}, which neas refuses")
+
+
 def _load_cifar10(data_dir: str | os.PathLike[str] | None) -> _Raw:
-    """Read the python-pickle CIFAR-10 folder (pickle: only load files you trust)."""
+    """Read the python-pickle CIFAR-10 folder, unpickling only what a CIFAR batch holds."""
     if data_dir is None:
         raise DataError("cifar10 needs --data-dir: the cifar-10-batches-py folder or its parent")
     root = Path(data_dir)
@@ -295,8 +313,11 @@ def _load_cifar10(data_dir: str | os.PathLike[str] | None) -> _Raw:
         path = root / name
         if not path.is_file():
             raise DataError(f"missing cifar10 file {path}")
-        with path.open("rb") as f:
-            return pickle.load(f, encoding="bytes")
+        try:
+            with path.open("rb") as f:
+                return _CifarUnpickler(f, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+            raise DataError(f"{path} is not a CIFAR-10 batch: {exc}") from None
 
     names = tuple(n.decode() for n in unpickle("batches.meta")[b"label_names"])  # type: ignore[union-attr]
     parts = [unpickle(f"data_batch_{i}") for i in range(1, 6)] + [unpickle("test_batch")]

@@ -259,3 +259,36 @@ def test_image_size_requires_square(tmp_path: Path) -> None:
     assert ds.input_shape == (1, 4, 6)
     with pytest.raises(DataError, match="non-square"):
         _ = ds.image_size
+
+
+class _Sentinel:
+    """A pickle that would create a file when loaded (what a hostile 'CIFAR batch' does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_cifar_loader_refuses_pickled_code_and_reads_real_batches(tmp_path: Path) -> None:
+    import pickle
+
+    sentinel = tmp_path / "SENTINEL"
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "batches.meta").write_bytes(pickle.dumps({b"label_names": _Sentinel(sentinel)}))
+    with pytest.raises(DataError, match="refuses"):
+        load_dataset("cifar10", data_dir=str(hostile))
+    assert not sentinel.exists()
+    good = tmp_path / "cifar-10-batches-py"
+    good.mkdir()
+    rng = np.random.default_rng(0)
+    meta = {b"label_names": [f"class{i}".encode() for i in range(10)]}
+    (good / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+                 b"labels": list(range(10)) * 2, b"filenames": [b"x.png"] * 20}  # fmt: skip
+        (good / name).write_bytes(pickle.dumps(batch, protocol=2))
+    ds = load_dataset("cifar10", data_dir=str(tmp_path))
+    assert ds.input_shape == (3, 32, 32) and len(ds.x_test) == 20 and ds.class_names[0] == "class0"
