@@ -18,6 +18,7 @@ import codecs
 import gzip
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -407,10 +408,12 @@ def _load_npz(path: Path) -> _Raw:
             if missing:
                 raise DataError(f"{path} lacks array(s) {missing}; it holds {f.files}")
             arrays = {k: f[k] for k in _NPZ_KEYS if k in f.files}
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"cannot read {path}: {exc}; expected an .npz file from numpy.savez"
+        ) from None
     for split in ("val", "test"):
         if (f"x_{split}" in arrays) != (f"y_{split}" in arrays):
             raise DataError(f"{path}: x_{split} and y_{split} come together")

@@ -36,7 +36,7 @@ import torch
 
 from neas.config import RunConfig, TrainConfig
 from neas.data import Dataset
-from neas.errors import RunDirError
+from neas.errors import ConfigError, RunDirError
 from neas.nn.supernet import Supernet
 from neas.search_spaces import SearchSpace
 
@@ -142,6 +142,10 @@ def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
         return RunConfig.from_dict(read_json(path))
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
         raise RunDirError(f"{path} is damaged ({type(exc).__name__}); start the run over") from None
+    except ConfigError as exc:
+        raise RunDirError(f"{path} is damaged: {exc}; start the run over") from None
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def write_config(run_dir: Path, config: RunConfig) -> None:
@@ -182,10 +186,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RunDirError(
             f"{path} is not a readable neas checkpoint (damaged or not ours)"
         ) from None
-    needed = ("model", "epoch", "space", "weights")
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed):
-        raise RunDirError(f"{path} is not a neas supernet checkpoint")
-    if int(ckpt.get("format", 0)) > CHECKPOINT_FORMAT:
+    needed = {"model": dict, "epoch": int, "space": str, "weights": str, "format": int}
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed if k != "format"):
+        raise RunDirError(f"{path} is not a neas supernet checkpoint; run `neas train` again")
+    wrong = [k for k, kind in needed.items() if k in ckpt and not isinstance(ckpt[k], kind)]
+    if wrong:
+        raise RunDirError(
+            f"{path} is a damaged neas checkpoint ({', '.join(wrong)} of the wrong type); "
+            "run `neas train` again"
+        )
+    if ckpt.get("format", 0) > CHECKPOINT_FORMAT:
         raise RunDirError(f"{path} has checkpoint format {ckpt['format']}; upgrade neas")
     return ckpt
 

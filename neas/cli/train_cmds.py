@@ -96,19 +96,26 @@ def cost_cmd(
 ) -> None:
     """Print the MACs and parameters of one ensemble architecture as JSON."""
     from neas.cost import CostTable
-    from neas.errors import ConfigError
+    from neas.errors import ConfigError, InvalidArchError
     from neas.search_spaces import NEAS_ARCH_LISTS, EnsembleArch, create_space, from_neas_arch_list
 
     if (neas_arch_list is None) == (arch_file is None):
         raise ConfigError("give exactly one of --neas-arch-list or --arch-file")
     if arch_file is not None:
-        if not arch_file.exists():
-            raise ConfigError(f"architecture file {arch_file} does not exist")
+        if not arch_file.is_file():
+            raise ConfigError(f"architecture file {arch_file} does not exist (or is a folder)")
         try:
             data = json.loads(arch_file.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{arch_file} is not valid JSON: {exc}") from None
-        members = len(data.get("members", [])) or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {arch_file}: {exc.strerror or exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("members"), list):
+            raise ConfigError(
+                f"{arch_file} is not a neas architecture: expected a JSON object with "
+                "'split', 'shared' and 'members' (see `neas cost --help`)"
+            )
+        members = len(data["members"]) or None
     else:
         if neas_arch_list.upper() in NEAS_ARCH_LISTS:
             values = list(NEAS_ARCH_LISTS[neas_arch_list.upper()])
@@ -131,7 +138,10 @@ def cost_cmd(
         num_members=members,
     )
     if arch_file is not None:
-        arch = EnsembleArch.from_dict(data, s)
+        try:
+            arch = EnsembleArch.from_dict(data, s)
+        except InvalidArchError as exc:
+            raise InvalidArchError(f"{arch_file}: {exc}") from None
     else:
         arch = from_neas_arch_list(values, s)
     table = CostTable.from_space(s)

@@ -34,7 +34,7 @@ from neas.deploy.finetune import FINETUNE_LR, accuracies, finetune, softmax_np
 from neas.deploy.model_file import InputSpec, load_ensemble, save_ensemble_file
 from neas.deploy.onnx_export import export_onnx
 from neas.device import resolve_device, torch_threads
-from neas.errors import ConfigError, RunDirError, SelectError
+from neas.errors import ConfigError, InvalidArchError, RunDirError, SelectError
 from neas.evaluate import calibration_images, ensemble_logits, recalibrate_bn
 from neas.nn.ensemble import EnsembleNet, build_ensemble
 from neas.progress import make_progress
@@ -262,8 +262,15 @@ def export_run(
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
-    root = writable_dir(run / ENSEMBLES)
     trained = open_trained(run, device=dev)
+    for _, row in rows.iterrows():  # every architecture fits the run before anything is written
+        try:
+            EnsembleArch.from_json(str(row["arch"]), trained.space)
+        except InvalidArchError as exc:
+            raise RunDirError(
+                f"{run / PARETO}: ensemble {row['id']}: {exc}; run `neas search` again"
+            ) from None
+    root = writable_dir(run / ENSEMBLES)
     folders = []
     with make_progress(show=show_progress) as progress, torch_threads(threads):
         task = progress.add_task("export", total=len(rows), info="")

@@ -50,6 +50,11 @@ class EnsembleArch:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], space: SearchSpace) -> EnsembleArch:
+        if not isinstance(data, dict):
+            raise InvalidArchError(
+                f"architecture JSON must be an object with 'split', 'shared' and 'members', "
+                f"not a {type(data).__name__}"
+            )
         try:
             arch = cls(
                 split=int(data["split"]),
@@ -67,7 +72,11 @@ class EnsembleArch:
 
     @classmethod
     def from_json(cls, text: str, space: SearchSpace) -> EnsembleArch:
-        return cls.from_dict(json.loads(text), space)
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise InvalidArchError(f"architecture is not JSON ({exc})") from None
+        return cls.from_dict(data, space)
 
 
 def validate(arch: EnsembleArch, space: SearchSpace, *, check_candidates: bool = True) -> None:

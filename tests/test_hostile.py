@@ -1,0 +1,651 @@
+"""Broken and hostile files through the CLI: one ``error:`` line, exit code 2, nothing changed.
+
+Every case copies a small trained run (with ``pareto.csv`` and one exported ensemble) or writes
+its own input files into a fresh folder, damages one thing, runs one command and checks:
+
+* exactly one output line, starting with ``error:``, and no traceback;
+* exit code 2 (bad input);
+* every file and folder that existed is unchanged, and nothing new appeared;
+* a pickle whose ``__reduce__`` would create a sentinel file never runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import pickle
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from neas.cli import app
+from neas.deploy import export_run
+from neas.pipeline import train
+from tests.conftest import tiny_run
+from tests.test_export import write_pareto
+
+runner = CliRunner()
+SENTINEL = "SENTINEL"
+MODEL = "run/ensembles/e000/model.pt"
+TINY = ["--width-mult", "0.25", "--head-width", "32", "--feature-width", "32"]
+FAST = [*TINY, "--epochs", "1", "--max-train", "60", "--shrink-at", "none"]
+
+
+class Hostile:
+    """Unpickling this calls ``open(path, "w")``: the sentinel file appears if code runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny trained run with pareto.csv and ensemble e000 exported (model.pt only)."""
+    run = train(
+        out=tmp_path_factory.mktemp("hostile") / "run",
+        config=tiny_run(summary_samples=0),
+        show_progress=False,
+    ).run_dir
+    write_pareto(run, n=2)
+    export_run(run, select="e000", formats=["torch"], cascade=False, show_progress=False)
+    return run
+
+
+# --- damaging helpers: each takes the case folder -------------------------------------------
+
+
+def truncate(rel: str, keep: float = 0.5) -> Callable[[Path], None]:
+    def go(tmp: Path) -> None:
+        data = (tmp / rel).read_bytes()
+        (tmp / rel).write_bytes(data[: int(len(data) * keep)])
+
+    return go
+
+
+def write(rel: str, content: bytes | str) -> Callable[[Path], None]:
+    def go(tmp: Path) -> None:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode() if isinstance(content, str) else content
+        (tmp / rel).write_bytes(data)
+
+    return go
+
+
+def remove(rel: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / rel).unlink()
+
+
+def hostile_pickle(rel: str, *, torch_file: bool) -> Callable[[Path], None]:
+    """A file whose unpickling would create ``tmp/SENTINEL`` (as torch zip or raw pickle)."""
+
+    def go(tmp: Path) -> None:
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        evil = Hostile(tmp / SENTINEL)
+        if torch_file:
+            torch.save({"model": evil, "epoch": 1, "space": "", "weights": ""}, tmp / rel)
+        else:
+            (tmp / rel).write_bytes(pickle.dumps({b"data": evil, b"labels": [0]}, protocol=2))
+
+    return go
+
+
+def torch_payload(rel: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    """Rewrite a torch file's payload, changed in place by ``edit``."""
+
+    def go(tmp: Path) -> None:
+        payload = torch.load(tmp / rel, map_location="cpu", weights_only=True)
+        edit(payload)
+        torch.save(payload, tmp / rel)
+
+    return go
+
+
+def torch_file(rel: str, obj: object) -> Callable[[Path], None]:
+    """Replace a torch file with a valid torch file holding ``obj``."""
+    return lambda tmp: torch.save(obj, tmp / rel)
+
+
+def edit_json(rel: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def go(tmp: Path) -> None:
+        data = json.loads((tmp / rel).read_text())
+        edit(data)
+        (tmp / rel).write_text(json.dumps(data))
+
+    return go
+
+
+def npz(**arrays: np.ndarray) -> Callable[[Path], None]:
+    def go(tmp: Path) -> None:
+        np.savez(tmp / "d.npz", **arrays)
+
+    return go
+
+
+def images(layout: dict[str, list[tuple[str, bytes | tuple[int, int]]]]) -> Callable[[Path], None]:
+    """An image folder ``tmp/imgs``: per class, files as raw bytes or a (w, h) gray PNG."""
+    from PIL import Image
+
+    def go(tmp: Path) -> None:
+        (tmp / "imgs").mkdir()
+        for cls, files in layout.items():
+            (tmp / "imgs" / cls).mkdir()
+            for name, content in files:
+                if isinstance(content, bytes):
+                    (tmp / "imgs" / cls / name).write_bytes(content)
+                else:
+                    Image.new("L", content, color=128).save(tmp / "imgs" / cls / name)
+
+    return go
+
+
+def idx_files(*, damage: str) -> Callable[[Path], None]:
+    """The four MNIST IDX files in ``tmp/mnist``, with one damaged."""
+
+    def idx(arr: np.ndarray) -> bytes:
+        head = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, ">u4").tobytes()
+        return head + arr.astype(np.uint8).tobytes()
+
+    def go(tmp: Path) -> None:
+        root = tmp / "mnist"
+        root.mkdir()
+        rng = np.random.default_rng(0)
+        files = {
+            "train-images-idx3-ubyte": idx(rng.integers(0, 256, (20, 28, 28))),
+            "train-labels-idx1-ubyte": idx(np.arange(20) % 10),
+            "t10k-images-idx3-ubyte": idx(rng.integers(0, 256, (10, 28, 28))),
+            "t10k-labels-idx1-ubyte": idx(np.arange(10) % 10),
+        }
+        if damage == "truncated":
+            files["train-images-idx3-ubyte"] = files["train-images-idx3-ubyte"][:-100]
+        elif damage == "magic":
+            files["train-labels-idx1-ubyte"] = b"PK\x03\x04" + b"\0" * 20
+        elif damage == "tiny":
+            files["t10k-images-idx3-ubyte"] = b"\0\0"
+        elif damage == "gzip":
+            files["train-images-idx3-ubyte.gz"] = gzip.compress(
+                files.pop("train-images-idx3-ubyte")
+            )[:-30]
+        elif damage == "labels":  # labels beyond the ten classes
+            files["train-labels-idx1-ubyte"] = idx(np.arange(20) + 5)
+        for name, data in files.items():
+            (root / name).write_bytes(data)
+
+    return go
+
+
+def cifar(*, damage: str) -> Callable[[Path], None]:
+    """A CIFAR-10 python batch folder ``tmp/cifar`` (tiny batches), with one thing damaged."""
+
+    def go(tmp: Path) -> None:
+        root = tmp / "cifar"
+        root.mkdir()
+        rng = np.random.default_rng(0)
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = {
+                b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8),
+                b"labels": [i % 10 for i in range(10)],
+            }
+            (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+        meta = {b"label_names": [f"c{i}".encode() for i in range(10)]}
+        (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+        if damage == "missing":
+            (root / "data_batch_3").unlink()
+        elif damage == "meta-hostile":
+            hostile_pickle("cifar/batches.meta", torch_file=False)(tmp)
+        elif damage == "batch-hostile":
+            hostile_pickle("cifar/data_batch_2", torch_file=False)(tmp)
+        elif damage == "garbage":
+            (root / "test_batch").write_bytes(b"\x80\x02garbage" * 10)
+        elif damage == "truncated":
+            data = (root / "data_batch_1").read_bytes()
+            (root / "data_batch_1").write_bytes(data[: len(data) // 2])
+        elif damage == "list":
+            (root / "data_batch_4").write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+        elif damage == "shape":
+            bad = {b"data": np.zeros((10, 100), np.uint8), b"labels": list(range(10))}
+            (root / "data_batch_5").write_bytes(pickle.dumps(bad, protocol=2))
+        elif damage == "meta-names":
+            (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": 3}, protocol=2))
+
+    return go
+
+
+def run_file(rel: str) -> Callable[[Path], None]:
+    """Put a regular file where a folder is expected."""
+
+    def go(tmp: Path) -> None:
+        target = tmp / rel
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.write_text("not a folder\n")
+
+    return go
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: list[str]  # {tmp} is the case folder, {run} its copy of the trained run
+    damage: list[Callable[[Path], None]] = field(default_factory=list)
+    message: str = ""  # a fragment the error line must hold
+    needs_run: bool = True
+
+
+CKPT = "run/supernet.pt"
+EVOLVE = ["evolve", "{run}", "--population", "4", "--generations", "1", "--no-latency"]
+EXPORT = ["export", "{run}", "--select", "e001", "--format", "torch", "--no-cascade"]
+RANK = ["rank", "{run}", "--samples", "3", "--epochs", "1"]
+CASCADE = ["cascade", "{run}", "--id", "e000"]
+TRAIN = ["train", "--out", "{tmp}/out", *FAST]
+SEARCH = ["search", "--out", "{tmp}/out", *FAST]
+
+
+def _set(key: str, value: object) -> Callable[[dict], None]:
+    return lambda d: d.__setitem__(key, value)
+
+
+def _data(source: str, *extra: str) -> list[str]:
+    return [*TRAIN, "--data", source, *extra]
+
+
+CASES = [
+    # supernet.pt: damaged, foreign, hostile, from the future, not matching its run
+    Case("ckpt-truncated-evolve", EVOLVE, [truncate(CKPT)], "supernet.pt"),
+    Case("ckpt-truncated-export", EXPORT, [truncate(CKPT)], "supernet.pt"),
+    Case("ckpt-truncated-rank", RANK, [truncate(CKPT)], "supernet.pt"),
+    Case("ckpt-empty", EVOLVE, [write(CKPT, b"")], "supernet.pt"),
+    Case("ckpt-garbage", EVOLVE, [write(CKPT, b"\x00\xffnot torch" * 50)], "supernet.pt"),
+    Case("ckpt-hostile-evolve", EVOLVE, [hostile_pickle(CKPT, torch_file=True)], "supernet.pt"),
+    Case("ckpt-hostile-export", EXPORT, [hostile_pickle(CKPT, torch_file=True)], "supernet.pt"),
+    Case("ckpt-hostile-raw", RANK, [hostile_pickle(CKPT, torch_file=False)], "supernet.pt"),
+    Case("ckpt-a-list", EVOLVE, [torch_file(CKPT, [1, 2])], "supernet.pt"),
+    Case(
+        "ckpt-no-model",
+        EVOLVE,
+        [torch_payload(CKPT, lambda p: p.pop("model") and None)],
+        "supernet",
+    ),
+    Case("ckpt-future", EVOLVE, [torch_payload(CKPT, _set("format", 99))], "upgrade neas"),
+    Case("ckpt-bad-format", EVOLVE, [torch_payload(CKPT, _set("format", "x"))], "supernet.pt"),
+    Case(
+        "ckpt-weights-mismatch",
+        EXPORT,
+        [torch_payload(CKPT, lambda p: p["model"].popitem())],
+        "does not match",
+    ),
+    Case("ckpt-bad-space", EVOLVE, [torch_payload(CKPT, _set("space", "{}"))], "supernet.pt"),
+    Case("ckpt-bad-epoch", EVOLVE, [torch_payload(CKPT, _set("epoch", "one"))], "supernet.pt"),
+    Case("ckpt-missing", EVOLVE, [remove(CKPT)], "neas train"),
+    # config.json
+    Case("config-not-json", EVOLVE, [write("run/config.json", "{not json")], "config.json"),
+    Case("config-binary", RANK, [write("run/config.json", b"\xff\xfe\x00")], "config.json"),
+    Case("config-a-list", EVOLVE, [write("run/config.json", "[1, 2]")], "config.json"),
+    Case("config-wrong-keys", EXPORT, [write("run/config.json", '{"foo": 1}')], "config.json"),
+    Case(
+        "config-bad-value",
+        EVOLVE,
+        [edit_json("run/config.json", lambda d: d["train"].__setitem__("epochs", "many"))],
+        "config.json",
+    ),
+    Case(
+        "config-bad-data",
+        EVOLVE,
+        [edit_json("run/config.json", lambda d: d["data"].__setitem__("source", "imagenet"))],
+        "imagenet",
+    ),
+    Case("config-missing", EVOLVE, [remove("run/config.json")], "config.json"),
+    # pareto.csv (export)
+    Case("pareto-empty", EXPORT, [write("run/pareto.csv", "")], "pareto.csv"),
+    Case("pareto-columns", EXPORT, [write("run/pareto.csv", "id,macs\ne001,5\n")], "lacks"),
+    Case("pareto-header-only", EXPORT, [write("run/pareto.csv", "id\n")], "pareto.csv"),
+    Case(
+        "pareto-binary", EXPORT, [write("run/pareto.csv", b"\x89PNG\r\n\x1a\n\xff\x00")], "pareto"
+    ),
+    Case("pareto-missing", EXPORT, [remove("run/pareto.csv")], "neas search"),
+    Case(
+        "pareto-bad-arch",
+        EXPORT,
+        [
+            write(
+                "run/pareto.csv",
+                "id,arch,members,split,val_accuracy,test_accuracy,macs\n"
+                'e001,"{""nope"": 1}",2,1,0.5,0.5,100\n',
+            )
+        ],
+        "e001",
+    ),
+    Case(
+        "pareto-arch-not-json",
+        EXPORT,
+        [
+            write(
+                "run/pareto.csv",
+                "id,arch,members,split,val_accuracy,test_accuracy,macs\ne001,zzz,2,1,0.5,0.5,100\n",
+            )
+        ],
+        "e001",
+    ),
+    Case("export-unknown-id", [*EXPORT, "--select", "e999"], [], "e999"),
+    Case("export-negative-finetune", [*EXPORT, "--finetune-epochs", "-1"], [], "finetune"),
+    Case("export-bad-format", [*EXPORT, "--format", "tflite"], [], "tflite"),
+    Case("export-threads-0", [*EXPORT, "--threads", "0"], [], "threads"),
+    Case("export-bad-device", [*EXPORT, "--device", "tpu"], [], "tpu"),
+    Case("export-out-is-file", EXPORT, [run_file("run/ensembles")], "ensembles"),
+    Case("export-run-missing", ["export", "{tmp}/nowhere"], [], "nowhere", needs_run=False),
+    # model.pt (cascade)
+    Case("model-truncated", CASCADE, [truncate(MODEL)], "model.pt"),
+    Case("model-garbage", CASCADE, [write(MODEL, b"PK\x03\x04garbage" * 20)], "model.pt"),
+    Case("model-future", CASCADE, [torch_payload(MODEL, _set("format_version", 2))], "upgrade"),
+    Case("model-hostile", CASCADE, [hostile_pickle(MODEL, torch_file=True)], "pickled code"),
+    Case("model-hostile-raw", CASCADE, [hostile_pickle(MODEL, torch_file=False)], "model.pt"),
+    Case("model-not-ours", CASCADE, [torch_file(MODEL, {"a": 1})], "neas ensemble"),
+    Case(
+        "model-no-arch", CASCADE, [torch_payload(MODEL, lambda p: p.pop("arch") and None)], "arch"
+    ),
+    Case(
+        "model-weights-mismatch",
+        CASCADE,
+        [torch_payload(MODEL, lambda p: p["state_dict"].popitem())],
+        "damaged",
+    ),
+    Case("model-bad-input", CASCADE, [torch_payload(MODEL, _set("input", 7))], "model.pt"),
+    Case("cascade-unknown-id", ["cascade", "{run}", "--id", "e999"], [], "e999"),
+    Case("cascade-tolerance", [*CASCADE, "--tolerance", "2"], [], "tolerance"),
+    Case(
+        "cascade-config-broken",
+        CASCADE,
+        [write("run/config.json", "nope")],
+        "config.json",
+    ),
+    # search options on a trained run
+    Case("evolve-population-1", [*EVOLVE, "--population", "1"], [], "--population"),
+    Case("evolve-latency-batch-0", [*EVOLVE, "--latency-batch", "0"], [], "--latency-batch"),
+    Case("evolve-bad-device", [*EVOLVE, "--device", "gpu0"], [], "gpu0"),
+    Case("evolve-bad-budget", [*EVOLVE, "--budget", "lots"], [], "lots"),
+    Case("evolve-bad-strategy", [*EVOLVE, "--strategy", "annealing"], [], "annealing"),
+    Case("evolve-run-missing", ["evolve", "{tmp}/nowhere"], [], "nowhere", needs_run=False),
+    Case("evolve-run-is-file", EVOLVE, [run_file("run")], "run"),
+    Case("rank-samples-1", [*RANK, "--samples", "1"], [], "samples"),
+    Case("rank-bad-device", [*RANK, "--device", "mps"], [], "mps"),
+    # options before anything is trained
+    Case("train-bad-device", [*TRAIN, "--device", "quantum"], [], "quantum", needs_run=False),
+    Case(
+        "train-out-under-file",
+        ["train", "--out", "{tmp}/afile/out", *FAST],
+        [write("afile", "a regular file\n")],
+        "afile",
+        needs_run=False,
+    ),
+    Case(
+        "search-population-1", [*SEARCH, "--population", "1"], [], "--population", needs_run=False
+    ),
+    Case(
+        "search-latency-batch-0",
+        [*SEARCH, "--latency-batch", "0"],
+        [],
+        "--latency-batch",
+        needs_run=False,
+    ),
+    # cost --arch-file
+    Case("arch-missing", ["cost", "--arch-file", "{tmp}/a.json"], [], "a.json", needs_run=False),
+    Case(
+        "arch-not-json",
+        ["cost", "--arch-file", "{tmp}/a.json"],
+        [write("a.json", "{members: [")],
+        "a.json",
+        needs_run=False,
+    ),
+    Case(
+        "arch-a-list",
+        ["cost", "--arch-file", "{tmp}/a.json"],
+        [write("a.json", "[1, 2, 3]")],
+        "a.json",
+        needs_run=False,
+    ),
+    Case(
+        "arch-wrong-keys",
+        ["cost", "--arch-file", "{tmp}/a.json"],
+        [write("a.json", '{"layers": 5}')],
+        "a.json",
+        needs_run=False,
+    ),
+    Case(
+        "arch-binary",
+        ["cost", "--arch-file", "{tmp}/a.json"],
+        [write("a.json", b"\xff\xfe\x00\x01")],
+        "a.json",
+        needs_run=False,
+    ),
+    Case(
+        "arch-a-folder",
+        ["cost", "--arch-file", "{tmp}"],
+        [],
+        "",
+        needs_run=False,
+    ),
+    # .npz
+    Case(
+        "npz-wrong-keys",
+        _data("{tmp}/d.npz"),
+        [npz(images=np.zeros((10, 8, 8)), labels=np.zeros(10))],
+        "lacks",
+        needs_run=False,
+    ),
+    Case(
+        "npz-not-zip",
+        _data("{tmp}/d.npz"),
+        [write("d.npz", b"this is not a zip file at all")],
+        "d.npz",
+        needs_run=False,
+    ),
+    Case(
+        "npz-hostile-pickle",
+        _data("{tmp}/d.npz"),
+        [hostile_pickle("d.npz", torch_file=False)],
+        "d.npz",
+        needs_run=False,
+    ),
+    Case(
+        "npz-object-array",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.array([{"a": 1}] * 10, dtype=object), y=np.arange(10) % 2)],
+        "d.npz",
+        needs_run=False,
+    ),
+    Case(
+        "npz-inf",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.full((30, 8, 8), np.inf), y=np.arange(30) % 3)],
+        "inf",
+        needs_run=False,
+    ),
+    Case(
+        "npz-2d-labels",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 8, 8)), y=np.zeros((30, 2)))],
+        "1-D",
+        needs_run=False,
+    ),
+    Case(
+        "npz-float-labels",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 8, 8)), y=np.arange(30) % 3 + 0.5)],
+        "labels",
+        needs_run=False,
+    ),
+    Case(
+        "npz-length-mismatch",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 8, 8)), y=np.arange(20) % 2)],
+        "samples",
+        needs_run=False,
+    ),
+    Case(
+        "npz-5d",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 2, 2, 2, 2)), y=np.arange(30) % 3)],
+        "shape",
+        needs_run=False,
+    ),
+    Case(
+        "npz-truncated",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 8, 8)), y=np.arange(30) % 3), truncate("d.npz", 0.6)],
+        "d.npz",
+        needs_run=False,
+    ),
+    # image folders
+    Case("images-empty", _data("{tmp}/imgs"), [images({})], "class", needs_run=False),
+    Case(
+        "images-no-images",
+        _data("{tmp}/imgs"),
+        [images({"a": [("x.png", (8, 8))] * 3, "b": [("notes.txt", b"hello")]})],
+        "holds no images",
+        needs_run=False,
+    ),
+    Case(
+        "images-corrupt-png",
+        _data("{tmp}/imgs"),
+        [
+            images(
+                {
+                    "a": [(f"{i}.png", (8, 8)) for i in range(3)],
+                    "b": [("0.png", (8, 8)), ("1.png", b"\x89PNG\r\n\x1a\ntruncated")],
+                }
+            )
+        ],
+        "1.png",
+        needs_run=False,
+    ),
+    Case(
+        "images-sizes-differ",
+        _data("{tmp}/imgs"),
+        [images({"a": [("0.png", (8, 8))], "b": [("0.png", (9, 9))]})],
+        "resize",
+        needs_run=False,
+    ),
+    Case(
+        "images-one-class",
+        _data("{tmp}/imgs"),
+        [images({"a": [(f"{i}.png", (8, 8)) for i in range(6)]})],
+        "2 classes",
+        needs_run=False,
+    ),
+    # IDX (mnist)
+    *(
+        Case(
+            f"idx-{d}",
+            _data("mnist", "--data-dir", "{tmp}/mnist"),
+            [idx_files(damage=d)],
+            m,
+            needs_run=False,
+        )
+        for d, m in (
+            ("truncated", "train-images"),
+            ("magic", "IDX"),
+            ("tiny", "t10k-images"),
+            ("gzip", "train-images"),
+            ("labels", "labels"),
+        )
+    ),
+    Case("mnist-no-dir", _data("mnist", "--data-dir", "{tmp}/none"), [], "none", needs_run=False),
+    # CIFAR-10 batches
+    *(
+        Case(
+            f"cifar-{d}",
+            _data("cifar10", "--data-dir", "{tmp}/cifar"),
+            [cifar(damage=d)],
+            m,
+            needs_run=False,
+        )
+        for d, m in (
+            ("missing", "data_batch_3"),
+            ("meta-hostile", "batches.meta"),
+            ("batch-hostile", "data_batch_2"),
+            ("garbage", "test_batch"),
+            ("truncated", "data_batch_1"),
+            ("list", "data_batch_4"),
+            ("shape", "data_batch_5"),
+            ("meta-names", "label_names"),
+        )
+    ),
+    # CSV tables
+    Case(
+        "csv-missing-target",
+        [*_data("{tmp}/t.csv", "--target", "price"), "--space", "mlp"],
+        [write("t.csv", "a,b,label\n1,2,x\n3,4,y\n")],
+        "price",
+        needs_run=False,
+    ),
+    Case(
+        "csv-no-target",
+        [*_data("{tmp}/t.csv"), "--space", "mlp"],
+        [write("t.csv", "a,b,label\n1,2,x\n3,4,y\n")],
+        "--target",
+        needs_run=False,
+    ),
+    Case(
+        "csv-empty",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", "")],
+        "t.csv",
+        needs_run=False,
+    ),
+    Case(
+        "csv-binary",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" * 20)],
+        "t.csv",
+        needs_run=False,
+    ),
+]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under ``root``: a folder marker or the file's sha256."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input(case: Case, tmp_path: Path, request) -> None:
+    if case.needs_run:
+        shutil.copytree(request.getfixturevalue("trained"), tmp_path / "run")
+    for damage in case.damage:
+        damage(tmp_path)
+    args = [
+        a.replace("{tmp}", str(tmp_path)).replace("{run}", str(tmp_path / "run")) for a in case.args
+    ]
+    before = snapshot(tmp_path)
+    result = runner.invoke(app, args)
+    output = result.output
+    assert "Traceback" not in output, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{type(result.exception).__name__}: {result.exception}"
+    )
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), output
+    assert result.exit_code == 2, output
+    assert case.message in lines[0], output
+    assert not (tmp_path / SENTINEL).exists(), "a pickle ran code"
+    assert snapshot(tmp_path) == before, "the failed command changed files"
+
+
+def test_there_are_at_least_forty_cases() -> None:
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
