@@ -485,7 +485,10 @@ def _labels(y: np.ndarray, *, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
 def _load_csv(path: Path, target: str | None) -> _Raw:
     """A CSV table: ``target`` is the label column, the rest encoded by ``TableEncoder``."""
     frame, y = read_csv(str(path), target=target)
-    encoder = TableEncoder.fit(frame)
+    try:
+        encoder = TableEncoder.fit(frame)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
     labels, names = _labels(y.to_numpy(), where=str(path))
     raw = _checked(encoder.transform(frame)[:, :, None, None], labels, names, where=str(path))
     return _Raw(raw.x, raw.y, raw.class_names, preprocessing=encoder.to_dict())

@@ -35,7 +35,6 @@ from neas.run import (
     SHRINK_PLOT,
     TRAIN_SUMMARY,
     atomic_write_text,
-    read_json,
 )
 
 _STYLE = """
@@ -47,6 +46,39 @@ th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
 .muted { color: #777; }
 """
+
+_DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError)
+
+
+def _damaged(path: Path, exc: BaseException) -> RunDirError:
+    return RunDirError(
+        f"{path} is damaged ({type(exc).__name__}); delete it or run the stage that writes it "
+        "again, then `neas report`"
+    )
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _damaged(path, exc) from None
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # ParserError, EmptyDataError, UnicodeDecodeError
+        raise _damaged(path, exc) from None
+
+
+def _section(render: Any, where: Path, path: Path) -> str:
+    """``render(where)``; a file of the wrong shape is a one-line error naming ``path``."""
+    try:
+        return render(where)
+    except RunDirError:
+        raise
+    except _DAMAGE as exc:
+        raise _damaged(path, exc) from None
 
 
 def _img(path: Path, alt: str) -> str:
@@ -80,7 +112,7 @@ def _frame(frame: pd.DataFrame) -> str:
 def _config_section(run: Path) -> str:
     parts = ["<h2>Run</h2>"]
     if (run / CONFIG).is_file():
-        cfg = read_json(run / CONFIG)
+        cfg = _json(run / CONFIG)
         rows = {
             "data": cfg["data"]["source"],
             "space": cfg["space"]["name"],
@@ -92,7 +124,7 @@ def _config_section(run: Path) -> str:
         }
         parts.append(_kv(rows))
     if (run / TRAIN_SUMMARY).is_file():
-        s = read_json(run / TRAIN_SUMMARY)
+        s = _json(run / TRAIN_SUMMARY)
         keys = ("train_seconds", "device", "supernet_params", "random_val_accuracy_mean")
         parts.append(_kv({k: s[k] for k in keys if k in s}))
     return "".join(parts)
@@ -101,11 +133,11 @@ def _config_section(run: Path) -> str:
 def _search_section(run: Path) -> str:
     if not (run / PARETO).is_file():
         return ""
-    front = pd.read_csv(run / PARETO).drop(columns=["arch"], errors="ignore")
+    front = _csv(run / PARETO).drop(columns=["arch"], errors="ignore")
     parts = [f"<h2>Pareto front ({len(front)} ensembles)</h2>"]
     summary = run / SEARCH_DIR / "summary.json"
     if summary.is_file():
-        s = read_json(summary)
+        s = _json(summary)
         opts = s.get("options", {})
         parts.append(
             _kv(
@@ -125,7 +157,7 @@ def _search_section(run: Path) -> str:
         parts += [
             "<h2>Hypervolume by generation</h2>",
             _img(run / SEARCH_DIR / "hypervolume.png", "hypervolume"),
-            _frame(pd.read_csv(hv)),
+            _frame(_csv(hv)),
         ]
     return "".join(parts)
 
@@ -133,7 +165,7 @@ def _search_section(run: Path) -> str:
 def _shrink_section(run: Path) -> str:
     if not (run / SHRINK_HISTORY).is_file():
         return ""
-    steps = read_json(run / SHRINK_HISTORY)["steps"]
+    steps = _json(run / SHRINK_HISTORY)["steps"]
     table = pd.DataFrame(
         [
             {
@@ -155,7 +187,7 @@ def _shrink_section(run: Path) -> str:
 def _ranking_section(run: Path) -> str:
     if not (run / RANKING).is_file():
         return ""
-    r = read_json(run / RANKING)
+    r = _json(run / RANKING)
     keys = ("kendall_tau", "spearman_rho", "samples", "epochs")
     return "".join(
         [
@@ -167,7 +199,7 @@ def _ranking_section(run: Path) -> str:
 
 
 def _ensemble_section(folder: Path) -> str:
-    m = json.loads((folder / "manifest.json").read_text())
+    m = _json(folder / "manifest.json")
     lat, onnx = m.get("latency") or {}, m.get("onnx") or {}
     acc = m.get("accuracy", {})
     rows = {
@@ -183,7 +215,7 @@ def _ensemble_section(folder: Path) -> str:
     }
     parts = [f"<h3>{html.escape(str(m.get('id', folder.name)))}</h3>", _kv(rows)]
     if (folder / "cascade.csv").is_file():
-        sweep = pd.read_csv(folder / "cascade.csv")
+        sweep = _csv(folder / "cascade.csv")
         parts += [_img(folder / "cascade.png", "cascade"), _frame(sweep)]
     return "".join(parts)
 
@@ -195,14 +227,14 @@ def render_report(run_dir: str | Path) -> str:
     body = [
         f"<h1>neas run <code>{html.escape(run.name)}</code></h1>",
         f'<p class="muted">{html.escape(str(run.resolve()))}</p>',
-        _config_section(run),
-        _search_section(run),
-        _shrink_section(run),
-        _ranking_section(run),
+        _section(_config_section, run, run / f"{CONFIG} or {TRAIN_SUMMARY}"),
+        _section(_search_section, run, run / f"{PARETO} or {SEARCH_DIR}/"),
+        _section(_shrink_section, run, run / SHRINK_HISTORY),
+        _section(_ranking_section, run, run / RANKING),
     ]
     if folders:
         body.append(f"<h2>Exported ensembles ({len(folders)})</h2>")
-        body += [_ensemble_section(f) for f in folders]
+        body += [_section(_ensemble_section, f, f / "manifest.json") for f in folders]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>neas report: {html.escape(run.name)}</title><style>{_STYLE}</style></head>"

@@ -175,6 +175,10 @@ def idx_files(*, damage: str) -> Callable[[Path], None]:
             files["train-images-idx3-ubyte.gz"] = gzip.compress(
                 files.pop("train-images-idx3-ubyte")
             )[:-30]
+        elif damage == "huge":  # a header claiming 2^32-1 x 2^32-1 x 2^32-1 images
+            files["train-images-idx3-ubyte"] = bytes([0, 0, 8, 3]) + b"\xff" * 12 + b"\0" * 64
+        elif damage == "ndim0":
+            files["train-labels-idx1-ubyte"] = bytes([0, 0, 8, 0]) + b"\0" * 4
         elif damage == "labels":  # labels beyond the ten classes
             files["train-labels-idx1-ubyte"] = idx(np.arange(20) + 5)
         for name, data in files.items():
@@ -370,6 +374,73 @@ CASES = [
         [write("run/config.json", "nope")],
         "config.json",
     ),
+    Case("model-arch-not-json", CASCADE, [torch_payload(MODEL, _set("arch", "{oops"))], "model.pt"),
+    Case(
+        "model-bad-version",
+        CASCADE,
+        [torch_payload(MODEL, _set("format_version", "x"))],
+        "model.pt",
+    ),
+    Case(
+        "model-bad-threshold",
+        CASCADE,
+        [torch_payload(MODEL, _set("cascade_threshold", "hi"))],
+        "model.pt",
+    ),
+    Case(
+        "model-state-not-dict", CASCADE, [torch_payload(MODEL, _set("state_dict", [1]))], "model.pt"
+    ),
+    Case(
+        "manifest-broken",
+        CASCADE,
+        [write("run/ensembles/e000/manifest.json", "{")],
+        "manifest.json",
+    ),
+    Case("cascade-run-is-file", CASCADE, [run_file("run")], "e000"),
+    # other run files
+    Case(
+        "latency-table-broken",
+        ["evolve", "{run}", "--population", "4", "--generations", "1"],
+        [write("run/latency_table.json", "{not json")],
+        "latency_table.json",
+    ),
+    Case(
+        "latency-table-wrong",
+        ["evolve", "{run}", "--population", "4", "--generations", "1"],
+        [write("run/latency_table.json", "[1, 2]")],
+        "latency_table.json",
+    ),
+    Case(
+        "resume-config-broken",
+        ["train", "--out", "{run}", "--resume", *FAST],
+        [write("run/config.json", "{")],
+        "config.json",
+    ),
+    Case(
+        "resume-ckpt-truncated",
+        ["train", "--out", "{run}", "--resume", *FAST],
+        [truncate(CKPT)],
+        "supernet.pt",
+    ),
+    Case(
+        "resume-ckpt-hostile",
+        ["train", "--out", "{run}", "--resume", *FAST],
+        [hostile_pickle(CKPT, torch_file=True)],
+        "supernet.pt",
+    ),
+    Case("rank-run-is-file", RANK, [run_file("run")], "run"),
+    Case(
+        "report-pareto-binary",
+        ["report", "{run}"],
+        [write("run/pareto.csv", b"\xff\x00\xfe")],
+        "pareto",
+    ),
+    Case(
+        "report-summary-broken",
+        ["report", "{run}"],
+        [write("run/train_summary.json", "{")],
+        "train_summary",
+    ),
     # search options on a trained run
     Case("evolve-population-1", [*EVOLVE, "--population", "1"], [], "--population"),
     Case("evolve-latency-batch-0", [*EVOLVE, "--latency-batch", "0"], [], "--latency-batch"),
@@ -507,6 +578,50 @@ CASES = [
         "d.npz",
         needs_run=False,
     ),
+    Case(
+        "npz-nan",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.full((30, 8, 8), np.nan), y=np.arange(30) % 3)],
+        "NaN",
+        needs_run=False,
+    ),
+    Case(
+        "npz-val-without-y",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 8, 8)), y=np.arange(30) % 3, x_val=np.zeros((6, 8, 8)))],
+        "y_val",
+        needs_run=False,
+    ),
+    Case(
+        "npz-val-shape",
+        _data("{tmp}/d.npz"),
+        [
+            npz(
+                x=np.zeros((30, 8, 8)),
+                y=np.arange(30) % 3,
+                x_val=np.zeros((6, 9, 9)),
+                y_val=np.arange(6) % 3,
+                x_test=np.zeros((6, 8, 8)),
+                y_test=np.arange(6) % 3,
+            )
+        ],
+        "x_val",
+        needs_run=False,
+    ),
+    Case(
+        "npz-complex",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((30, 8, 8), np.complex64), y=np.arange(30) % 3)],
+        "dtype",
+        needs_run=False,
+    ),
+    Case(
+        "npz-empty",
+        _data("{tmp}/d.npz"),
+        [npz(x=np.zeros((0, 8, 8)), y=np.zeros(0, np.int64))],
+        "d.npz",
+        needs_run=False,
+    ),
     # image folders
     Case("images-empty", _data("{tmp}/imgs"), [images({})], "class", needs_run=False),
     Case(
@@ -544,6 +659,20 @@ CASES = [
         "2 classes",
         needs_run=False,
     ),
+    Case(
+        "images-text-as-png",
+        _data("{tmp}/imgs"),
+        [images({"a": [("0.png", (8, 8)), ("1.png", (8, 8))], "b": [("0.png", b"hello world")]})],
+        "0.png",
+        needs_run=False,
+    ),
+    Case(
+        "data-dir-is-file",
+        _data("cifar10", "--data-dir", "{tmp}/afile"),
+        [write("afile", "x")],
+        "afile",
+        needs_run=False,
+    ),
     # IDX (mnist)
     *(
         Case(
@@ -559,6 +688,8 @@ CASES = [
             ("tiny", "t10k-images"),
             ("gzip", "train-images"),
             ("labels", "labels"),
+            ("huge", "train-images"),
+            ("ndim0", "train-labels"),
         )
     ),
     Case("mnist-no-dir", _data("mnist", "--data-dir", "{tmp}/none"), [], "none", needs_run=False),
@@ -608,6 +739,20 @@ CASES = [
         "csv-binary",
         [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
         [write("t.csv", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" * 20)],
+        "t.csv",
+        needs_run=False,
+    ),
+    Case(
+        "csv-ragged",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", 'a,b,label\n1,2,x\n3,4,y,5,6\n"unclosed\n')],
+        "t.csv",
+        needs_run=False,
+    ),
+    Case(
+        "csv-only-target",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", "label\nx\ny\nx\ny\nx\ny\n")],
         "t.csv",
         needs_run=False,
     ),

@@ -313,6 +313,8 @@ def cascade_run(
     if not 0.0 <= tolerance < 1.0:
         raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
     model = load_ensemble(out / "model.pt")
+    manifest_path = out / "manifest.json"
+    manifest = _read_manifest(manifest_path) if manifest_path.is_file() else {"id": ensemble_id}
     ds = read_config(run).data.load()
     writable_dir(out)
     info = casc.write_cascade(
@@ -335,11 +337,23 @@ def cascade_run(
         input_spec=model.input_spec,
         cascade_threshold=info["threshold"],
     )
-    manifest_path = out / "manifest.json"
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {"id": ensemble_id}
     manifest["cascade"] = info
     manifest.setdefault("files", {}).update(
         {"cascade_table": "cascade.csv", "cascade_plot": "cascade.png"}
     )
     write_json(manifest_path, manifest)
     return info
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """An exported ensemble's ``manifest.json``; a one-line ``RunDirError`` if it is damaged."""
+    try:
+        manifest = read_json(path)
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RunDirError(
+            f"{path} is damaged ({type(exc).__name__}); export the ensemble again with "
+            "`neas export`"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise RunDirError(f"{path} is not an ensemble manifest; export the ensemble again")
+    return manifest

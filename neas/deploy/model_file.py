@@ -129,7 +129,12 @@ def read_ensemble_file(path: str | Path) -> dict[str, Any]:
     missing = [k for k in _KEYS if k not in payload]
     if missing:
         raise ModelFileError(f"{path} is a damaged neas ensemble: missing {', '.join(missing)}")
-    if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int):
+        raise ModelFileError(
+            f"{path} is a damaged neas ensemble: format_version {version!r} is not a number"
+        )
+    if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path} has format version {payload['format_version']}; this neas reads "
             f"version {FORMAT_VERSION} (upgrade neas)"
@@ -274,16 +279,17 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
         net = static_ensemble(space, arch)
         net.load_state_dict(payload["state_dict"])
         spec = InputSpec.from_dict(payload["input"])
-    except NeasError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        threshold = payload.get("cascade_threshold")
+        threshold = None if threshold is None else float(threshold)
+    except NeasError as exc:
+        raise ModelFileError(f"{path} is a damaged neas ensemble: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path} is a damaged neas ensemble: {first}") from None
-    threshold = payload.get("cascade_threshold")
     return DeployedEnsemble(
         net=net,
         arch=arch,
         space=space,
         input_spec=spec,
-        cascade_threshold=None if threshold is None else float(threshold),
+        cascade_threshold=threshold,
     )

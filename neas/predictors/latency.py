@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neas.errors import RunDirError
 from neas.nn.builder import build_block, build_head, build_stem
 from neas.progress import make_progress
 from neas.run import read_json, write_json
@@ -94,7 +95,14 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: Path) -> LatencyTable:
-        return cls.from_dict(read_json(path))
+        """The table stored at ``path``; a one-line ``RunDirError`` if it is damaged."""
+        try:
+            return cls.from_dict(read_json(path))
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+            raise RunDirError(
+                f"{path} is damaged ({type(exc).__name__}); delete it and neas measures "
+                "latency again"
+            ) from None
 
 
 def measure_latency_table(
