@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import math
 import os
 import pickle
 import zipfile
@@ -277,10 +278,12 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated: its header names {ndim} dimensions")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     body = data[4 + 4 * ndim :]
-    if len(body) != int(np.prod(dims)) * dtype.itemsize:
+    if len(body) != math.prod(dims) * dtype.itemsize:
         raise DataError(f"{path}: header says shape {dims} but the file holds {len(body)} bytes")
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 

@@ -179,6 +179,8 @@ def idx_files(*, damage: str) -> Callable[[Path], None]:
             files["train-images-idx3-ubyte"] = bytes([0, 0, 8, 3]) + b"\xff" * 12 + b"\0" * 64
         elif damage == "ndim0":
             files["train-labels-idx1-ubyte"] = bytes([0, 0, 8, 0]) + b"\0" * 4
+        elif damage == "ndim-large":  # a header naming 200 dimensions, then nothing
+            files["t10k-labels-idx1-ubyte"] = bytes([0, 0, 8, 200]) + b"\0" * 8
         elif damage == "labels":  # labels beyond the ten classes
             files["train-labels-idx1-ubyte"] = idx(np.arange(20) + 5)
         for name, data in files.items():
@@ -449,6 +451,7 @@ CASES = [
     Case("evolve-bad-strategy", [*EVOLVE, "--strategy", "annealing"], [], "annealing"),
     Case("evolve-run-missing", ["evolve", "{tmp}/nowhere"], [], "nowhere", needs_run=False),
     Case("evolve-run-is-file", EVOLVE, [run_file("run")], "run"),
+    Case("evolve-search-is-file", EVOLVE, [run_file("run/search")], "search"),
     Case("rank-samples-1", [*RANK, "--samples", "1"], [], "samples"),
     Case("rank-bad-device", [*RANK, "--device", "mps"], [], "mps"),
     # options before anything is trained
@@ -690,6 +693,7 @@ CASES = [
             ("labels", "labels"),
             ("huge", "train-images"),
             ("ndim0", "train-labels"),
+            ("ndim-large", "t10k-labels"),
         )
     ),
     Case("mnist-no-dir", _data("mnist", "--data-dir", "{tmp}/none"), [], "none", needs_run=False),

@@ -23,7 +23,7 @@ import torch
 from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.data import Dataset
-from neas.errors import ConfigError
+from neas.errors import ConfigError, RunDirError
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution.hypervolume import hypervolume, latency_reference
 from neas.evolution.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
@@ -39,6 +39,7 @@ from neas.run import (
     SEARCH_DIR,
     atomic_write_text,
     read_json,
+    writable_dir,
     write_json,
 )
 from neas.search_spaces import SearchSpace
@@ -111,6 +112,9 @@ def run_search(
 ) -> SearchResult:
     """Search ensembles on ``supernet`` and write the results into ``run_dir``."""
     check_search(options, supernet.space)
+    writable_dir(run_dir)  # before the work: a folder that cannot take the results fails now
+    if (run_dir / SEARCH_DIR).exists() and not (run_dir / SEARCH_DIR).is_dir():
+        raise RunDirError(f"{run_dir / SEARCH_DIR} is not a folder; move it away and search again")
     t0 = time.perf_counter()
     space = supernet.space
     supernet = supernet.to(device).eval()
