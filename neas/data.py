@@ -250,8 +250,13 @@ def _load_source(
                 raise DataError(f"missing {source} file {root / stem}[.gz]{hint}")
             arrays.append(_read_idx(path))
         xtr, ytr, xte, yte = arrays
-        train = _checked(_to_float(xtr[:, None], "IDX images"), ytr.astype(np.int64), names)
-        test = _checked(_to_float(xte[:, None], "IDX images"), yte.astype(np.int64), names)
+        where = str(root)
+        if xtr.ndim != 3 or xte.ndim != 3 or ytr.ndim != 1 or yte.ndim != 1:
+            raise DataError(f"{root}: IDX images must be N x H x W and labels N")
+        train = _checked(_to_float(xtr[:, None], where), ytr.astype(np.int64), names, where=where)
+        test = _checked(
+            _to_float(xte[:, None], where), yte.astype(np.int64), names, where=where, min_classes=1
+        )
         return _Raw(train.x, train.y, names, test.x, test.y)
     if source == "cifar10":
         return _load_cifar10(data_dir)
@@ -405,6 +410,8 @@ def _load_cifar10(data_dir: str | os.PathLike[str] | None) -> _Raw:
 def _load_npz(path: Path) -> _Raw:
     """Read ``x`` and ``y`` (and, optionally, fixed splits ``x_val``/``y_val`` and
     ``x_test``/``y_test``) from an ``.npz`` file, accepting a table or the image layouts."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an .npz file (not a zip archive); save it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
@@ -413,7 +420,14 @@ def _load_npz(path: Path) -> _Raw:
             arrays = {k: f[k] for k in _NPZ_KEYS if k in f.files}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(
+                f"{path} holds object arrays (pickled Python objects), which neas never loads; "
+                "save plain numeric or string arrays"
+            ) from None
+        raise DataError(f"cannot read {path}: {exc}; save it with numpy.savez") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
             f"cannot read {path}: {exc}; expected an .npz file from numpy.savez"
         ) from None
@@ -424,6 +438,11 @@ def _load_npz(path: Path) -> _Raw:
         raise DataError(f"{path}: a fixed val split (x_val) needs a fixed test split (x_test)")
     splits = [s for s in ("", "_val", "_test") if f"x{s}" in arrays]
     xs = [_layout(arrays[f"x{s}"], path) for s in splits]
+    for s, x in zip(splits[1:], xs[1:]):
+        if x.shape[1:] != xs[0].shape[1:]:
+            raise DataError(
+                f"{path}: x{s} holds samples of shape {x.shape[1:]} but x holds {xs[0].shape[1:]}"
+            )
     ys = [arrays[f"y{s}"] for s in splits]
     if any(y.ndim != 1 for y in ys):
         raise DataError(f"{path}: labels must be 1-D, one per sample")

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import zipfile
@@ -57,6 +58,8 @@ RANKING_CSV = "ranking.csv"
 RANKING_PLOT = "ranking.png"
 REPORT = "report.html"
 CHECKPOINT_FORMAT = 1
+#: What to do about a damaged run file that only training writes.
+RETRAIN = "train the run again with `neas train --out RUN --force`"
 FILE_MODE = 0o644  # what an ordinary file gets under the usual umask 022
 
 
@@ -141,9 +144,9 @@ def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     try:
         return RunConfig.from_dict(read_json(path))
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-        raise RunDirError(f"{path} is damaged ({type(exc).__name__}); start the run over") from None
+        raise RunDirError(f"{path} is damaged ({type(exc).__name__}); {RETRAIN}") from None
     except ConfigError as exc:
-        raise RunDirError(f"{path} is damaged: {exc}; start the run over") from None
+        raise RunDirError(f"{path} is damaged: {exc}; {RETRAIN}") from None
     except OSError as exc:
         raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -182,18 +185,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint safely (no pickled code); a one-line ``RunDirError`` if it is damaged."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError):
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"carries pickled code ({found.group(1)})" if found else "is damaged"
+        raise RunDirError(f"{path} {what}; refusing to load it ({RETRAIN})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
         raise RunDirError(
-            f"{path} is not a readable neas checkpoint (damaged or not ours)"
+            f"{path} is not a readable neas checkpoint (damaged or not ours; {RETRAIN})"
         ) from None
     needed = {"model": dict, "epoch": int, "space": str, "weights": str, "format": int}
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed if k != "format"):
-        raise RunDirError(f"{path} is not a neas supernet checkpoint; run `neas train` again")
+        raise RunDirError(f"{path} is not a neas supernet checkpoint ({RETRAIN})")
     wrong = [k for k, kind in needed.items() if k in ckpt and not isinstance(ckpt[k], kind)]
     if wrong:
         raise RunDirError(
-            f"{path} is a damaged neas checkpoint ({', '.join(wrong)} of the wrong type); "
-            "run `neas train` again"
+            f"{path} is a damaged neas checkpoint ({', '.join(wrong)} of the wrong type; {RETRAIN})"
         )
     if ckpt.get("format", 0) > CHECKPOINT_FORMAT:
         raise RunDirError(f"{path} has checkpoint format {ckpt['format']}; upgrade neas")
@@ -225,6 +231,8 @@ class TrainedRun:
 
 def require_trained(run_dir: str | os.PathLike[str]) -> Path:
     """The checkpoint path of a run folder, or a one-line error saying there is none."""
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a run folder; give a folder `neas train` made")
     if not Path(run_dir).is_dir():
         raise RunDirError(f"run folder {run_dir} does not exist; make one with `neas train`")
     ckpt = Path(run_dir) / CHECKPOINT
@@ -252,8 +260,8 @@ def open_trained(
     try:
         supernet = supernet_from_checkpoint(ckpt)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RunDirError(f"{ckpt_path} does not match its run: {first}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+        raise RunDirError(f"{ckpt_path} does not match its run ({RETRAIN}): {first}") from None
     return TrainedRun(
         path=Path(run_dir),
         config=config,

@@ -39,6 +39,8 @@ from neas.tabular import TableEncoder
 
 FORMAT = "neas-ensemble"
 FORMAT_VERSION = 1
+#: What to do about a damaged ``model.pt``.
+REEXPORT = "export the ensemble again with `neas export`"
 _KEYS = ("arch", "space", "state_dict", "input")
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -118,9 +120,9 @@ def read_ensemble_file(path: str | Path) -> dict[str, Any]:
                 f"{path} carries pickled code ({found.group(1)}), which neas never writes; "
                 "refusing to load it (re-export the ensemble with `neas export`)"
             ) from None
-        raise ModelFileError(f"{path} is not a torch file (or is damaged)") from None
+        raise ModelFileError(f"{path} is not a torch file (or is damaged); {REEXPORT}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError):
-        raise ModelFileError(f"{path} is not a torch file (or is damaged)") from None
+        raise ModelFileError(f"{path} is not a torch file (or is damaged); {REEXPORT}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(
             f"{path} is not a neas ensemble (no format marker {FORMAT!r}); export one with "
@@ -128,11 +130,14 @@ def read_ensemble_file(path: str | Path) -> dict[str, Any]:
         )
     missing = [k for k in _KEYS if k not in payload]
     if missing:
-        raise ModelFileError(f"{path} is a damaged neas ensemble: missing {', '.join(missing)}")
+        raise ModelFileError(
+            f"{path} is a damaged neas ensemble: missing {', '.join(missing)}; {REEXPORT}"
+        )
     version = payload.get("format_version", 0)
     if not isinstance(version, int):
         raise ModelFileError(
-            f"{path} is a damaged neas ensemble: format_version {version!r} is not a number"
+            f"{path} is a damaged neas ensemble: format_version {version!r} is not a number; "
+            f"{REEXPORT}"
         )
     if version > FORMAT_VERSION:
         raise ModelFileError(
@@ -282,10 +287,10 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
         threshold = payload.get("cascade_threshold")
         threshold = None if threshold is None else float(threshold)
     except NeasError as exc:
-        raise ModelFileError(f"{path} is a damaged neas ensemble: {exc}") from None
+        raise ModelFileError(f"{path} is a damaged neas ensemble: {exc}; {REEXPORT}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path} is a damaged neas ensemble: {first}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+        raise ModelFileError(f"{path} is a damaged neas ensemble: {first}; {REEXPORT}") from None
     return DeployedEnsemble(
         net=net,
         arch=arch,
