@@ -292,3 +292,19 @@ def test_cifar_loader_refuses_pickled_code_and_reads_real_batches(tmp_path: Path
         (good / name).write_bytes(pickle.dumps(batch, protocol=2))
     ds = load_dataset("cifar10", data_dir=str(tmp_path))
     assert ds.input_shape == (3, 32, 32) and len(ds.x_test) == 20 and ds.class_names[0] == "class0"
+
+
+def test_cifar10_reader_takes_numpy_1_and_2_pickles_and_refuses_code(tmp_path: Path) -> None:
+    from neas.data import _unpickle_cifar
+
+    batch = {b"data": np.arange(6, dtype=np.uint8).reshape(2, 3), b"labels": [np.int64(1), 2]}
+    new = pickle.dumps(batch, protocol=2)
+    old = new.replace(b"numpy._core.", b"numpy.core.")  # as numpy 1 (and CIFAR-10) wrote them
+    assert old != new
+    for i, data in enumerate((new, old, pickle.dumps(batch, protocol=5))):
+        (tmp_path / f"b{i}").write_bytes(data)
+        loaded = _unpickle_cifar(tmp_path / f"b{i}")
+        assert loaded[b"data"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    (tmp_path / "evil").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    with pytest.raises(DataError, match="os.system"):
+        _unpickle_cifar(tmp_path / "evil")
