@@ -98,6 +98,41 @@ def rank_correlations(estimate: np.ndarray, truth: np.ndarray) -> tuple[float, f
     return float(tau), float(rho)
 
 
+def tau_interval(
+    estimate: np.ndarray,
+    truth: np.ndarray,
+    *,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of Kendall's τ-b: the ensembles are resampled with
+    replacement (resamples where either side is constant are dropped).
+
+    >>> low, high = tau_interval(np.arange(30.0), np.arange(30.0) + np.tile([0, 5], 15))
+    >>> 0.5 < low < high <= 1.0
+    True
+    """
+    estimate, truth = np.asarray(estimate, float), np.asarray(truth, float)
+    n = len(estimate)
+    if n < 3:
+        return math.nan, math.nan
+    rng = np.random.default_rng([seed, 31])
+    taus = []
+    for _ in range(n_boot):
+        i = rng.integers(0, n, n)
+        e, t = estimate[i], truth[i]
+        if np.ptp(e) > 0 and np.ptp(t) > 0:
+            taus.append(stats.kendalltau(e, t).statistic)
+    taus = np.asarray(taus, float)
+    taus = taus[np.isfinite(taus)]
+    if len(taus) < n_boot // 2:
+        return math.nan, math.nan
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(taus, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def arch_only_space(space: SearchSpace, arch: EnsembleArch) -> SearchSpace:
     """``space`` restricted to the ops ``arch`` uses (plus one non-skip op where it only skips)."""
     cands = []
@@ -126,21 +161,25 @@ def train_standalone(
     device: torch.device | str = "cpu",
 ) -> EnsembleNet:
     """Train a static ensemble from scratch for ``config.epochs`` epochs on the one training loop
-    (sum of members' cross-entropy, warm-up + cosine); ``seed`` fixes its data order.
+    (sum of members' cross-entropy, warm-up + cosine); ``seed`` fixes its data order and its
+    dropout draws (the global RNG is forked and seeded, so the result does not depend on what ran
+    before).
 
     >>> net = fresh_ensemble(space, arch, seed=0)  # doctest: +SKIP
     >>> train_standalone(net, x, y, config=TrainConfig(epochs=5), seed=0)  # doctest: +SKIP
     """
-    net, _, _ = fit(
-        net,
-        x,
-        y,
-        config=config,
-        loss_fn=ensemble_loss(config),
-        device=device,
-        seed=seed,
-        show_progress=False,
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net, _, _ = fit(
+            net,
+            x,
+            y,
+            config=config,
+            loss_fn=ensemble_loss(config),
+            device=device,
+            seed=seed,
+            show_progress=False,
+        )
     return net  # type: ignore[return-value]
 
 
@@ -262,8 +301,13 @@ def write_ranking(result: RankingResult, run_dir: str | Path, *, title: str = ""
         -np.array([m.nll for m in result.supernet]),
         np.array([m.accuracy for m in result.standalone]),
     )
+    low, high = tau_interval(
+        np.array([m.accuracy for m in result.supernet]),
+        np.array([m.accuracy for m in result.standalone]),
+    )
     summary = {
         "kendall_tau": _num(result.kendall_tau),
+        "kendall_tau_ci95": [_num(low), _num(high)],
         "spearman_rho": _num(result.spearman_rho),
         "kendall_tau_supernet_nll": _num(nll_tau),
         "spearman_rho_supernet_nll": _num(nll_rho),

@@ -8,8 +8,15 @@ import torch
 from typer.testing import CliRunner
 
 from neas.cli import app
+from neas.config import TrainConfig
 from neas.pipeline import train
-from neas.ranking import arch_only_space, fresh_ensemble, rank_correlations
+from neas.ranking import (
+    arch_only_space,
+    fresh_ensemble,
+    rank_correlations,
+    tau_interval,
+    train_standalone,
+)
 from neas.run import read_json
 from neas.search_spaces import SKIP, EnsembleArch, sample
 from neas.shrink import ops_used
@@ -35,6 +42,33 @@ def test_rank_correlations() -> None:
     assert rank_correlations(est, est * 2) == (1.0, 1.0)
     assert rank_correlations(est, -est) == (-1.0, -1.0)
     assert all(math.isnan(v) for v in rank_correlations(est, np.ones(4)))
+
+
+def test_tau_interval_covers_tau_and_narrows_with_n() -> None:
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (15, 120):
+        truth = rng.normal(size=n)
+        est = truth + rng.normal(scale=0.7, size=n)
+        tau, _ = rank_correlations(est, truth)
+        low, high = tau_interval(est, truth, seed=0)
+        assert low < tau < high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # ~1/sqrt(n)
+    assert all(math.isnan(v) for v in tau_interval(np.arange(2.0), np.arange(2.0)))
+
+
+def test_standalone_training_does_not_depend_on_the_global_rng() -> None:
+    space = tiny_space()
+    arch = sample(space, np.random.default_rng(3))
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))
+    nets = []
+    for noise in (0, 1):
+        torch.manual_seed(noise)  # whatever ran before must not change the result
+        net = fresh_ensemble(space, arch, seed=5)
+        nets.append(train_standalone(net, x, y, config=TrainConfig(epochs=1, batch_size=8), seed=5))
+    for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
+        torch.testing.assert_close(a, b)
 
 
 def test_fresh_ensemble_runs_exactly_the_arch() -> None:
@@ -75,6 +109,8 @@ def test_rank_writes_tau_rho_csv_and_plot(tiny_run) -> None:
     assert len(out["rows"]) == 3 and out["samples"] == 3 and out["epochs"] == 2
     for key in ("kendall_tau", "spearman_rho"):
         assert isinstance(out[key], float) and -1.0 <= out[key] <= 1.0
+    low, high = out["kendall_tau_ci95"]  # bootstrap; None only when every resample ties
+    assert low is None or -1.0 <= low <= out["kendall_tau"] <= high <= 1.0
     for row in out["rows"]:
         assert 0.0 <= row["supernet_accuracy"] <= 1.0 and 0.0 <= row["standalone_accuracy"] <= 1.0
     assert (tiny_run / "ranking.csv").read_text().count("\n") == 4

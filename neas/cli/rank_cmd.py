@@ -25,7 +25,9 @@ def rank_cmd(
     out = rank_run(run_dir, samples=samples, epochs=epochs, seed=seed, device=device)
     tau, rho = out["kendall_tau"], out["spearman_rho"]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    low, high = out["kendall_tau_ci95"]
     console.print(
-        f"{samples} ensembles, {epochs} stand-alone epochs: Kendall tau {fmt(tau)}, "
+        f"{samples} ensembles, {epochs} stand-alone epochs: Kendall tau {fmt(tau)} "
+        f"(95% bootstrap interval {fmt(low)} to {fmt(high)}), "
         f"Spearman rho {fmt(rho)} -> {Path(run_dir) / 'ranking.json'}"
     )
