@@ -1,20 +1,37 @@
 """Device and CPU-thread resolution: the one place that turns a user's choice into torch's.
 
+Threads are ``N`` (that many), ``"auto"`` (time a few training steps at 1, 2, 4, ... up to the
+cores this process may use and keep the fastest: on a busy small machine one thread has run
+3-4x faster than two) or ``None`` (torch's default). The choice is logged on the ``neas.device``
+logger; the CLI shows it.
+
 >>> resolve_device("cpu")
 device(type='cpu')
 >>> with torch_threads(1):
 ...     torch.get_num_threads()
 1
+>>> parse_threads("auto"), parse_threads("3"), thread_candidates(6)
+('auto', 3, (1, 2, 4, 6))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 
 from neas.errors import ConfigError
+
+AUTO = "auto"
+Threads = int | str | None
+"""``N``, ``"auto"`` or ``None`` (torch's default)."""
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -44,3 +61,79 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def parse_threads(value: Threads) -> Threads:
+    """``None``, ``"auto"`` or a positive int (also given as text); anything else is an error."""
+    if value is None or value == AUTO:
+        return value
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or (isinstance(value, float) and value != n):
+        raise ConfigError(f"threads must be a positive integer or 'auto', got {value!r}")
+    return n
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def thread_candidates(cores: int | None = None) -> tuple[int, ...]:
+    """Thread counts ``auto`` tries: 1, 2, 4, ... below ``cores``, and ``cores`` itself."""
+    cores = cores or usable_cores()
+    out, k = {1, cores}, 2
+    while k < cores:
+        out.add(k)
+        k *= 2
+    return tuple(sorted(out))
+
+
+def fastest_threads(
+    step: Callable[[], None], candidates: tuple[int, ...], *, repeats: int = 3
+) -> tuple[int, dict[int, float]]:
+    """Time ``step`` (after one warm-up call) at each thread count; the fastest count and the
+    median seconds per call of each. A count whose call takes over twice the best so far is
+    not timed again. Ties go to fewer threads."""
+    seconds: dict[int, float] = {}
+    for n in candidates:
+        best = min(seconds.values(), default=float("inf"))
+        with torch_threads(n):
+            step()
+            times: list[float] = []
+            while len(times) < repeats and not (times and times[-1] > 2 * best):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+        seconds[n] = statistics.median(times)
+    return min(seconds, key=lambda n: (seconds[n], n)), seconds
+
+
+@contextmanager
+def job_threads(
+    threads: Threads,
+    *,
+    device: torch.device,
+    probe: Callable[[], Callable[[], None]],
+) -> Iterator[int | None]:
+    """Run the block with ``threads`` resolved; yields the count used (``None``: torch's).
+
+    For ``"auto"`` on the CPU, ``probe()`` builds a step (a few of which are timed per
+    candidate count) with torch's global RNG forked, so the job's results do not depend on
+    the measurement. On CUDA, ``"auto"`` keeps torch's default.
+    """
+    threads = parse_threads(threads)
+    if threads == AUTO:
+        if device.type != "cpu":
+            threads = None
+        else:
+            with torch.random.fork_rng(devices=[]):
+                threads, seconds = fastest_threads(probe(), thread_candidates())
+            timing = ", ".join(f"{n}: {s * 1000:.0f} ms" for n, s in seconds.items())
+            log.info(f"threads: auto chose {threads} (one training step at {timing})")
+    with torch_threads(threads):  # type: ignore[arg-type]
+        yield threads

@@ -75,6 +75,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     (measured latency as a third objective) is off by default so that the same
     ``random_state`` gives the same model (``None`` means 0). ``run_dir``: where each fit's run
     folder is kept (a new sub-folder per fit); ``None`` uses a temporary folder that is removed.
+    ``threads``: torch CPU threads, ``None`` (torch's default; the default here, unlike the CLI's
+    ``auto``, because a timed choice can differ between fits and float sums with it), ``N`` or
+    ``"auto"`` (``neas.device.job_threads``).
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for DataFrames),
     ``ensemble_`` (a ``neas.deploy.DeployedEnsemble``), ``ensemble_id_``, ``pareto_front_``
@@ -101,7 +104,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         tolerance: float = 0.005,
         latency: bool = False,
         device: str | None = None,
-        threads: int | None = None,
+        threads: int | str | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
         run_dir: str | Path | None = None,

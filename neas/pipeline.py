@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from neas.config import RunConfig, SearchOptions
+from neas.config import THREADS, RunConfig, SearchOptions
 from neas.data import Dataset
 from neas.deploy import export_run
-from neas.device import resolve_device, torch_threads
+from neas.device import Threads, job_threads, parse_threads, resolve_device
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution import SearchResult, check_search, load_search, run_search
 from neas.nn.supernet import Supernet
@@ -46,7 +46,7 @@ from neas.run import (
 )
 from neas.search_spaces import SearchSpace, sample
 from neas.shrink import Shrinker
-from neas.training import TrainState, train_supernet
+from neas.training import TrainState, probe_step, train_supernet
 
 
 def resolve(
@@ -103,27 +103,42 @@ def train(
     config: RunConfig | None = None,
     seed: int | None = None,
     device: str | None = None,
-    threads: int | None = None,
+    threads: Threads = THREADS,
     resume: bool = False,
     force: bool = False,
     show_progress: bool = True,
 ) -> TrainResult:
     """Train a supernet (shrinking the space on the way) into the run folder ``out``.
 
-    ``resume`` continues the run in ``out`` with its stored configuration; ``force`` starts
-    over. ``threads`` sets torch's CPU thread count for the job (``None``: torch's default).
+        ``resume`` continues the run in ``out`` with its stored configuration; ``force`` starts
+        over. ``threads`` sets torch's CPU thread count for the job: ``N``, ``"auto"`` (the fastest
+    over a few timed training steps) or ``None`` (torch's default).
 
-    >>> result = train(out="runs/demo", config=RunConfig(train=TrainConfig(epochs=1)))
-    ... # doctest: +SKIP
-    >>> result.summary["random_val_accuracy_mean"]  # doctest: +SKIP
-    0.93
+        >>> result = train(out="runs/demo", config=RunConfig(train=TrainConfig(epochs=1)))
+        ... # doctest: +SKIP
+        >>> result.summary["random_val_accuracy_mean"]  # doctest: +SKIP
+        0.93
     """
     config, _ = resolve(config=config, seed=seed)
+    threads = parse_threads(threads)
     plan = plan_training(out=out, config=config, resume=resume)
-    with torch_threads(threads):
+    with plan_threads(plan, threads, device=device):
         return train_planned(
             plan, device=device, resume=resume, force=force, show_progress=show_progress
         )
+
+
+def plan_threads(plan: TrainPlan, threads: Threads, *, device: str | None):
+    """``job_threads`` for a planned run: ``auto`` times training steps of its supernet."""
+    dev = resolve_device(device)
+    probe = lambda: probe_step(  # noqa: E731
+        plan.search_space,
+        torch.from_numpy(plan.dataset.x_train),
+        torch.from_numpy(plan.dataset.y_train),
+        config=plan.config.train,
+        device=dev,
+    )
+    return job_threads(threads, device=dev, probe=probe)
 
 
 def train_planned(
@@ -173,6 +188,7 @@ def train_planned(
         "train_seconds": time.perf_counter() - t0,
         "history": state.history,
         "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
         "weights": cfg.train.weights,
         "supernet_params": sum(p.numel() for p in supernet.parameters()),
         **random_ensemble_accuracy(
@@ -233,7 +249,7 @@ def search(
     options: SearchOptions | None = None,
     seed: int | None = None,
     device: str | None = None,
-    threads: int | None = None,
+    threads: Threads = THREADS,
     resume: bool = False,
     force: bool = False,
     export: bool = True,
@@ -248,9 +264,10 @@ def search(
     >>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
     """
     config, options = resolve(config=config, options=options, seed=seed)
+    threads = parse_threads(threads)
     plan = plan_training(out=out, config=config, resume=resume)
     check_search(options, plan.search_space)  # before anything is trained or written
-    with torch_threads(threads):
+    with plan_threads(plan, threads, device=device):
         trained = train_planned(
             plan, device=device, resume=resume, force=force, show_progress=show_progress
         )
@@ -273,7 +290,7 @@ def evolve(
     *,
     options: SearchOptions | None = None,
     device: str | None = None,
-    threads: int | None = None,
+    threads: Threads = THREADS,
     resume: bool = True,
     show_progress: bool = True,
     trained: TrainedRun | None = None,
@@ -283,13 +300,21 @@ def evolve(
     With ``resume`` a finished search with the same options is returned as it is.
     """
     options = options or SearchOptions()
+    threads = parse_threads(threads)
     dev = resolve_device(device)
     run = trained or open_trained(run_dir, device=dev)
     check_search(options, run.space)
     previous = load_search(run.path) if resume else None
     if previous is not None and previous.summary.get("options") == asdict(options):
         return previous
-    with torch_threads(threads):
+    probe = lambda: probe_step(  # noqa: E731
+        run.space,
+        torch.from_numpy(run.dataset.x_train),
+        torch.from_numpy(run.dataset.y_train),
+        config=run.config.train,
+        device=dev,
+    )
+    with job_threads(threads, device=dev, probe=probe):
         return run_search(
             run.path,
             run.supernet,

@@ -29,6 +29,7 @@ from neas.cli.common import (
     D_SPACE,
     D_STRATEGY,
     D_SURROGATE,
+    D_THREADS,
     D_WEIGHTS,
     BatchOpt,
     DataDirOpt,
@@ -189,7 +190,7 @@ def search_cmd(
     shrink_samples: ShrinkSamplesOpt = D_SHRINK_SAMPLES,
     seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
-    threads: ThreadsOpt = None,
+    threads: ThreadsOpt = D_THREADS,
     resume: Annotated[bool, typer.Option(help="Reuse the stages already done in --out.")] = False,
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
     show_config: PrintConfigOpt = False,
@@ -245,7 +246,7 @@ def evolve_cmd(
     surrogate: SurrogateOpt = D_SURROGATE,
     seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
-    threads: ThreadsOpt = None,
+    threads: ThreadsOpt = D_THREADS,
 ) -> None:
     """Run only the search on an already trained supernet (results replace earlier ones)."""
     from neas import pipeline

@@ -18,7 +18,8 @@ def latency_reference(space: SearchSpace, table: LatencyTable) -> float:
     """Predicted latency of the slowest ensemble: nothing shared, slowest op everywhere (1 ms for
     an unmeasured table of zeros, so that the latency axis stays defined)."""
     slowest = sum(max(row.values()) for row in table.layers)
-    return (table.stem_ms + space.num_members * (slowest + table.head_ms)) or 1.0
+    raw = table.stem_ms + space.num_members * (slowest + table.head_ms)
+    return (table.scale * raw + table.offset_ms) or 1.0
 
 
 def hypervolume(evaluations: list[Evaluation], *, budget: int, latency_ref: float) -> float:

@@ -1,16 +1,20 @@
 """A per-(layer, op) latency lookup table, timed on the device the search runs on.
 
-Predicted ensemble latency = stem + trunk layers + every member's layers and head, each the
-median of repeated timings of that static block alone (after warm-up) at ``batch`` images.
+The table's sum = stem + trunk layers + every member's layers and head, each the median of
+repeated timings of that static block alone (after warm-up) at ``batch`` images. Blocks timed
+alone miss what a whole ensemble adds or saves (the calls between blocks, combining members,
+caches warm or cold), so the sum is calibrated: a few random whole ensembles are timed and
+``predicted = scale * sum + offset_ms`` is fitted to them by least squares (``calibrate``).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -52,6 +56,8 @@ class LatencyTable:
     stem_ms: float
     head_ms: float
     layers: tuple[dict[int, float], ...]
+    scale: float = 1.0
+    offset_ms: float = 0.0
 
     def member_ms(self, arch: EnsembleArch, m: int) -> float:
         return self.head_ms + sum(
@@ -61,9 +67,13 @@ class LatencyTable:
     def trunk_ms(self, arch: EnsembleArch) -> float:
         return self.stem_ms + sum(self.layers[i][op] for i, op in enumerate(arch.shared))
 
-    def predict(self, arch: EnsembleArch) -> float:
-        """Predicted latency (ms) of the whole ensemble, trunk once."""
+    def block_sum_ms(self, arch: EnsembleArch) -> float:
+        """The table's sum over the ensemble's blocks (ms), trunk once, uncalibrated."""
         return self.trunk_ms(arch) + sum(self.member_ms(arch, m) for m in range(arch.num_members))
+
+    def predict(self, arch: EnsembleArch) -> float:
+        """Predicted latency (ms) of the whole ensemble: the calibrated block sum."""
+        return self.scale * self.block_sum_ms(arch) + self.offset_ms
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -72,6 +82,8 @@ class LatencyTable:
             "stem_ms": self.stem_ms,
             "head_ms": self.head_ms,
             "layers": [{str(k): v for k, v in layer.items()} for layer in self.layers],
+            "scale": self.scale,
+            "offset_ms": self.offset_ms,
         }
 
     @classmethod
@@ -82,6 +94,8 @@ class LatencyTable:
             stem_ms=float(data["stem_ms"]),
             head_ms=float(data["head_ms"]),
             layers=tuple({int(k): float(v) for k, v in lay.items()} for lay in data["layers"]),
+            scale=float(data.get("scale", 1.0)),  # tables written before calibration: raw sums
+            offset_ms=float(data.get("offset_ms", 0.0)),
         )
 
     @classmethod
@@ -105,6 +119,56 @@ class LatencyTable:
             ) from None
 
 
+def fit_scale_offset(block_sums: list[float], measured: list[float]) -> tuple[float, float]:
+    """Least-squares ``measured ~ scale * block_sum + offset`` with ``scale > 0`` and
+    ``offset >= 0``; falls back to a pure scale (through the origin) when the fit says
+    otherwise or the sums do not vary.
+
+    >>> fit_scale_offset([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
+    (1.0, 0.5)
+    >>> fit_scale_offset([2.0, 2.0], [3.0, 3.0])
+    (1.5, 0.0)
+    """
+    x, y = np.asarray(block_sums, float), np.asarray(measured, float)
+    if len(x) >= 2 and np.ptp(x) > 0:
+        scale, offset = np.polyfit(x, y, 1)
+        if scale > 0 and offset >= 0:
+            return round(float(scale), 6), round(float(offset), 6)
+    scale = float(x @ y / (x @ x)) if x @ x > 0 else 1.0
+    return round(scale, 6), 0.0
+
+
+def calibrate(
+    table: LatencyTable,
+    space: SearchSpace,
+    *,
+    samples: int = 8,
+    seed: int = 0,
+    warmup: int = 5,
+    repeats: int = 20,
+) -> LatencyTable:
+    """Time ``samples`` random whole ensembles (fresh weights) at the table's batch and fit the
+    table's ``scale`` and ``offset_ms`` to them."""
+    from neas.nn.builder import static_ensemble
+    from neas.search_spaces.arch import sample
+
+    device = torch.device(table.device)
+    fmt = torch.contiguous_format if table.batch == 1 else torch.channels_last
+    rng = np.random.default_rng([seed, 4093])
+    x = torch.randn(table.batch, space.in_channels, space.image_size, space.image_size)
+    x = x.to(device).contiguous(memory_format=fmt)
+    sums, measured = [], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(samples):
+            arch = sample(space, rng)
+            net = static_ensemble(space, arch).to(device, memory_format=fmt)
+            measured.append(time_module(net, x, warmup=warmup, repeats=repeats))
+            sums.append(table.block_sum_ms(arch))
+    scale, offset = fit_scale_offset(sums, measured)
+    return replace(table, scale=scale, offset_ms=offset)
+
+
 def measure_latency_table(
     space: SearchSpace,
     *,
@@ -112,9 +176,11 @@ def measure_latency_table(
     batch: int = 1,
     warmup: int = 5,
     repeats: int = 20,
+    calibration: int = 8,
     show_progress: bool = True,
 ) -> LatencyTable:
-    """Time the stem, one head and every (layer, op) of ``space`` as static blocks.
+    """Time the stem, one head and every (layer, op) of ``space`` as static blocks, then
+    calibrate the sums on ``calibration`` random whole ensembles (0: leave them raw).
 
     >>> from neas.search_spaces import create_space
     >>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10,
@@ -135,7 +201,9 @@ def measure_latency_table(
     n_ops = sum(len([c for c in lay.candidates if c != SKIP]) for lay in space.layers)
     layers: list[dict[int, float]] = []
     with make_progress(show=show_progress) as progress:
-        task = progress.add_task("latency table", total=n_ops + 2, info=f"{device} batch {batch}")
+        task = progress.add_task(
+            "latency table", total=n_ops + 2 + calibration, info=f"{device} batch {batch}"
+        )
         stem_ms = timed(build_stem(space), feat(space.in_channels, space.image_size))
         head = space.head
         head_ms = timed(build_head(space), feat(head.in_channels, head.input_size))
@@ -149,6 +217,10 @@ def measure_latency_table(
                 row[op] = timed(build_block(space, i, op), x)
                 progress.advance(task)
             layers.append(row)
-    return LatencyTable(
-        device=str(device), batch=batch, stem_ms=stem_ms, head_ms=head_ms, layers=tuple(layers)
-    )
+        table = LatencyTable(
+            device=str(device), batch=batch, stem_ms=stem_ms, head_ms=head_ms, layers=tuple(layers)
+        )
+        if calibration > 0:
+            table = calibrate(table, space, samples=calibration, warmup=warmup, repeats=repeats)
+            progress.advance(task, calibration)
+    return table

@@ -1,7 +1,7 @@
 """Training: the one loop (``loop``) and supernet training on it (``supernet``)."""
 
 from neas.training.loop import TrainState, ensemble_loss, fit, lr_at, make_optimizer, random_shift
-from neas.training.supernet import ShrinkHook, step_arch, train_supernet
+from neas.training.supernet import ShrinkHook, probe_step, step_arch, train_supernet
 
 __all__ = [
     "ShrinkHook",
@@ -10,6 +10,7 @@ __all__ = [
     "fit",
     "lr_at",
     "make_optimizer",
+    "probe_step",
     "random_shift",
     "step_arch",
     "train_supernet",

@@ -39,6 +39,34 @@ def step_arch(space: SearchSpace, *, seed: int, epoch: int, step: int) -> Ensemb
     return sample(space, np.random.default_rng([seed, epoch, step]))
 
 
+def probe_step(
+    space: SearchSpace,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+) -> Callable[[], None]:
+    """One training step of a throw-away supernet on one batch, repeatable for timing (the
+    ``--threads auto`` probe): the architecture of step 0, at the run's batch size and memory
+    format."""
+    fmt = memory_format(config)
+    net = Supernet(space, weights=config.weights).to(device, memory_format=fmt).train()
+    xb = x[: config.batch_size].to(device).contiguous(memory_format=fmt)
+    yb = y[: config.batch_size].to(device)
+    arch = step_arch(space, seed=config.seed, epoch=0, step=0)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = sum(F.cross_entropy(out.float(), yb) for out in net(xb, arch))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def supernet_loss(config: TrainConfig) -> LossFn:
     """The loss of one step: a sampled ensemble's members' cross-entropies, summed."""
 
