@@ -9,6 +9,7 @@ A run folder holds (each name is a constant below, used everywhere else):
     train_summary.json        training history and validation metrics of random ensembles
     shrink_history.json/.png  every shrink step (``neas.shrink``)
     latency_table.json        per-(layer, op) latency on the search device
+    .search.lock              taken by searches sharing the folder (``file_lock``)
     search/                   history.csv, hypervolume.csv/.png, summary.json
     pareto.csv, pareto.png    the front, with test accuracy
     ensembles/<id>/           exported front ensembles (``neas.deploy``)
@@ -29,6 +30,8 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ SHRINK_HISTORY = "shrink_history.json"
 SHRINK_PLOT = "shrink_history.png"
 LATENCY_TABLE = "latency_table.json"
 SEARCH_DIR = "search"
+SEARCH_LOCK = ".search.lock"
 PARETO = "pareto.csv"
 PARETO_PLOT = "pareto.png"
 ENSEMBLES = "ensembles"
@@ -86,6 +90,28 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing) for the block.
+
+    Processes on one host take turns; on a network file system it holds only where the file
+    system passes ``flock`` through. Not reentrant: never nest two locks on one path.
+
+    >>> import tempfile; lock = Path(tempfile.mkdtemp()) / "x.lock"
+    >>> with file_lock(lock):
+    ...     lock.exists()
+    True
+    """
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def read_json(path: Path) -> Any:

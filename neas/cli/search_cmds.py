@@ -74,7 +74,12 @@ PopulationOpt = Annotated[int, typer.Option("--population", help="Individuals pe
 GenerationsOpt = Annotated[int, typer.Option("--generations", help="Generations to run.")]
 EvaluationsOpt = Annotated[
     int | None,
-    typer.Option("--evaluations", help="Total proposals (default population x generations)."),
+    typer.Option(
+        "--evaluations",
+        help="Total proposals (default population x generations). With optuna and --storage "
+        "it is the study's total: all workers and earlier runs together; a worker stops "
+        "asking once the study holds that many trials.",
+    ),
 ]
 SearchKOpt = Annotated[
     bool,
@@ -106,7 +111,9 @@ StorageOpt = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="optuna storage: a journal file path or an RDB URL (resumable, shareable).",
+        help="optuna storage: a journal file path or an RDB URL (sqlite:///study.db). Resumable; "
+        "several `neas evolve` workers on one storage share the study and never score an "
+        "architecture twice (README: Distributed search).",
     ),
 ]
 

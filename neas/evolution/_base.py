@@ -30,3 +30,7 @@ class SearchStrategy(ABC):
         on_generation: GenerationCallback | None = None,
     ) -> None:
         """Spend exactly ``evaluations`` proposals, in generations of ``population``."""
+
+    def gather(self, problem: SearchProblem) -> None:  # noqa: B027  (optional hook)
+        """Bring proposals made elsewhere into ``problem.history`` before the front is taken
+        (workers sharing one study); a strategy that proposes alone has nothing to add."""

@@ -134,6 +134,11 @@ class SearchProblem:
             g[i, 0] = ev.macs - self.budget
         return f, g
 
+    def remember(self, ev: Evaluation) -> None:
+        """Cache an evaluation made elsewhere (another worker on a shared study, an earlier
+        run), so that proposing its architecture never scores it here."""
+        self.cache.setdefault(ev.arch, ev)
+
     def evaluate_arch(self, arch: EnsembleArch, *, generation: int) -> Evaluation:
         ev = self.cache.get(arch)
         if ev is None:

@@ -7,6 +7,10 @@ Writes into the run folder:
     search/hypervolume.csv    hypervolume and best val accuracy per generation
     search/summary.json       options, wall time, front size, best accuracies
     pareto.csv / pareto.png   the feasible non-dominated ensembles, with test accuracy
+
+Workers searching one shared optuna study into one folder take turns on ``.search.lock`` for
+the latency table and for the results: each writes the front of the whole study as it reads
+it, so the last to finish leaves the complete front.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from neas.run import (
     PARETO,
     PARETO_PLOT,
     SEARCH_DIR,
+    SEARCH_LOCK,
     atomic_write_text,
+    file_lock,
     read_json,
     writable_dir,
     write_json,
@@ -118,17 +124,18 @@ def run_search(
     t0 = time.perf_counter()
     space = supernet.space
     supernet = supernet.to(device).eval()
-    latency = (
-        latency_table_for(
-            run_dir,
-            supernet,
-            device=device,
-            batch=options.latency_batch,
-            show_progress=show_progress,
+    with file_lock(run_dir / SEARCH_LOCK):  # workers in one folder measure the table once
+        latency = (
+            latency_table_for(
+                run_dir,
+                supernet,
+                device=device,
+                batch=options.latency_batch,
+                show_progress=show_progress,
+            )
+            if options.latency
+            else LatencyTable.unmeasured(space)
         )
-        if options.latency
-        else LatencyTable.unmeasured(space)
-    )
     calib = calibration_images(dataset, n=options.calibration_images, seed=options.seed)
     x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
 
@@ -182,6 +189,9 @@ def run_search(
             seed=options.seed,
             on_generation=on_generation,
         )
+    # workers on one study take turns: the last to write read the whole study last
+    with file_lock(run_dir / SEARCH_LOCK), make_progress(show=show_progress) as progress:
+        strategy.gather(problem)
         front = pareto_front(problem.history)
         test_task = progress.add_task("test accuracy of the front", total=len(front), info="")
         x_test, y_test = torch.from_numpy(dataset.x_test), torch.from_numpy(dataset.y_test)
@@ -191,37 +201,40 @@ def run_search(
             test_acc.append(m.accuracy)
             progress.advance(test_task)
 
-    history = _rows(problem.history, space)
-    front_df = _rows(front, space).drop(columns=["generation", "feasible"])
-    front_df.insert(0, "id", [f"e{i:03d}" for i in range(len(front))])
-    front_df.insert(front_df.columns.get_loc("val_accuracy") + 1, "test_accuracy", test_acc)
-    progress_df = pd.DataFrame(progress_rows)
-    search_dir = run_dir / SEARCH_DIR
-    search_dir.mkdir(exist_ok=True)
-    atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
-    atomic_write_text(search_dir / "hypervolume.csv", progress_df.to_csv(index=False))
-    atomic_write_text(run_dir / PARETO, front_df.to_csv(index=False))
-    plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
-    plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
-    summary = {
-        "options": asdict(options),
-        "budget_macs": options.budget_macs,
-        "device": str(device),
-        "seconds": time.perf_counter() - t0,
-        "proposals": len(problem.history),
-        "unique_evaluations": len(problem.cache),
-        "front_size": len(front_df),
-        "best_val_accuracy": float(front_df["val_accuracy"].max()) if len(front_df) else None,
-        "best_test_accuracy": float(front_df["test_accuracy"].max()) if len(front_df) else None,
-        "test_accuracy_of_best_val": (
-            float(front_df.loc[front_df["val_accuracy"].idxmax(), "test_accuracy"])
-            if len(front_df)
-            else None
-        ),
-        "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
-        "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),
-    }
-    write_json(search_dir / "summary.json", summary)
+        history = _rows(problem.history, space)
+        front_df = _rows(front, space).drop(columns=["generation", "feasible"])
+        front_df.insert(0, "id", [f"e{i:03d}" for i in range(len(front))])
+        front_df.insert(front_df.columns.get_loc("val_accuracy") + 1, "test_accuracy", test_acc)
+        progress_df = pd.DataFrame(progress_rows)
+        search_dir = run_dir / SEARCH_DIR
+        search_dir.mkdir(exist_ok=True)
+        atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
+        atomic_write_text(search_dir / "hypervolume.csv", progress_df.to_csv(index=False))
+        atomic_write_text(run_dir / PARETO, front_df.to_csv(index=False))
+        plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
+        plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
+        summary = {
+            "options": asdict(options),
+            "budget_macs": options.budget_macs,
+            "device": str(device),
+            "seconds": time.perf_counter() - t0,
+            "proposals": len(problem.history),
+            "unique_evaluations": len(problem.cache),
+            "front_size": len(front_df),
+            "best_val_accuracy": float(front_df["val_accuracy"].max()) if len(front_df) else None,
+            "best_test_accuracy": (
+                float(front_df["test_accuracy"].max()) if len(front_df) else None
+            ),
+            "test_accuracy_of_best_val": (
+                float(front_df.loc[front_df["val_accuracy"].idxmax(), "test_accuracy"])
+                if len(front_df)
+                else None
+            ),
+            "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
+            "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),
+            "shared_study": getattr(strategy, "study_summary", None) or None,
+        }
+        write_json(search_dir / "summary.json", summary)
     return SearchResult(front_df, history, progress_df, summary)
 
 
