@@ -12,7 +12,9 @@ and applies the gradient averaged over all ranks, so every rank holds the same w
 every step. The supernet is dynamic (a step leaves the ops it did not sample without gradients),
 so :meth:`World.average_gradients` all-reduces every parameter's gradient with ``None`` counted
 as zero, in one flat buffer, and leaves ``None`` where no rank had a gradient, which is what the
-optimizer of a one-process run sees.
+optimizer of a one-process run sees. Dropout draws from torch's generator, which each rank
+seeds at every epoch from (seed, epoch, rank) (:func:`rank_seed`): the ranks' masks differ, as
+the rows of one large batch do, and a resumed run draws what an uninterrupted one draws.
 
 >>> world = world_from_env({})
 >>> world.size, world.is_main, world.shard(8)
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -112,6 +115,15 @@ class World:
             if has:
                 p.grad = flat[offset : offset + n].view_as(p).to(p.dtype)
             offset += n
+
+
+def rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """The torch seed of ``rank`` for ``epoch`` in a data-parallel run (dropout masks).
+
+    >>> rank_seed(0, 0, 0) != rank_seed(0, 0, 1) and rank_seed(0, 0, 1) == rank_seed(0, 0, 1)
+    True
+    """
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
 def world_from_env(env: Mapping[str, str] | None = None) -> World:

@@ -11,7 +11,8 @@ Determinism: epoch ``e``'s shuffle and augmentation come from a generator seeded
 Data parallel (``world``, see ``neas.training.distributed``): ``config.batch_size`` is the global
 batch. Every rank draws the same permutation and augmentation, takes its own equal slice of each
 global batch (so the ranks' shards of an epoch are disjoint parts of one permutation), and steps
-with the gradient averaged over the ranks; only rank 0 shows progress.
+with the gradient averaged over the ranks; each rank seeds torch's generator (dropout) per epoch
+from (seed, epoch, rank); only rank 0 shows progress.
 
 >>> import torch
 >>> from neas.config import TrainConfig
@@ -39,7 +40,7 @@ from torch import nn
 from neas.config import TrainConfig
 from neas.errors import ConfigError
 from neas.progress import make_progress
-from neas.training.distributed import World
+from neas.training.distributed import World, rank_seed
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, int]]
 """``loss_fn(model, xb, yb, epoch, step) -> (loss, terms)``: ``terms`` losses were summed
@@ -181,6 +182,8 @@ def fit(
         task = progress.add_task(description, total=total, completed=state.epoch * steps, info="")
         for epoch in range(state.epoch, last):
             model.train()
+            if world.distributed:  # dropout: a stream per rank, the same after a resume
+                torch.manual_seed(rank_seed(seed, epoch, world.rank))
             gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             perm = torch.randperm(n, generator=gen)
             loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
