@@ -113,6 +113,30 @@ def fastest_threads(
     return min(seconds, key=lambda n: (seconds[n], n)), seconds
 
 
+def resolve_threads(
+    threads: Threads,
+    *,
+    device: torch.device,
+    probe: Callable[[], Callable[[], None]],
+) -> int | None:
+    """The thread count a job runs with (``None``: torch's default).
+
+    For ``"auto"`` on the CPU, ``probe()`` builds a step (a few of which are timed per
+    candidate count) with torch's global RNG forked, so the job's results do not depend on
+    the measurement. On CUDA, ``"auto"`` keeps torch's default.
+    """
+    threads = parse_threads(threads)
+    if threads != AUTO:
+        return threads  # type: ignore[return-value]
+    if device.type != "cpu":
+        return None
+    with torch.random.fork_rng(devices=[]):
+        chosen, seconds = fastest_threads(probe(), thread_candidates())
+    timing = ", ".join(f"{n}: {s * 1000:.0f} ms" for n, s in seconds.items())
+    log.info(f"threads: auto chose {chosen} (one training step at {timing})")
+    return chosen
+
+
 @contextmanager
 def job_threads(
     threads: Threads,
@@ -120,20 +144,7 @@ def job_threads(
     device: torch.device,
     probe: Callable[[], Callable[[], None]],
 ) -> Iterator[int | None]:
-    """Run the block with ``threads`` resolved; yields the count used (``None``: torch's).
-
-    For ``"auto"`` on the CPU, ``probe()`` builds a step (a few of which are timed per
-    candidate count) with torch's global RNG forked, so the job's results do not depend on
-    the measurement. On CUDA, ``"auto"`` keeps torch's default.
-    """
-    threads = parse_threads(threads)
-    if threads == AUTO:
-        if device.type != "cpu":
-            threads = None
-        else:
-            with torch.random.fork_rng(devices=[]):
-                threads, seconds = fastest_threads(probe(), thread_candidates())
-            timing = ", ".join(f"{n}: {s * 1000:.0f} ms" for n, s in seconds.items())
-            log.info(f"threads: auto chose {threads} (one training step at {timing})")
-    with torch_threads(threads):  # type: ignore[arg-type]
-        yield threads
+    """Run the block with ``threads`` resolved (``resolve_threads``); yields the count used."""
+    n = resolve_threads(threads, device=device, probe=probe)
+    with torch_threads(n):
+        yield n

@@ -43,6 +43,7 @@ from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.errors import ConfigError
 from neas.pipeline import search
 from neas.tabular import TableEncoder
+from neas.training.distributed import world_from_env
 
 SELECTIONS = ("best", "cheapest")
 
@@ -178,6 +179,11 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"unknown selection {self.selection!r}; valid: best, cheapest")
         if not 0.0 <= self.tolerance < 1.0:
             raise ConfigError(f"tolerance must be in [0, 1), got {self.tolerance}")
+        if world_from_env().distributed:
+            raise ConfigError(
+                "NEASClassifier.fit runs in one process; for data-parallel training use "
+                "`torchrun --nproc-per-node N -m neas search ...`"
+            )
         x = self._features(X, reset=True)
         y = column_or_1d(np.asarray(y), warn=True)
         if len(y) != len(x):
@@ -220,6 +226,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 export=False,
                 show_progress=self.verbose,
             )
+            assert result is not None  # one process: search returns its result
             front = result.search.front
             chosen = self._select(front)
             (folder,) = export_run(

@@ -5,6 +5,10 @@ names in ``neas.run``): train (with shrinking) -> search -> export. Defaults com
 config dataclasses (``neas.config``) alone, so ``search(out=...)`` runs what
 ``neas search --space mbconv --budget 600M`` runs.
 
+Under ``torchrun`` the training stage runs data parallel (``neas.training.distributed``): every
+rank trains, only rank 0 writes the run folder; ``search`` then goes on with rank 0 alone and
+returns ``None`` on the other ranks.
+
 >>> config, options = resolve(seed=1)
 >>> config.train.seed, options.seed, options.budget_macs
 (1, 1, 600000000)
@@ -23,7 +27,8 @@ import torch
 from neas.config import THREADS, RunConfig, SearchOptions
 from neas.data import Dataset
 from neas.deploy import export_run
-from neas.device import Threads, job_threads, parse_threads, resolve_device
+from neas.device import Threads, parse_threads, resolve_device, resolve_threads, torch_threads
+from neas.errors import NeasError
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution import SearchResult, check_search, load_search, run_search
 from neas.nn.supernet import Supernet
@@ -47,6 +52,7 @@ from neas.run import (
 from neas.search_spaces import SearchSpace, sample
 from neas.shrink import Shrinker
 from neas.training import TrainState, probe_step, train_supernet
+from neas.training.distributed import World, data_parallel
 
 
 def resolve(
@@ -121,15 +127,23 @@ def train(
     """
     config, _ = resolve(config=config, seed=seed)
     threads = parse_threads(threads)
-    plan = plan_training(out=out, config=config, resume=resume)
-    with plan_threads(plan, threads, device=device):
-        return train_planned(
-            plan, device=device, resume=resume, force=force, show_progress=show_progress
-        )
+    with data_parallel(resolve_device(device)) as (world, dev):
+        plan = plan_training(out=out, config=config, resume=resume)
+        with torch_threads(plan_threads(plan, threads, device=dev)):
+            return train_planned(
+                plan,
+                device=dev,
+                resume=resume,
+                force=force,
+                show_progress=show_progress,
+                world=world,
+            )
 
 
-def plan_threads(plan: TrainPlan, threads: Threads, *, device: str | None):
-    """``job_threads`` for a planned run: ``auto`` times training steps of its supernet."""
+def plan_threads(
+    plan: TrainPlan, threads: Threads, *, device: str | torch.device | None
+) -> int | None:
+    """The thread count for a planned run: ``auto`` times training steps of its supernet."""
     dev = resolve_device(device)
     probe = lambda: probe_step(  # noqa: E731
         plan.search_space,
@@ -138,25 +152,29 @@ def plan_threads(plan: TrainPlan, threads: Threads, *, device: str | None):
         config=plan.config.train,
         device=dev,
     )
-    return job_threads(threads, device=dev, probe=probe)
+    return resolve_threads(threads, device=dev, probe=probe)
 
 
 def train_planned(
     plan: TrainPlan,
     *,
-    device: str | None,
+    device: str | torch.device | None,
     resume: bool,
     force: bool,
     show_progress: bool = True,
+    world: World | None = None,
 ) -> TrainResult:
-    """Run (or resume, or reuse) the training stage of ``plan``."""
+    """Run (or resume, or reuse) the training stage of ``plan``.
+
+    Under ``torchrun`` (``world``) every rank trains; only rank 0 writes the run folder and
+    shows progress, and only rank 0's summary has the random ensembles' scores.
+    """
+    world = world or World()
     dev = resolve_device(device)
     cfg, dataset = plan.config, plan.dataset
     ckpt_path = plan.out / CHECKPOINT
-    run = prepare_run_dir(plan.out, resume=resume, force=force)
-    if not plan.resuming:
-        write_config(run, cfg)
-        write_json(run / SPACE, plan.search_space.to_dict())
+    run = prepare_on_main(plan, resume=resume, force=force, world=world)
+    show_progress = show_progress and world.is_main
     if plan.resuming and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["epoch"] >= cfg.train.epochs and (run / TRAIN_SUMMARY).exists():
@@ -167,7 +185,7 @@ def train_planned(
     supernet = Supernet(plan.search_space, weights=cfg.train.weights)
     shrinker = (
         Shrinker(cfg.shrink, dataset=dataset, device=dev, run_dir=run, show_progress=show_progress)
-        if cfg.shrink.enabled
+        if cfg.shrink.enabled  # only rank 0 calls it; train_supernet broadcasts the result
         else None
     )
     t0 = time.perf_counter()
@@ -182,6 +200,7 @@ def train_planned(
         show_progress=show_progress,
         shrink_epochs=cfg.shrink.epochs(cfg.train.epochs),
         shrink=shrinker,
+        world=world,
     )
     summary = {
         "epochs": state.epoch,
@@ -191,12 +210,36 @@ def train_planned(
         "torch_threads": torch.get_num_threads(),
         "weights": cfg.train.weights,
         "supernet_params": sum(p.numel() for p in supernet.parameters()),
-        **random_ensemble_accuracy(
-            supernet, dataset, n=cfg.train.summary_samples, seed=cfg.train.seed, device=dev
-        ),
     }
-    write_json(run / TRAIN_SUMMARY, summary)
+    if world.distributed:
+        summary["processes"] = world.size
+    if world.is_main:
+        summary.update(
+            random_ensemble_accuracy(
+                supernet, dataset, n=cfg.train.summary_samples, seed=cfg.train.seed, device=dev
+            )
+        )
+        write_json(run / TRAIN_SUMMARY, summary)
     return TrainResult(run, supernet, state, dataset, summary)
+
+
+def prepare_on_main(plan: TrainPlan, *, resume: bool, force: bool, world: World) -> Path:
+    """Rank 0 creates (or clears, or reopens) the run folder and writes the configuration;
+    the other ranks wait, and raise rank 0's error if it refused (e.g. an occupied folder)."""
+    world.barrier()  # every rank has read the folder (plan_training) before rank 0 writes
+    error: NeasError | None = None
+    if world.is_main:
+        try:
+            run = prepare_run_dir(plan.out, resume=resume, force=force)
+            if not plan.resuming:
+                write_config(run, plan.config)
+                write_json(run / SPACE, plan.search_space.to_dict())
+        except NeasError as exc:
+            error = exc
+    error = world.broadcast(error)
+    if error is not None:
+        raise error
+    return plan.out
 
 
 def random_ensemble_accuracy(
@@ -254,27 +297,39 @@ def search(
     force: bool = False,
     export: bool = True,
     show_progress: bool = True,
-) -> RunResult:
+) -> RunResult | None:
     """The main job: train (with shrinking), search under the MACs budget, export the front.
 
     Stages already finished in ``out`` are reused with ``resume=True`` (a search with the same
-    options is not run again). ``seed`` sets every stage's seed.
+    options is not run again). ``seed`` sets every stage's seed. Under ``torchrun`` every rank
+    trains; ranks other than 0 return ``None`` after training, rank 0 goes on alone.
 
     >>> result = search(out="runs/digits", options=SearchOptions(budget="600M"))  # doctest: +SKIP
     >>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
     """
     config, options = resolve(config=config, options=options, seed=seed)
     threads = parse_threads(threads)
-    plan = plan_training(out=out, config=config, resume=resume)
-    check_search(options, plan.search_space)  # before anything is trained or written
-    with plan_threads(plan, threads, device=device):
-        trained = train_planned(
-            plan, device=device, resume=resume, force=force, show_progress=show_progress
-        )
+    with data_parallel(resolve_device(device)) as (world, dev):
+        plan = plan_training(out=out, config=config, resume=resume)
+        check_search(options, plan.search_space)  # before anything is trained or written
+        n_threads = plan_threads(plan, threads, device=dev)
+        with torch_threads(n_threads):
+            trained = train_planned(
+                plan,
+                device=dev,
+                resume=resume,
+                force=force,
+                show_progress=show_progress,
+                world=world,
+            )
+    if not world.is_main:
+        return None
+    with torch_threads(n_threads):
         result = evolve(
             trained.run_dir,
             options=options,
-            device=device,
+            device=dev,
+            threads=n_threads,
             resume=resume,
             show_progress=show_progress,
             trained=trained.opened(plan.config),
@@ -289,7 +344,7 @@ def evolve(
     run_dir: str | Path,
     *,
     options: SearchOptions | None = None,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     threads: Threads = THREADS,
     resume: bool = True,
     show_progress: bool = True,
@@ -314,7 +369,7 @@ def evolve(
         config=run.config.train,
         device=dev,
     )
-    with job_threads(threads, device=dev, probe=probe):
+    with torch_threads(resolve_threads(threads, device=dev, probe=probe)):
         return run_search(
             run.path,
             run.supernet,

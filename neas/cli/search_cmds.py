@@ -233,6 +233,8 @@ def search_cmd(
         force=force,
         export=export,
     )
+    if result is None:  # torchrun: ranks other than 0 stop after training
+        return
     print_front(result.search.front, budget=options.budget_macs, run_dir=result.run_dir)
     console.print(f"report: {result.report_path}")
 

@@ -195,6 +195,7 @@ def train_cmd(
 ) -> None:
     """Train the ensemble supernet, shrinking the space on the way (resumable)."""
     from neas import pipeline
+    from neas.training.distributed import is_main_process
 
     config = run_config_from(locals())
     if show_config:
@@ -203,6 +204,8 @@ def train_cmd(
     result = pipeline.train(
         out=out, config=config, device=device, threads=threads, resume=resume, force=force
     )
+    if not is_main_process():  # under torchrun only rank 0 reports
+        return
     s = result.summary
     console.print(
         f"trained {s['epochs']} epochs in {s['train_seconds']:.0f}s on {s['device']}; "

@@ -8,6 +8,12 @@ epoch (``EpochHook``: shrinking, checkpoints).
 Determinism: epoch ``e``'s shuffle and augmentation come from a generator seeded by
 ``(seed, e)``, so a resumed run repeats an uninterrupted one exactly (CPU).
 
+Data parallel (``world``, see ``neas.training.distributed``): ``config.batch_size`` is the global
+batch. Every rank draws the same permutation and augmentation, takes its own equal slice of each
+global batch (so the ranks' shards of an epoch are disjoint parts of one permutation), and steps
+with the gradient averaged over the ranks; each rank seeds torch's generator (dropout) per epoch
+from (seed, epoch, rank); only rank 0 shows progress.
+
 >>> import torch
 >>> from neas.config import TrainConfig
 >>> model = torch.nn.Linear(4, 3)
@@ -32,7 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from neas.config import TrainConfig
+from neas.errors import ConfigError
 from neas.progress import make_progress
+from neas.training.distributed import World, rank_seed
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, int]]
 """``loss_fn(model, xb, yb, epoch, step) -> (loss, terms)``: ``terms`` losses were summed
@@ -141,13 +149,22 @@ def fit(
     on_epoch_end: EpochHook | None = None,
     description: str = "train",
     show_progress: bool = True,
+    world: World | None = None,
 ) -> tuple[nn.Module, torch.optim.Optimizer, TrainState]:
     """Train ``model`` on (``x``, ``y``) from ``state.epoch`` to ``config.epochs``.
 
     ``seed`` (default ``config.seed``) fixes the data order and augmentation; ``stop_after``
     ends after that many epochs in total, as if killed. Returns the (possibly replaced) model,
-    its optimizer and the state.
+    its optimizer and the state. Under ``torchrun``, ``world`` shards each batch over the ranks
+    (the caller starts every rank from the same weights); ``state.history`` holds the loss over
+    all ranks.
     """
+    world = world or World()
+    if config.batch_size % world.size:
+        raise ConfigError(
+            f"batch size {config.batch_size} (the global batch) must be a multiple of the "
+            f"{world.size} processes"
+        )
     device = torch.device(device)
     fmt = memory_format(config)
     seed = config.seed if seed is None else seed
@@ -161,18 +178,24 @@ def fit(
     use_amp = config.amp and device.type == "cuda"
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     lr = config.base_lr
-    with make_progress(show=show_progress) as progress:
+    with make_progress(show=show_progress and world.is_main) as progress:
         task = progress.add_task(description, total=total, completed=state.epoch * steps, info="")
         for epoch in range(state.epoch, last):
             model.train()
+            if world.distributed:  # dropout: a stream per rank, the same after a resume
+                torch.manual_seed(rank_seed(seed, epoch, world.rank))
             gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             perm = torch.randperm(n, generator=gen)
             loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
             for step in range(steps):
                 idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
                 xb = random_shift(x[idx], gen) if config.augment else x[idx]
+                yb = y[idx]
+                if world.distributed:  # every rank augments the global batch: same RNG stream
+                    rows = world.shard(len(idx))
+                    xb, yb = xb[rows], yb[rows]
                 xb = xb.to(device, non_blocking=True).contiguous(memory_format=fmt)
-                yb = y[idx].to(device, non_blocking=True)
+                yb = yb.to(device, non_blocking=True)
                 lr = lr_at(epoch * steps + step, total, warmup, config.base_lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -180,9 +203,10 @@ def fit(
                     loss, terms = loss_fn(model, xb, yb, epoch, step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                world.average_gradients(model)
                 optimizer.step()
-                loss_sum += loss.item() * len(idx) / terms
-                seen += len(idx)
+                loss_sum += loss.item() * len(yb) / terms
+                seen += len(yb)
                 rate = seen / (time.perf_counter() - t0)
                 progress.update(
                     task,
@@ -190,6 +214,7 @@ def fit(
                     info=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / seen:.3f} "
                     f"{rate:.0f} img/s",
                 )
+            loss_sum, seen = world.sum([loss_sum, seen], device)
             state.epoch = epoch + 1
             state.history.append(
                 {

@@ -4,6 +4,11 @@ The architecture of step ``t`` of epoch ``e`` comes from ``default_rng([seed, e,
 data-parallel rank samples the same architecture and a resumed run repeats an uninterrupted one
 exactly (CPU). A checkpoint (model, optimizer, RNG state, current space, history) is written
 atomically after every epoch (``neas.run.save_checkpoint``).
+
+Under ``torchrun`` (``world``): every rank starts from rank 0's weights, only rank 0 writes the
+checkpoint, and at a shrink point only rank 0 runs the shrink hook (it evaluates and records);
+it broadcasts the shrunk space and the other ranks cut their supernet to it
+(``neas.nn.surgery.shrink_supernet`` on the same weights), so all ranks keep the same model.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from torch import nn
 
 from neas.config import TrainConfig
 from neas.nn.supernet import Supernet
+from neas.nn.surgery import shrink_supernet
 from neas.run import load_checkpoint, save_checkpoint, supernet_from_checkpoint
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SearchSpace
+from neas.training.distributed import World
 from neas.training.loop import (
     LossFn,
     TrainState,
@@ -97,6 +104,7 @@ def train_supernet(
     stop_after: int | None = None,
     shrink_epochs: tuple[int, ...] = (),
     shrink: ShrinkHook | None = None,
+    world: World | None = None,
 ) -> tuple[Supernet, TrainState]:
     """Train ``supernet`` on (``x``, ``y``) for ``config.epochs`` epochs; returns it and its state.
 
@@ -104,8 +112,10 @@ def train_supernet(
     space, which shrinking may have made smaller); ``stop_after`` ends after that many epochs in
     total (as if killed), which tests use to check that resuming equals an uninterrupted run.
     After each epoch count in ``shrink_epochs``, ``shrink(supernet, epochs_done)`` may replace
-    the supernet; the optimizer keeps the state of surviving parameters.
+    the supernet; the optimizer keeps the state of surviving parameters. ``world`` trains data
+    parallel under ``torchrun`` (module doc).
     """
+    world = world or World()
     torch.manual_seed(config.seed)
     state = TrainState()
     ckpt = None
@@ -118,14 +128,19 @@ def train_supernet(
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
+    world.broadcast_state(supernet)
 
     def after_epoch(
         model: nn.Module, opt: torch.optim.Optimizer, st: TrainState
     ) -> tuple[nn.Module, torch.optim.Optimizer]:
         if shrink is not None and st.epoch in shrink_epochs:
-            model = shrink(model, st.epoch).to(torch.device(device))
+            shrunk = shrink(model, st.epoch) if world.is_main else model
+            space = world.broadcast(shrunk.space.to_json())  # rank 0 decides, the others follow
+            if space != shrunk.space.to_json():
+                shrunk = shrink_supernet(model, SearchSpace.from_json(space))
+            model = shrunk.to(torch.device(device))
             opt = rebuild_optimizer(opt, model, config)
-        if checkpoint is not None:
+        if checkpoint is not None and world.is_main:
             save_checkpoint(
                 checkpoint,
                 supernet=model,
@@ -149,5 +164,6 @@ def train_supernet(
         on_epoch_end=after_epoch,
         description="train supernet",
         show_progress=show_progress,
+        world=world,
     )
     return supernet, state  # type: ignore[return-value]
