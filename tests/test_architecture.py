@@ -19,6 +19,7 @@ from neas.pipeline import resolve
 ROOT = Path(__file__).resolve().parents[1] / "neas"
 #: Layer of each top-level module or package; a module may import only its own layer or lower.
 LAYERS = {
+    "__main__": 3,
     "cli": 3,
     "pipeline": 2,
     "estimator": 2,
