@@ -117,7 +117,9 @@ def run_search(
         raise RunDirError(f"{run_dir / SEARCH_DIR} is not a folder; move it away and search again")
     t0 = time.perf_counter()
     space = supernet.space
-    supernet = supernet.to(device).eval()
+    # One memory format whichever way the supernet arrived (fresh from training, or loaded from
+    # supernet.pt when resuming): the two give scores that differ in the last bits.
+    supernet = supernet.to(device, memory_format=torch.channels_last).eval()
     latency = (
         latency_table_for(
             run_dir,
