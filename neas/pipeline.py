@@ -280,7 +280,9 @@ def evolve(
 ) -> SearchResult:
     """Only the search, on the trained supernet in ``run_dir``.
 
-    With ``resume`` a finished search with the same options is returned as it is.
+    With ``resume`` a finished search with the same options is returned as it is, and an
+    unfinished one (killed) continues from its checkpoint (``search/scores.json``); either
+    way the result is the one a fresh search gives. ``resume=False`` scores everything again.
     """
     options = options or SearchOptions()
     dev = resolve_device(device)
@@ -296,5 +298,6 @@ def evolve(
             run.dataset,
             options=options,
             device=dev,
+            resume=resume,
             show_progress=show_progress,
         )
