@@ -139,9 +139,9 @@ def train_planned(
     cfg, dataset = plan.config, plan.dataset
     ckpt_path = plan.out / CHECKPOINT
     run = prepare_run_dir(plan.out, resume=resume, force=force)
-    if not plan.resuming:
-        write_config(run, cfg)
+    if not plan.resuming:  # config.json last: a run with one has everything written before it
         write_json(run / SPACE, plan.search_space.to_dict())
+        write_config(run, cfg)
     if plan.resuming and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["epoch"] >= cfg.train.epochs and (run / TRAIN_SUMMARY).exists():
