@@ -179,7 +179,7 @@ def test_train_killed_then_resumed_equals_uninterrupted(tmp_path, reference, whe
     assert not (run / "train_summary.json").exists()  # killed during training
     if where in ("mid-epoch", "right after a checkpoint"):
         assert _epoch(run) == 1  # epoch 2 had begun, its checkpoint not yet written
-    else:
+    if where == "before the first checkpoint":
         assert not ckpt.exists()  # resuming starts training over
     _plant_leftovers(run)
     neas("train", *TRAIN, "--out", run, "--resume")
