@@ -231,9 +231,9 @@ def prepare_on_main(plan: TrainPlan, *, resume: bool, force: bool, world: World)
     if world.is_main:
         try:
             run = prepare_run_dir(plan.out, resume=resume, force=force)
-            if not plan.resuming:
-                write_config(run, plan.config)
+            if not plan.resuming:  # config.json last: a run with one has all written before it
                 write_json(run / SPACE, plan.search_space.to_dict())
+                write_config(run, plan.config)
         except NeasError as exc:
             error = exc
     error = world.broadcast(error)
@@ -352,7 +352,9 @@ def evolve(
 ) -> SearchResult:
     """Only the search, on the trained supernet in ``run_dir``.
 
-    With ``resume`` a finished search with the same options is returned as it is.
+    With ``resume`` a finished search with the same options is returned as it is, and an
+    unfinished one (killed) continues from its checkpoint (``search/scores.json``); either
+    way the result is the one a fresh search gives. ``resume=False`` scores everything again.
     """
     options = options or SearchOptions()
     threads = parse_threads(threads)
@@ -376,5 +378,6 @@ def evolve(
             run.dataset,
             options=options,
             device=dev,
+            resume=resume,
             show_progress=show_progress,
         )

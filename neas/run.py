@@ -10,14 +10,18 @@ A run folder holds (each name is a constant below, used everywhere else):
     shrink_history.json/.png  every shrink step (``neas.shrink``)
     latency_table.json        per-(layer, op) latency on the search device
     .search.lock              taken by searches sharing the folder (``file_lock``)
-    search/                   history.csv, hypervolume.csv/.png, summary.json
+    search/                   history.csv, hypervolume.csv/.png, summary.json, and scores.json
+                              (every architecture scored so far: a killed search resumes)
     pareto.csv, pareto.png    the front, with test accuracy
     ensembles/<id>/           exported front ensembles (``neas.deploy``)
     ranking.json/.csv/.png    ranking diagnostics (``neas rank``)
     report.html               everything above on one self-contained page (``neas report``)
 
 An existing non-empty folder is never overwritten unless the caller resumes it or forces a
-fresh start. :func:`open_trained` opens a trained run once for every stage that needs one.
+fresh start. Every file is written atomically (a temp file ``.NAME.XXXXXXXX.tmp`` in the same
+folder, then a rename), so a killed run leaves whole files and perhaps a temp file; resuming
+removes the temp files. :func:`open_trained` opens a trained run once for every stage that
+needs one.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ SHRINK_PLOT = "shrink_history.png"
 LATENCY_TABLE = "latency_table.json"
 SEARCH_DIR = "search"
 SEARCH_LOCK = ".search.lock"
+SEARCH_SCORES = "scores.json"  # in SEARCH_DIR
 PARETO = "pareto.csv"
 PARETO_PLOT = "pareto.png"
 ENSEMBLES = "ensembles"
@@ -65,13 +70,15 @@ CHECKPOINT_FORMAT = 1
 #: What to do about a damaged run file that only training writes.
 RETRAIN = "train the run again with `neas train --out RUN --force`"
 FILE_MODE = 0o644  # what an ordinary file gets under the usual umask 022
+TEMP_SUFFIX = ".tmp"  # of the temp files atomic writes rename into place
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600 files; run files are shared like any
         with os.fdopen(fd, "wb") as f:
@@ -124,6 +131,21 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def remove_temp_files(run_dir: Path) -> list[Path]:
+    """Remove the temp files that writes killed before their rename left in ``run_dir`` (and
+    its sub-folders); returns them. Only names that :func:`atomic_write_bytes` makes match.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp())
+    >>> _ = (d / ".supernet.pt.a1b2_c3d.tmp").write_bytes(b"x"), (d / "keep.tmp").write_bytes(b"")
+    >>> [p.name for p in remove_temp_files(d)], sorted(p.name for p in d.iterdir())
+    (['.supernet.pt.a1b2_c3d.tmp'], ['keep.tmp'])
+    """
+    found = [p for p in Path(run_dir).rglob(f"*{TEMP_SUFFIX}") if _TEMP.match(p.name)]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
+
+
 def writable_dir(path: Path) -> Path:
     """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``."""
     try:
@@ -157,6 +179,8 @@ def prepare_run_dir(path: str | os.PathLike[str], *, resume: bool, force: bool) 
             raise RunDirError(f"{run} is not a neas run folder (no {MARKER}); refusing to clear it")
         shutil.rmtree(run)
     writable_dir(run)
+    if occupied:  # resuming: what a killed write left behind is of no use
+        remove_temp_files(run)
     if not (run / MARKER).exists():
         write_json(run / MARKER, {"format": 1, "tool": "neas"})
     return run

@@ -274,3 +274,55 @@ def test_error_ties_are_broken_by_nll_without_reordering_errors(parts) -> None:
         e.__class__(**{**e.__dict__, "arch": a}) for e, a in zip([cheap, confident, better], archs)
     ]
     assert len(pareto_front(evs)) == 3
+
+
+@pytest.mark.parametrize("strategy", ["nsga2", "random"])
+def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, strategy) -> None:
+    """A search that lost everything but the scores of generation 0 (as a kill leaves it)
+    scores only the rest again and writes what an uninterrupted search writes."""
+    import json
+
+    import neas.evolution.stage as stage
+
+    opts = SearchOptions(
+        strategy=strategy, population=4, generations=3, latency=False, calibration_images=128
+    )
+    full = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    search = trained_run / "search"
+    scores = json.loads((search / "scores.json").read_text())
+    first = set(full.history.loc[full.history["generation"] == 0, "arch"])
+    scores["scores"] = {k: v for k, v in scores["scores"].items() if k in first}
+    (search / "scores.json").write_text(json.dumps(scores))
+    (search / "summary.json").unlink()  # written last: its absence is a search not finished
+    calls = []
+    real = stage.evaluate_arch
+    monkeypatch.setattr(stage, "evaluate_arch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = evolve(trained_run, options=opts, resume=True, show_progress=False)
+    pd.testing.assert_frame_equal(again.history, full.history)
+    pd.testing.assert_frame_equal(again.front, full.front)
+    pd.testing.assert_frame_equal(again.progress, full.progress)
+    assert again.summary["scores_reused"] == len(scores["scores"]) > 0
+    assert len(calls) == full.summary["unique_evaluations"] - len(first) + len(full.front)
+    assert (trained_run / "pareto.csv").read_text() == full.front.to_csv(index=False)
+
+
+def test_score_checkpoint_of_another_supernet_is_discarded(trained_run) -> None:
+    import json
+
+    opts = SearchOptions(population=4, generations=1, latency=False, calibration_images=128)
+    evolve(trained_run, options=opts, resume=False, show_progress=False)
+    path = trained_run / "search" / "scores.json"
+    scores = json.loads(path.read_text())
+    fresh = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    assert fresh.summary["scores_reused"] == 0  # --fresh reads nothing
+    (trained_run / "search" / "summary.json").unlink()
+    path.write_text(json.dumps({**scores, "fingerprint": "another supernet"}))
+    again = evolve(trained_run, options=opts, resume=True, show_progress=False)
+    assert again.summary["scores_reused"] == 0
+    assert "another supernet" in again.summary["scores_discarded"]
+    assert json.loads(path.read_text())["fingerprint"] == scores["fingerprint"]  # replaced
+    pd.testing.assert_frame_equal(again.front, fresh.front)
+    path.write_text("{broken")
+    (trained_run / "search" / "summary.json").unlink()
+    broken = evolve(trained_run, options=opts, resume=True, show_progress=False)
+    assert broken.summary["scores_discarded"].startswith("unreadable")

@@ -198,7 +198,13 @@ def search_cmd(
     seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
     threads: ThreadsOpt = D_THREADS,
-    resume: Annotated[bool, typer.Option(help="Reuse the stages already done in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse the stages already done in --out and continue the one a kill "
+            "interrupted (training from its last epoch, the search from its last generation)."
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
     show_config: PrintConfigOpt = False,
 ) -> None:
@@ -256,6 +262,17 @@ def evolve_cmd(
     seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
     threads: ThreadsOpt = D_THREADS,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--fresh",
+            help="--resume (default): continue a search that was killed, from the scores "
+            "checkpointed after each generation, and return a finished search with the same "
+            "options as it is; the result is the one a fresh search gives, so rerunning the "
+            "command after an interruption is all it takes. --fresh: score every architecture "
+            "again.",
+        ),
+    ] = True,
 ) -> None:
     """Run only the search on an already trained supernet (results replace earlier ones)."""
     from neas import pipeline
@@ -274,5 +291,7 @@ def evolve_cmd(
         seed=seed,
     )
     quiet_libraries(strategy)
-    result = pipeline.evolve(run_dir, options=options, device=device, threads=threads, resume=False)
+    result = pipeline.evolve(
+        run_dir, options=options, device=device, threads=threads, resume=resume
+    )
     print_front(result.front, budget=options.budget_macs, run_dir=Path(run_dir))

@@ -6,6 +6,8 @@ Writes into the run folder:
     search/history.csv        every proposal: generation, arch, objectives, feasibility
     search/hypervolume.csv    hypervolume and best val accuracy per generation
     search/summary.json       options, wall time, front size, best accuracies
+    search/scores.json        every architecture scored so far, after each generation: a killed
+                              search resumes from it (``neas.evolution.checkpoint``)
     pareto.csv / pareto.png   the feasible non-dominated ensembles, with test accuracy
 
 Workers searching one shared optuna study into one folder take turns on ``.search.lock`` for
@@ -29,6 +31,7 @@ from neas.cost import CostTable
 from neas.data import Dataset
 from neas.errors import ConfigError, RunDirError
 from neas.evaluate import calibration_images, evaluate_arch
+from neas.evolution.checkpoint import ScoreCheckpoint, score_fingerprint
 from neas.evolution.hypervolume import hypervolume, latency_reference
 from neas.evolution.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
 from neas.evolution.strategies import create_strategy
@@ -42,6 +45,7 @@ from neas.run import (
     PARETO_PLOT,
     SEARCH_DIR,
     SEARCH_LOCK,
+    SEARCH_SCORES,
     atomic_write_text,
     file_lock,
     read_json,
@@ -114,16 +118,24 @@ def run_search(
     *,
     options: SearchOptions,
     device: torch.device,
+    resume: bool = False,
     show_progress: bool = True,
 ) -> SearchResult:
-    """Search ensembles on ``supernet`` and write the results into ``run_dir``."""
+    """Search ensembles on ``supernet`` and write the results into ``run_dir``.
+
+    Every scored architecture is checkpointed after each generation; with ``resume`` the
+    scores a killed (or earlier) search of the same supernet left are looked up instead of
+    evaluated again, and the result equals an uninterrupted run's.
+    """
     check_search(options, supernet.space)
     writable_dir(run_dir)  # before the work: a folder that cannot take the results fails now
     if (run_dir / SEARCH_DIR).exists() and not (run_dir / SEARCH_DIR).is_dir():
         raise RunDirError(f"{run_dir / SEARCH_DIR} is not a folder; move it away and search again")
     t0 = time.perf_counter()
     space = supernet.space
-    supernet = supernet.to(device).eval()
+    # One memory format whichever way the supernet arrived (fresh from training, or loaded from
+    # supernet.pt when resuming): the two give scores that differ in the last bits.
+    supernet = supernet.to(device, memory_format=torch.channels_last).eval()
     with file_lock(run_dir / SEARCH_LOCK):  # workers in one folder measure the table once
         latency = (
             latency_table_for(
@@ -139,8 +151,15 @@ def run_search(
     calib = calibration_images(dataset, n=options.calibration_images, seed=options.seed)
     x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
 
-    def score(arch):
-        return evaluate_arch(supernet, arch, x_calib=calib, x=x_val, y=y_val, device=device)
+    checkpoint = ScoreCheckpoint(
+        run_dir / SEARCH_DIR / SEARCH_SCORES,
+        fingerprint=score_fingerprint(supernet, tensors=(x_val, y_val, calib), device=device),
+        resume=resume,
+    )
+    score = checkpoint.wrap(
+        lambda arch: evaluate_arch(supernet, arch, x_calib=calib, x=x_val, y=y_val, device=device),
+        key=lambda arch: arch.to_json(space),
+    )
 
     total = options.total_evaluations
     with make_progress(show=show_progress) as progress:
@@ -166,6 +185,7 @@ def run_search(
         progress_rows: list[dict[str, float]] = []
 
         def on_generation(generation: int) -> None:
+            checkpoint.save()
             seen = problem.history
             feasible = [e for e in seen if e.feasible]
             progress_rows.append(
@@ -189,6 +209,7 @@ def run_search(
             seed=options.seed,
             on_generation=on_generation,
         )
+        checkpoint.save()  # a strategy may stop without closing its last generation
     # workers on one study take turns: the last to write read the whole study last
     with file_lock(run_dir / SEARCH_LOCK), make_progress(show=show_progress) as progress:
         strategy.gather(problem)
@@ -231,6 +252,8 @@ def run_search(
                 else None
             ),
             "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
+            "scores_reused": checkpoint.reused,
+            "scores_discarded": checkpoint.discarded,
             "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),
             "shared_study": getattr(strategy, "study_summary", None) or None,
         }
