@@ -30,7 +30,13 @@ from neas.deploy import export_run
 from neas.device import Threads, parse_threads, resolve_device, resolve_threads, torch_threads
 from neas.errors import NeasError
 from neas.evaluate import calibration_images, evaluate_arch
-from neas.evolution import SearchResult, check_search, load_search, run_search
+from neas.evolution import (
+    SearchResult,
+    check_search,
+    load_search,
+    preflight_search,
+    run_search,
+)
 from neas.nn.supernet import Supernet
 from neas.report import write_report
 from neas.results import RunResults
@@ -75,6 +81,7 @@ class TrainResult:
     state: TrainState
     dataset: Dataset
     summary: dict[str, Any]
+    threads: int | None = None  # the torch thread count training ran with (None: torch's)
 
     def opened(self, config: RunConfig) -> TrainedRun:
         return TrainedRun(
@@ -129,15 +136,15 @@ def train(
     threads = parse_threads(threads)
     with data_parallel(resolve_device(device)) as (world, dev):
         plan = plan_training(out=out, config=config, resume=resume)
-        with torch_threads(plan_threads(plan, threads, device=dev)):
-            return train_planned(
-                plan,
-                device=dev,
-                resume=resume,
-                force=force,
-                show_progress=show_progress,
-                world=world,
-            )
+        return train_planned(
+            plan,
+            device=dev,
+            resume=resume,
+            force=force,
+            show_progress=show_progress,
+            world=world,
+            threads=threads,
+        )
 
 
 def plan_threads(
@@ -163,8 +170,10 @@ def train_planned(
     force: bool,
     show_progress: bool = True,
     world: World | None = None,
+    threads: Threads = THREADS,
 ) -> TrainResult:
-    """Run (or resume, or reuse) the training stage of ``plan``.
+    """Run (or resume, or reuse) the training stage of ``plan`` with ``threads`` (timed for
+    ``auto`` once the run folder and any checkpoint have been checked).
 
     Under ``torchrun`` (``world``) every rank trains; only rank 0 writes the run folder and
     shows progress, and only rank 0's summary has the random ensembles' scores.
@@ -181,6 +190,20 @@ def train_planned(
             state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
             net = supernet_from_checkpoint(ckpt).to(dev)
             return TrainResult(run, net, state, dataset, read_json(run / TRAIN_SUMMARY))
+    # threads are timed only now: bad input (an occupied folder, a damaged checkpoint) has failed
+    n_threads = plan_threads(plan, threads, device=dev)
+    with torch_threads(n_threads):
+        supernet, state, summary = _train_stage(
+            plan, run, device=dev, show_progress=show_progress, world=world
+        )
+    return TrainResult(run, supernet, state, dataset, summary, threads=n_threads)
+
+
+def _train_stage(
+    plan: TrainPlan, run: Path, *, device: torch.device, show_progress: bool, world: World
+) -> tuple[Supernet, TrainState, dict[str, Any]]:
+    cfg, dataset, dev = plan.config, plan.dataset, device
+    ckpt_path = plan.out / CHECKPOINT
     torch.manual_seed(cfg.train.seed)
     supernet = Supernet(plan.search_space, weights=cfg.train.weights)
     shrinker = (
@@ -220,7 +243,7 @@ def train_planned(
             )
         )
         write_json(run / TRAIN_SUMMARY, summary)
-    return TrainResult(run, supernet, state, dataset, summary)
+    return supernet, state, summary
 
 
 def prepare_on_main(plan: TrainPlan, *, resume: bool, force: bool, world: World) -> Path:
@@ -312,30 +335,33 @@ def search(
     with data_parallel(resolve_device(device)) as (world, dev):
         plan = plan_training(out=out, config=config, resume=resume)
         check_search(options, plan.search_space)  # before anything is trained or written
-        n_threads = plan_threads(plan, threads, device=dev)
-        with torch_threads(n_threads):
-            trained = train_planned(
-                plan,
-                device=dev,
-                resume=resume,
-                force=force,
-                show_progress=show_progress,
-                world=world,
-            )
+        trained = train_planned(
+            plan,
+            device=dev,
+            resume=resume,
+            force=force,
+            show_progress=show_progress,
+            world=world,
+            threads=threads,
+        )
     if not world.is_main:
         return None
-    with torch_threads(n_threads):
+    # the count training ran with; when training was already done, evolve resolves ``threads``
+    later = trained.threads if trained.threads is not None else threads
+    with torch_threads(later if isinstance(later, int) else None):
         result = evolve(
             trained.run_dir,
             options=options,
             device=dev,
-            threads=n_threads,
+            threads=later,
             resume=resume,
             show_progress=show_progress,
             trained=trained.opened(plan.config),
         )
         exported = (
-            export_run(trained.run_dir, select="all", show_progress=show_progress) if export else []
+            export_run(trained.run_dir, select="all", device=str(dev), show_progress=show_progress)
+            if export
+            else []
         )
     return RunResult(trained.run_dir, trained, result, exported, write_report(trained.run_dir))
 
@@ -364,6 +390,7 @@ def evolve(
     previous = load_search(run.path) if resume else None
     if previous is not None and previous.summary.get("options") == asdict(options):
         return previous
+    preflight_search(run.path, options, run.space)  # bad input fails before threads are timed
     probe = lambda: probe_step(  # noqa: E731
         run.space,
         torch.from_numpy(run.dataset.x_train),

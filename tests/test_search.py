@@ -128,8 +128,8 @@ def test_bad_options(parts) -> None:
 
 def test_same_seed_same_front(trained_run) -> None:
     opts = SearchOptions(population=6, generations=3, calibration_images=128)
-    a = evolve(trained_run, options=opts, resume=False, show_progress=False)
-    b = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    a = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
+    b = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
     cols = ["arch", "val_accuracy", "test_accuracy", "macs", "latency_ms"]
     pd.testing.assert_frame_equal(a.front[cols], b.front[cols])
     assert len(a.history) == 18 and (trained_run / "pareto.png").exists()
@@ -287,7 +287,7 @@ def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, st
     opts = SearchOptions(
         strategy=strategy, population=4, generations=3, latency=False, calibration_images=128
     )
-    full = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    full = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
     search = trained_run / "search"
     scores = json.loads((search / "scores.json").read_text())
     first = set(full.history.loc[full.history["generation"] == 0, "arch"])
@@ -297,7 +297,7 @@ def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, st
     calls = []
     real = stage.evaluate_arch
     monkeypatch.setattr(stage, "evaluate_arch", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = evolve(trained_run, options=opts, resume=True, show_progress=False)
+    again = evolve(trained_run, options=opts, resume=True, threads=1, show_progress=False)
     pd.testing.assert_frame_equal(again.history, full.history)
     pd.testing.assert_frame_equal(again.front, full.front)
     pd.testing.assert_frame_equal(again.progress, full.progress)
@@ -317,7 +317,7 @@ def test_score_checkpoint_of_another_supernet_is_discarded(trained_run) -> None:
     assert fresh.summary["scores_reused"] == 0  # --fresh reads nothing
     (trained_run / "search" / "summary.json").unlink()
     path.write_text(json.dumps({**scores, "fingerprint": "another supernet"}))
-    again = evolve(trained_run, options=opts, resume=True, show_progress=False)
+    again = evolve(trained_run, options=opts, resume=True, threads=1, show_progress=False)
     assert again.summary["scores_reused"] == 0
     assert "another supernet" in again.summary["scores_discarded"]
     assert json.loads(path.read_text())["fingerprint"] == scores["fingerprint"]  # replaced

@@ -16,7 +16,13 @@ from neas.evolution._nsga2 import NSGA2Search
 from neas.evolution._optuna import OptunaSearch
 from neas.evolution._random import RandomSearch
 from neas.evolution.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
-from neas.evolution.stage import SearchResult, check_search, load_search, run_search
+from neas.evolution.stage import (
+    SearchResult,
+    check_search,
+    load_search,
+    preflight_search,
+    run_search,
+)
 from neas.evolution.strategies import create_strategy, list_strategies
 
 __all__ = [
@@ -33,5 +39,6 @@ __all__ = [
     "list_strategies",
     "load_search",
     "pareto_front",
+    "preflight_search",
     "run_search",
 ]

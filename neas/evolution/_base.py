@@ -29,7 +29,8 @@ class SearchStrategy(ABC):
         seed: int,
         on_generation: GenerationCallback | None = None,
     ) -> None:
-        """Spend exactly ``evaluations`` proposals, in generations of ``population``."""
+        """Spend exactly ``evaluations`` proposals, in generations of ``population`` (for a
+        study shared by several workers: until the study holds ``evaluations`` trials)."""
 
     def gather(self, problem: SearchProblem) -> None:  # noqa: B027  (optional hook)
         """Bring proposals made elsewhere into ``problem.history`` before the front is taken

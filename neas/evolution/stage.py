@@ -111,6 +111,17 @@ def check_search(options: SearchOptions, space: SearchSpace) -> None:
         )
 
 
+def preflight_search(run_dir: Path, options: SearchOptions, space: SearchSpace) -> None:
+    """The cheap checks a search makes before any work: options against the space, a run
+    folder that can take the results, a ``search/`` that is a folder, a readable latency table."""
+    check_search(options, space)
+    writable_dir(run_dir)
+    if (run_dir / SEARCH_DIR).exists() and not (run_dir / SEARCH_DIR).is_dir():
+        raise RunDirError(f"{run_dir / SEARCH_DIR} is not a folder; move it away and search again")
+    if options.latency and (run_dir / LATENCY_TABLE).exists():
+        LatencyTable.load(run_dir / LATENCY_TABLE)
+
+
 def run_search(
     run_dir: Path,
     supernet: Supernet,
@@ -127,10 +138,7 @@ def run_search(
     scores a killed (or earlier) search of the same supernet left are looked up instead of
     evaluated again, and the result equals an uninterrupted run's.
     """
-    check_search(options, supernet.space)
-    writable_dir(run_dir)  # before the work: a folder that cannot take the results fails now
-    if (run_dir / SEARCH_DIR).exists() and not (run_dir / SEARCH_DIR).is_dir():
-        raise RunDirError(f"{run_dir / SEARCH_DIR} is not a folder; move it away and search again")
+    preflight_search(run_dir, options, supernet.space)
     t0 = time.perf_counter()
     space = supernet.space
     # One memory format whichever way the supernet arrived (fresh from training, or loaded from
