@@ -24,9 +24,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from neas.config import TrainConfig
+from neas.config import THREADS, TrainConfig
 from neas.data import Dataset
-from neas.device import resolve_device
+from neas.device import Threads, job_threads, parse_threads, resolve_device
 from neas.errors import ConfigError
 from neas.evaluate import (
     EnsembleMetrics,
@@ -50,6 +50,7 @@ from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 from neas.shrink import ops_used
 from neas.training.loop import ensemble_loss, fit
+from neas.training.supernet import probe_step
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,7 @@ def rank_run(
     epochs: int,
     seed: int = 0,
     device: str | None = None,
+    threads: Threads = THREADS,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """``neas rank``: rank the trained supernet of ``run_dir`` and write the results there.
@@ -341,16 +343,20 @@ def rank_run(
     0.43
     """
     _check(samples=samples, epochs=epochs)
+    threads = parse_threads(threads)
     dev = resolve_device(device)
     run = open_trained(run_dir, device=dev)
-    result = rank_supernet(
-        run.supernet,
-        run.dataset,
-        samples=samples,
-        epochs=epochs,
-        seed=seed,
-        config=run.config.train,
-        device=dev,
-        show_progress=show_progress,
-    )
+    x, y = torch.from_numpy(run.dataset.x_train), torch.from_numpy(run.dataset.y_train)
+    probe = lambda: probe_step(run.space, x, y, config=run.config.train, device=dev)  # noqa: E731
+    with job_threads(threads, device=dev, probe=probe):
+        result = rank_supernet(
+            run.supernet,
+            run.dataset,
+            samples=samples,
+            epochs=epochs,
+            seed=seed,
+            config=run.config.train,
+            device=dev,
+            show_progress=show_progress,
+        )
     return write_ranking(result, run.path)

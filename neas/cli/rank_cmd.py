@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from neas.cli.common import DeviceOpt, SeedOpt, app, console, user_errors
+from neas.cli.common import (
+    D_THREADS,
+    DeviceOpt,
+    SeedOpt,
+    ThreadsOpt,
+    app,
+    console,
+    user_errors,
+)
 
 
 @app.command("rank")
@@ -18,11 +26,14 @@ def rank_cmd(
     epochs: Annotated[int, typer.Option(help="Stand-alone training epochs per ensemble.")] = 10,
     seed: SeedOpt = 0,
     device: DeviceOpt = None,
+    threads: ThreadsOpt = D_THREADS,
 ) -> None:
     """Rank random ensembles by supernet accuracy and by training them from scratch."""
     from neas.ranking import rank_run
 
-    out = rank_run(run_dir, samples=samples, epochs=epochs, seed=seed, device=device)
+    out = rank_run(
+        run_dir, samples=samples, epochs=epochs, seed=seed, device=device, threads=threads
+    )
     tau, rho = out["kendall_tau"], out["spearman_rho"]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     low, high = out["kendall_tau_ci95"]
