@@ -1,11 +1,12 @@
 """How well the latency lookup table predicts a whole ensemble's measured latency.
 
 For each dataset, the main job's search space (default ``SpaceOptions``) is timed block by
-block (``measure_latency_table``, batch 1 and 64, torch on the CPU), calibrated on 8 random
-whole ensembles, then checked on ``--samples`` *other* random ensembles (fresh weights; latency
-does not depend on them): mean absolute percentage error of the raw block sum and of the
-calibrated prediction against the measured median latency of each whole static ensemble.
-Writes the "Latency predictor" section of RESULTS.md and ``results/latency.json``.
+block (``measure_latency_table``, batch 1 and 64, torch on the CPU), calibrated on 10 random
+whole ensembles (``scale * sum + call_ms * calls + offset``), then checked on ``--samples``
+*other* random ensembles (fresh weights; latency does not depend on them): mean absolute
+percentage error of the raw block sum and of the calibrated prediction against the measured
+median latency of each whole static ensemble. Writes the "Latency predictor" section of
+RESULTS.md and ``results/latency.json``.
 
     python benchmarks/latency.py --threads 1
 """
@@ -59,6 +60,7 @@ def run(name: str, batch: int, args) -> dict:
         "mape_raw": round(mape(raw, measured), 2),
         "mape_calibrated": round(mape(calibrated, measured), 2),
         "scale": table.scale,
+        "call_ms": table.call_ms,
         "offset_ms": table.offset_ms,
         "measured_ms_median": round(float(np.median(measured)), 3),
         "table_seconds": round(table_s, 1),
@@ -91,15 +93,17 @@ def main() -> None:
         "2-core CPU machine; other jobs were running, which adds noise to every timing).",
         "",
         "Main-job search space per dataset, torch on the CPU. Raw: the table's sum of blocks timed "
-        "alone. Calibrated: `scale * sum + offset`, fitted on 8 random whole ensembles; both "
-        f"checked on {args.samples} other random ensembles.",
+        "alone. Calibrated: `scale * sum + call_ms * calls + offset` (calls: stem, non-skip "
+        "blocks, heads), non-negative least squares on 10 random whole ensembles; both checked "
+        f"on {args.samples} other random ensembles.",
         "",
-        "| data | batch | MAPE raw (%) | MAPE calibrated (%) | scale | offset (ms) | "
-        "median measured (ms) |",
-        "|---|---|---|---|---|---|---|",
+        "| data | batch | MAPE raw (%) | MAPE calibrated (%) | scale | per call (ms) | offset (ms) "
+        "| median measured (ms) |",
+        "|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['data']} | {r['batch']} | {r['mape_raw']:.1f} | {r['mape_calibrated']:.1f} | "
-            f"{r['scale']:.3f} | {r['offset_ms']:.3f} | {r['measured_ms_median']:.2f} |"
+            f"{r['scale']:.3f} | {r['call_ms']:.4f} | {r['offset_ms']:.3f} | "
+            f"{r['measured_ms_median']:.2f} |"
             for r in rows
         ),
         "",

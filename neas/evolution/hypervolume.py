@@ -19,7 +19,8 @@ def latency_reference(space: SearchSpace, table: LatencyTable) -> float:
     an unmeasured table of zeros, so that the latency axis stays defined)."""
     slowest = sum(max(row.values()) for row in table.layers)
     raw = table.stem_ms + space.num_members * (slowest + table.head_ms)
-    return (table.scale * raw + table.offset_ms) or 1.0
+    n_calls = 1 + space.num_members * (len(table.layers) + 1)
+    return (table.scale * raw + table.call_ms * n_calls + table.offset_ms) or 1.0
 
 
 def hypervolume(evaluations: list[Evaluation], *, budget: int, latency_ref: float) -> float:

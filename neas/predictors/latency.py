@@ -4,7 +4,9 @@ The table's sum = stem + trunk layers + every member's layers and head, each the
 repeated timings of that static block alone (after warm-up) at ``batch`` images. Blocks timed
 alone miss what a whole ensemble adds or saves (the calls between blocks, combining members,
 caches warm or cold), so the sum is calibrated: a few random whole ensembles are timed and
-``predicted = scale * sum + offset_ms`` is fitted to them by least squares (``calibrate``).
+``predicted = scale * sum + call_ms * calls + offset_ms`` is fitted to them by non-negative
+least squares (``calibrate``), where ``calls`` counts the ensemble's block calls (stem, every
+non-skip layer, every head): the per-call overhead a block timed alone does not show.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class LatencyTable:
     head_ms: float
     layers: tuple[dict[int, float], ...]
     scale: float = 1.0
+    call_ms: float = 0.0
     offset_ms: float = 0.0
 
     def member_ms(self, arch: EnsembleArch, m: int) -> float:
@@ -73,7 +76,7 @@ class LatencyTable:
 
     def predict(self, arch: EnsembleArch) -> float:
         """Predicted latency (ms) of the whole ensemble: the calibrated block sum."""
-        return self.scale * self.block_sum_ms(arch) + self.offset_ms
+        return self.scale * self.block_sum_ms(arch) + self.call_ms * calls(arch) + self.offset_ms
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +86,7 @@ class LatencyTable:
             "head_ms": self.head_ms,
             "layers": [{str(k): v for k, v in layer.items()} for layer in self.layers],
             "scale": self.scale,
+            "call_ms": self.call_ms,
             "offset_ms": self.offset_ms,
         }
 
@@ -95,6 +99,7 @@ class LatencyTable:
             head_ms=float(data["head_ms"]),
             layers=tuple({int(k): float(v) for k, v in lay.items()} for lay in data["layers"]),
             scale=float(data.get("scale", 1.0)),  # tables written before calibration: raw sums
+            call_ms=float(data.get("call_ms", 0.0)),
             offset_ms=float(data.get("offset_ms", 0.0)),
         )
 
@@ -119,36 +124,45 @@ class LatencyTable:
             ) from None
 
 
-def fit_scale_offset(block_sums: list[float], measured: list[float]) -> tuple[float, float]:
-    """Least-squares ``measured ~ scale * block_sum + offset`` with ``scale > 0`` and
-    ``offset >= 0``; falls back to a pure scale (through the origin) when the fit says
-    otherwise or the sums do not vary.
+def calls(arch: EnsembleArch) -> int:
+    """Block calls of one ensemble forward: the stem, every non-skip layer (trunk once), and
+    each member's head."""
+    layers = list(arch.shared) + [op for member in arch.members for op in member]
+    return 1 + sum(op != SKIP for op in layers) + arch.num_members
 
-    >>> fit_scale_offset([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
-    (1.0, 0.5)
-    >>> fit_scale_offset([2.0, 2.0], [3.0, 3.0])
-    (1.5, 0.0)
+
+def fit_calibration(
+    block_sums: list[float], n_calls: list[int], measured: list[float]
+) -> tuple[float, float, float]:
+    """Non-negative least squares ``measured ~ scale * block_sum + call_ms * calls + offset``;
+    ``(scale, call_ms, offset)``, or ``(1, 0, 0)`` when nothing was measured.
+
+    >>> fit_calibration([1.0, 2.0, 3.0, 5.0], [2, 4, 3, 6], [2.5, 4.5, 5.0, 8.5])
+    (1.0, 0.5, 0.5)
     """
-    x, y = np.asarray(block_sums, float), np.asarray(measured, float)
-    if len(x) >= 2 and np.ptp(x) > 0:
-        scale, offset = np.polyfit(x, y, 1)
-        if scale > 0 and offset >= 0:
-            return round(float(scale), 6), round(float(offset), 6)
-    scale = float(x @ y / (x @ x)) if x @ x > 0 else 1.0
-    return round(scale, 6), 0.0
+    from scipy.optimize import nnls
+
+    if not measured:
+        return 1.0, 0.0, 0.0
+    a = np.column_stack([block_sums, n_calls, np.ones(len(measured))]).astype(float)
+    coef, _ = nnls(a, np.asarray(measured, float))
+    if coef[0] <= 0:  # a fit with no use for the table is no calibration of it
+        return 1.0, 0.0, 0.0
+    scale, call_ms, offset = (round(float(c), 6) for c in coef)
+    return scale, call_ms, offset
 
 
 def calibrate(
     table: LatencyTable,
     space: SearchSpace,
     *,
-    samples: int = 8,
+    samples: int = 10,
     seed: int = 0,
     warmup: int = 5,
     repeats: int = 20,
 ) -> LatencyTable:
     """Time ``samples`` random whole ensembles (fresh weights) at the table's batch and fit the
-    table's ``scale`` and ``offset_ms`` to them."""
+    table's ``scale``, ``call_ms`` and ``offset_ms`` to them (``fit_calibration``)."""
     from neas.nn.builder import static_ensemble
     from neas.search_spaces.arch import sample
 
@@ -157,7 +171,7 @@ def calibrate(
     rng = np.random.default_rng([seed, 4093])
     x = torch.randn(table.batch, space.in_channels, space.image_size, space.image_size)
     x = x.to(device).contiguous(memory_format=fmt)
-    sums, measured = [], []
+    sums, n_calls, measured = [], [], []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in range(samples):
@@ -165,8 +179,9 @@ def calibrate(
             net = static_ensemble(space, arch).to(device, memory_format=fmt)
             measured.append(time_module(net, x, warmup=warmup, repeats=repeats))
             sums.append(table.block_sum_ms(arch))
-    scale, offset = fit_scale_offset(sums, measured)
-    return replace(table, scale=scale, offset_ms=offset)
+            n_calls.append(calls(arch))
+    scale, call_ms, offset = fit_calibration(sums, n_calls, measured)
+    return replace(table, scale=scale, call_ms=call_ms, offset_ms=offset)
 
 
 def measure_latency_table(
@@ -176,7 +191,7 @@ def measure_latency_table(
     batch: int = 1,
     warmup: int = 5,
     repeats: int = 20,
-    calibration: int = 8,
+    calibration: int = 10,
     show_progress: bool = True,
 ) -> LatencyTable:
     """Time the stem, one head and every (layer, op) of ``space`` as static blocks, then

@@ -1,0 +1,110 @@
+"""The main job's wall time against a fixed plain-torch reference workload, on this machine.
+
+Seconds do not compare across machines (one ran 10x slower than another), so the reference
+workload (``../shared/tools/ref_workload.py``, 40 training steps of a small CNN) is run just
+before and just after the job, at the thread count the job used, and the job's wall time is
+divided by the mean of the two. The job is the README's: ``neas search --space mbconv --budget
+600M`` on the built-in digits, default settings (``--threads auto``), one seed per run. Also
+reported: the thread count ``auto`` chose, and the test accuracy of the best-validation ensemble.
+Writes the "Main job vs reference workload" section of RESULTS.md and
+``results/main_job.json``.
+
+    python benchmarks/main_job.py --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _results import HERE, write_json, write_section
+
+REF = HERE.parent.parent / "shared" / "tools" / "ref_workload.py"
+
+
+def ref_seconds(threads: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run(
+        [sys.executable, str(REF)], env=env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_job(seed: int, out: Path) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "neas", "search", "--space", "mbconv", "--budget", "600M"]
+    cmd += ["--seed", str(seed), "--out", str(out)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"the main job failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return wall, done.stdout
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, one job each")
+    args = p.parse_args()
+    if not REF.exists():
+        sys.exit(f"reference workload not found at {REF}")
+    rows = []
+    for seed in map(int, args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "run"
+            ref_before = {n: ref_seconds(n) for n in (1, 2)}
+            wall, stdout = run_job(seed, out)
+            summary = json.loads((out / "train_summary.json").read_text())
+            threads = int(summary["torch_threads"])
+            ref_after = ref_seconds(threads)
+            ref = (ref_before[threads] + ref_after) / 2
+            search = json.loads((out / "search" / "summary.json").read_text())
+            chose = next((x for x in stdout.splitlines() if x.startswith("threads: auto")), "")
+            rows.append(
+                {
+                    "seed": seed,
+                    "wall_s": round(wall, 1),
+                    "torch_threads": threads,
+                    "auto_line": chose,
+                    "ref_s_1_thread": round(ref_before[1], 2),
+                    "ref_s_2_threads": round(ref_before[2], 2),
+                    "ref_s_same_threads": round(ref, 2),
+                    "ratio": round(wall / ref, 1),
+                    "train_s": round(summary["train_seconds"], 1),
+                    "search_s": round(search["seconds"], 1),
+                    "test_accuracy_of_best_val": search["test_accuracy_of_best_val"],
+                }
+            )
+            print(rows[-1], flush=True)
+    command = " ".join(["python benchmarks/main_job.py", *sys.argv[1:]])
+    write_json("main_job.json", {"command": command, "rows": rows})
+    lines = [
+        "",
+        f"Command: `{command}`. The job: `neas search --space mbconv --budget 600M --seed S` "
+        "(digits, every default, `--threads auto`). Reference: `../shared/tools/ref_workload.py` "
+        "at the thread count the job chose, mean of a run just before and just after the job. "
+        "The shared 2-core machine had other work running; the ratio is what compares.",
+        "",
+        "| seed | threads (auto) | job s | train s | search s | reference s | job / reference "
+        "| test acc of best-val ensemble |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['seed']} | {r['torch_threads']} | {r['wall_s']:.0f} | {r['train_s']:.0f} | "
+            f"{r['search_s']:.0f} | {r['ref_s_same_threads']:.2f} | **{r['ratio']:.0f}x** | "
+            f"{100 * r['test_accuracy_of_best_val']:.2f}% |"
+            for r in rows
+        ),
+        "",
+        "`auto` printed: " + "; ".join(f"`{r['auto_line']}`" for r in rows),
+        "",
+    ]
+    write_section("## Main job vs reference workload", lines)
+
+
+if __name__ == "__main__":
+    main()
