@@ -56,10 +56,14 @@ def main() -> None:
     space = SpaceOptions().build(data)
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     arch = sample(space, np.random.default_rng(args.seed))
-    print(f"digits train={len(x)} val={len(data.x_val)}; space width 0.5 head 256; "
-          f"batch {args.batch_size}; torch threads {torch.get_num_threads()}")
-    print("| weights | supernet img/s | static img/s | ratio | epochs | train s | "
-          "random val acc mean | max |")
+    print(
+        f"digits train={len(x)} val={len(data.x_val)}; space width 0.5 head 256; "
+        f"batch {args.batch_size}; torch threads {torch.get_num_threads()}"
+    )
+    print(
+        "| weights | supernet img/s | static img/s | ratio | epochs | train s | "
+        "random val acc mean | max |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for weights in ("entangled", "separate"):
         torch.manual_seed(args.seed)
@@ -70,12 +74,15 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         super_rate = float(np.median([h["images_per_s"] for h in state.history]))
         static_rate = static_images_per_s(space, arch, x, y, batch_size=args.batch_size, steps=30)
-        acc = random_ensemble_accuracy(net, data, n=args.samples, seed=args.seed,
-                                       device=torch.device("cpu"))
-        print(f"| {weights} | {super_rate:.0f} | {static_rate:.0f} | "
-              f"{super_rate / static_rate:.2f} | {args.epochs} | {seconds:.0f} | "
-              f"{acc['random_val_accuracy_mean']:.3f} | {acc['random_val_accuracy_max']:.3f} |",
-              flush=True)
+        acc = random_ensemble_accuracy(
+            net, data, n=args.samples, seed=args.seed, device=torch.device("cpu")
+        )
+        print(
+            f"| {weights} | {super_rate:.0f} | {static_rate:.0f} | "
+            f"{super_rate / static_rate:.2f} | {args.epochs} | {seconds:.0f} | "
+            f"{acc['random_val_accuracy_mean']:.3f} | {acc['random_val_accuracy_max']:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
