@@ -44,6 +44,7 @@ from neas.run import (
     RANKING_PLOT,
     atomic_write_text,
     open_trained,
+    writable_dir,
     write_json,
 )
 from neas.search_spaces.arch import EnsembleArch, sample
@@ -346,6 +347,7 @@ def rank_run(
     threads = parse_threads(threads)
     dev = resolve_device(device)
     run = open_trained(run_dir, device=dev)
+    writable_dir(run.path)  # before minutes of training: a folder that cannot take results fails
     x, y = torch.from_numpy(run.dataset.x_train), torch.from_numpy(run.dataset.y_train)
     probe = lambda: probe_step(run.space, x, y, config=run.config.train, device=dev)  # noqa: E731
     with job_threads(threads, device=dev, probe=probe):
