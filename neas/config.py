@@ -216,6 +216,8 @@ class SearchOptions:
 
     K is fixed to the space's K by default: with K searched, single networks took the whole
     digits front (1-2 points, all K=1; README "Search"); ``search_members`` turns it on.
+    ``ensemble_size`` fixes K to a smaller value instead (1: single-network NAS on the same
+    supernet, the baseline an ensemble search has to beat).
     ``latency=False`` leaves measured latency out (objectives: error and MACs), so that the
     search gives the same front in every run with the same seed.
     """
@@ -226,6 +228,7 @@ class SearchOptions:
     generations: int = 6
     evaluations: int | None = None
     search_members: bool = False
+    ensemble_size: int | None = None
     latency: bool = True
     latency_batch: int = 1
     storage: str | None = None
@@ -243,6 +246,12 @@ class SearchOptions:
             raise ConfigError(
                 f"--evaluations ({self.total_evaluations}) is smaller than the population "
                 f"({self.population})"
+            )
+        if self.ensemble_size is not None and self.ensemble_size < 1:
+            raise ConfigError(f"--ensemble-size must be at least 1, got {self.ensemble_size}")
+        if self.ensemble_size is not None and self.search_members:
+            raise ConfigError(
+                "--ensemble-size fixes K; it cannot be combined with --search-members"
             )
         if self.latency_batch < 1:
             raise ConfigError(f"--latency-batch must be at least 1, got {self.latency_batch}")

@@ -74,6 +74,23 @@ def test_problem_encoding_round_trips_with_searched_k(parts) -> None:
     assert problem.decode(problem.encode(full)) == full
 
 
+def test_ensemble_size_fixes_k_below_the_supernets(trained_run) -> None:
+    """K = 3 supernet: a search with ensemble_size 1 proposes single networks only, and 2
+    ensembles of exactly two members; a size above the supernet's K is one clear error."""
+    for k in (1, 2):
+        opts = SearchOptions(
+            population=4, generations=2, latency=False, calibration_images=64, ensemble_size=k
+        )
+        result = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
+        assert set(result.history["members"]) == {k} and set(result.front["members"]) == {k}
+    with pytest.raises(ConfigError, match="more than the supernet's 3 members"):
+        evolve(trained_run, options=SearchOptions(ensemble_size=4), show_progress=False)
+    with pytest.raises(ConfigError, match="--search-members"):
+        SearchOptions(ensemble_size=1, search_members=True)
+    with pytest.raises(ConfigError, match="at least 1"):
+        SearchOptions(ensemble_size=0)
+
+
 @pytest.mark.parametrize("search_members", [True, False])
 @pytest.mark.parametrize("strategy", list_strategies())
 def test_strategies_respect_a_tight_budget(parts, strategy: str, search_members: bool) -> None:

@@ -197,6 +197,7 @@ D_GENERATIONS = SearchOptions.generations
 D_LATENCY_BATCH = SearchOptions.latency_batch
 D_LATENCY = SearchOptions.latency
 D_SEARCH_MEMBERS = SearchOptions.search_members
+D_ENSEMBLE_SIZE = SearchOptions.ensemble_size
 D_SURROGATE = SearchOptions.surrogate
 
 

@@ -13,6 +13,7 @@ from neas.cli.common import (
     D_BUDGET,
     D_DATA,
     D_DIVERSITY,
+    D_ENSEMBLE_SIZE,
     D_EPOCHS,
     D_GENERATIONS,
     D_LATENCY,
@@ -87,6 +88,14 @@ SearchKOpt = Annotated[
         "--search-members/--fixed-members",
         help="Also search K in 1..--members, so single networks compete on the front "
         "(default: K fixed to --members).",
+    ),
+]
+EnsembleSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ensemble-size",
+        help="Search only ensembles of this many members, at most --members (1: single "
+        "networks on the same supernet, the baseline an ensemble has to beat).",
     ),
 ]
 LatencyOpt = Annotated[
@@ -178,6 +187,7 @@ def search_cmd(
     batch_size: BatchOpt = D_BATCH,
     members: MembersOpt = None,
     search_members: SearchKOpt = D_SEARCH_MEMBERS,
+    ensemble_size: EnsembleSizeOpt = D_ENSEMBLE_SIZE,
     weights: WeightsOpt = D_WEIGHTS,
     optimizer: OptimizerOpt = D_OPTIMIZER,
     lr: LrOpt = None,
@@ -219,6 +229,7 @@ def search_cmd(
         generations=generations,
         evaluations=evaluations,
         search_members=search_members,
+        ensemble_size=ensemble_size,
         latency=latency,
         latency_batch=latency_batch,
         storage=storage,
@@ -255,6 +266,7 @@ def evolve_cmd(
     generations: GenerationsOpt = D_GENERATIONS,
     evaluations: EvaluationsOpt = None,
     search_members: SearchKOpt = D_SEARCH_MEMBERS,
+    ensemble_size: EnsembleSizeOpt = D_ENSEMBLE_SIZE,
     latency: LatencyOpt = D_LATENCY,
     latency_batch: LatencyBatchOpt = D_LATENCY_BATCH,
     storage: StorageOpt = None,
@@ -284,6 +296,7 @@ def evolve_cmd(
         generations=generations,
         evaluations=evaluations,
         search_members=search_members,
+        ensemble_size=ensemble_size,
         latency=latency,
         latency_batch=latency_batch,
         storage=storage,

@@ -79,11 +79,18 @@ class SearchProblem:
         latency: LatencyTable,
         budget: int,
         search_members: bool = False,
+        ensemble_size: int | None = None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
         error_step: float = 0.0,
     ) -> None:
         self.space, self.score, self.costs, self.latency = space, score, costs, latency
         self.budget, self.search_members = budget, search_members
+        if ensemble_size is not None and not 1 <= ensemble_size <= space.num_members:
+            raise ConfigError(
+                f"--ensemble-size {ensemble_size} is outside 1..{space.num_members} (the "
+                "supernet's members)"
+            )
+        self.ensemble_size = ensemble_size  # K fixed below the space's K (None: the space's)
         self.on_evaluation = on_evaluation
         self.error_step = error_step  # 1 / validation size: ties in error broken by NLL
         low, high = genome_bounds(space)
@@ -93,14 +100,19 @@ class SearchProblem:
         self.xl, self.xu = low, high
         self.cache: dict[EnsembleArch, Evaluation] = {}
         self.history: list[Evaluation] = []  # one entry per proposal, duplicates included
-        cheapest = cheapest_macs(
-            space, costs, min_members=1 if search_members else space.num_members
-        )
+        cheapest = cheapest_macs(space, costs, min_members=self.min_members)
         if budget < cheapest:
             raise ConfigError(
                 f"budget {budget:,} MACs is below the cheapest ensemble in this space "
                 f"({cheapest:,} MACs)"
             )
+
+    @property
+    def min_members(self) -> int:
+        """The fewest members a proposal can have."""
+        if self.search_members:
+            return 1
+        return self.ensemble_size or self.space.num_members
 
     @property
     def n_var(self) -> int:
@@ -109,7 +121,10 @@ class SearchProblem:
     def decode(self, genome: np.ndarray) -> EnsembleArch:
         g = np.asarray(genome, dtype=np.int64).ravel()
         if not self.search_members:
-            return decode(g, self.space)
+            arch = decode(g, self.space)
+            if self.ensemble_size is None:
+                return arch
+            return replace(arch, members=arch.members[: self.ensemble_size])
         arch = decode(g[1:], self.space)
         return replace(arch, members=arch.members[: int(g[0])])
 

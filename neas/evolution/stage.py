@@ -102,7 +102,12 @@ def check_search(options: SearchOptions, space: SearchSpace) -> None:
     """Fail early (before training): an unknown strategy, or a budget below the space's
     cheapest ensemble."""
     create_strategy(options.strategy, storage=None, surrogate=options.surrogate)
-    k = 1 if options.search_members else space.num_members
+    if options.ensemble_size is not None and options.ensemble_size > space.num_members:
+        raise ConfigError(
+            f"--ensemble-size {options.ensemble_size} is more than the supernet's "
+            f"{space.num_members} members"
+        )
+    k = 1 if options.search_members else (options.ensemble_size or space.num_members)
     cheapest = cheapest_macs(space, CostTable.from_space(space), min_members=k)
     if options.budget_macs < cheapest:
         raise ConfigError(
@@ -186,6 +191,7 @@ def run_search(
             latency=latency,
             budget=options.budget_macs,
             search_members=options.search_members,
+            ensemble_size=options.ensemble_size,
             on_evaluation=on_evaluation,
             error_step=1.0 / len(y_val),
         )
