@@ -41,7 +41,7 @@ WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate", "members")
 #: Training images used to recalibrate BN statistics per architecture before it is scored.
 CALIBRATION_IMAGES = 512
 #: torch CPU threads of a job: N, "auto" (the fastest of 1, 2, 4, ... cores over a few timed
-#: training steps) or None (torch's own default). ``neas.device.job_threads`` resolves it.
+#: training steps) or None (torch's own default). ``neas.device.resolve_threads`` resolves it.
 THREADS = "auto"
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {

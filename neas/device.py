@@ -135,16 +135,3 @@ def resolve_threads(
     timing = ", ".join(f"{n}: {s * 1000:.0f} ms" for n, s in seconds.items())
     log.info(f"threads: auto chose {chosen} (one training step at {timing})")
     return chosen
-
-
-@contextmanager
-def job_threads(
-    threads: Threads,
-    *,
-    device: torch.device,
-    probe: Callable[[], Callable[[], None]],
-) -> Iterator[int | None]:
-    """Run the block with ``threads`` resolved (``resolve_threads``); yields the count used."""
-    n = resolve_threads(threads, device=device, probe=probe)
-    with torch_threads(n):
-        yield n

@@ -78,7 +78,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     folder is kept (a new sub-folder per fit); ``None`` uses a temporary folder that is removed.
     ``threads``: torch CPU threads, ``None`` (torch's default; the default here, unlike the CLI's
     ``auto``, because a timed choice can differ between fits and float sums with it), ``N`` or
-    ``"auto"`` (``neas.device.job_threads``).
+    ``"auto"`` (``neas.device.resolve_threads``).
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for DataFrames),
     ``ensemble_`` (a ``neas.deploy.DeployedEnsemble``), ``ensemble_id_``, ``pareto_front_``

@@ -27,7 +27,7 @@ import torch
 from neas.config import THREADS, RunConfig, SearchOptions
 from neas.data import Dataset
 from neas.deploy import export_run
-from neas.device import Threads, parse_threads, resolve_device, resolve_threads, torch_threads
+from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import NeasError
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution import (
@@ -57,7 +57,7 @@ from neas.run import (
 )
 from neas.search_spaces import SearchSpace, sample
 from neas.shrink import Shrinker
-from neas.training import TrainState, probe_step, train_supernet
+from neas.training import TrainState, train_supernet, training_threads
 from neas.training.distributed import World, data_parallel
 
 
@@ -123,14 +123,14 @@ def train(
 ) -> TrainResult:
     """Train a supernet (shrinking the space on the way) into the run folder ``out``.
 
-        ``resume`` continues the run in ``out`` with its stored configuration; ``force`` starts
-        over. ``threads`` sets torch's CPU thread count for the job: ``N``, ``"auto"`` (the fastest
+    ``resume`` continues the run in ``out`` with its stored configuration; ``force`` starts
+    over. ``threads`` sets torch's CPU thread count for the job: ``N``, ``"auto"`` (the fastest
     over a few timed training steps) or ``None`` (torch's default).
 
-        >>> result = train(out="runs/demo", config=RunConfig(train=TrainConfig(epochs=1)))
-        ... # doctest: +SKIP
-        >>> result.summary["random_val_accuracy_mean"]  # doctest: +SKIP
-        0.93
+    >>> result = train(out="runs/demo", config=RunConfig(train=TrainConfig(epochs=1)))
+    ... # doctest: +SKIP
+    >>> result.summary["random_val_accuracy_mean"]  # doctest: +SKIP
+    0.93
     """
     config, _ = resolve(config=config, seed=seed)
     threads = parse_threads(threads)
@@ -145,21 +145,6 @@ def train(
             world=world,
             threads=threads,
         )
-
-
-def plan_threads(
-    plan: TrainPlan, threads: Threads, *, device: str | torch.device | None
-) -> int | None:
-    """The thread count for a planned run: ``auto`` times training steps of its supernet."""
-    dev = resolve_device(device)
-    probe = lambda: probe_step(  # noqa: E731
-        plan.search_space,
-        torch.from_numpy(plan.dataset.x_train),
-        torch.from_numpy(plan.dataset.y_train),
-        config=plan.config.train,
-        device=dev,
-    )
-    return resolve_threads(threads, device=dev, probe=probe)
 
 
 def train_planned(
@@ -191,7 +176,7 @@ def train_planned(
             net = supernet_from_checkpoint(ckpt).to(dev)
             return TrainResult(run, net, state, dataset, read_json(run / TRAIN_SUMMARY))
     # threads are timed only now: bad input (an occupied folder, a damaged checkpoint) has failed
-    n_threads = plan_threads(plan, threads, device=dev)
+    n_threads = training_threads(threads, plan.search_space, dataset, config=cfg.train, device=dev)
     with torch_threads(n_threads):
         supernet, state, summary = _train_stage(
             plan, run, device=dev, show_progress=show_progress, world=world
@@ -391,14 +376,10 @@ def evolve(
     if previous is not None and previous.summary.get("options") == asdict(options):
         return previous
     preflight_search(run.path, options, run.space)  # bad input fails before threads are timed
-    probe = lambda: probe_step(  # noqa: E731
-        run.space,
-        torch.from_numpy(run.dataset.x_train),
-        torch.from_numpy(run.dataset.y_train),
-        config=run.config.train,
-        device=dev,
+    n_threads = training_threads(
+        threads, run.space, run.dataset, config=run.config.train, device=dev
     )
-    with torch_threads(resolve_threads(threads, device=dev, probe=probe)):
+    with torch_threads(n_threads):
         return run_search(
             run.path,
             run.supernet,

@@ -26,7 +26,7 @@ from scipy import stats
 
 from neas.config import THREADS, TrainConfig
 from neas.data import Dataset
-from neas.device import Threads, job_threads, parse_threads, resolve_device
+from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import ConfigError
 from neas.evaluate import (
     EnsembleMetrics,
@@ -51,7 +51,7 @@ from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 from neas.shrink import ops_used
 from neas.training.loop import ensemble_loss, fit
-from neas.training.supernet import probe_step
+from neas.training.supernet import training_threads
 
 
 @dataclass(frozen=True)
@@ -348,9 +348,10 @@ def rank_run(
     dev = resolve_device(device)
     run = open_trained(run_dir, device=dev)
     writable_dir(run.path)  # before minutes of training: a folder that cannot take results fails
-    x, y = torch.from_numpy(run.dataset.x_train), torch.from_numpy(run.dataset.y_train)
-    probe = lambda: probe_step(run.space, x, y, config=run.config.train, device=dev)  # noqa: E731
-    with job_threads(threads, device=dev, probe=probe):
+    n_threads = training_threads(
+        threads, run.space, run.dataset, config=run.config.train, device=dev
+    )
+    with torch_threads(n_threads):
         result = rank_supernet(
             run.supernet,
             run.dataset,

@@ -9,7 +9,13 @@ import torch
 from typer.testing import CliRunner
 
 from neas.cli import app
-from neas.device import fastest_threads, job_threads, parse_threads, thread_candidates
+from neas.device import (
+    fastest_threads,
+    parse_threads,
+    resolve_threads,
+    thread_candidates,
+    torch_threads,
+)
 from neas.errors import ConfigError
 from neas.run import read_json
 
@@ -56,12 +62,15 @@ def test_auto_leaves_the_global_rng_and_thread_count_as_they_were() -> None:
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    with job_threads("auto", device=torch.device("cpu"), probe=probe) as n:
+    n = resolve_threads("auto", device=torch.device("cpu"), probe=probe)
+    assert torch.get_num_threads() == old  # timing leaves the count as it was
+    with torch_threads(n):
         assert n in thread_candidates() and torch.get_num_threads() == n
         got = torch.rand(3)
     assert torch.equal(got, expected)  # the timed dropout steps drew from a forked RNG
     assert torch.get_num_threads() == old
-    with job_threads(None, device=torch.device("cpu"), probe=probe) as n:
+    n = resolve_threads(None, device=torch.device("cpu"), probe=probe)
+    with torch_threads(n):
         assert n is None and torch.get_num_threads() == old
 
 

@@ -21,11 +21,14 @@ import torch
 from torch import nn
 
 from neas.errors import RunDirError
-from neas.nn.builder import build_block, build_head, build_stem
+from neas.nn.builder import build_block, build_head, build_stem, static_ensemble
 from neas.progress import make_progress
 from neas.run import read_json, write_json
-from neas.search_spaces.arch import EnsembleArch
+from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
+
+#: Random whole ensembles timed to calibrate a table's block sums (``calibrate``).
+CALIBRATION_ENSEMBLES = 10
 
 
 def _sync(device: torch.device) -> None:
@@ -156,16 +159,13 @@ def calibrate(
     table: LatencyTable,
     space: SearchSpace,
     *,
-    samples: int = 10,
+    samples: int = CALIBRATION_ENSEMBLES,
     seed: int = 0,
     warmup: int = 5,
     repeats: int = 20,
 ) -> LatencyTable:
     """Time ``samples`` random whole ensembles (fresh weights) at the table's batch and fit the
     table's ``scale``, ``call_ms`` and ``offset_ms`` to them (``fit_calibration``)."""
-    from neas.nn.builder import static_ensemble
-    from neas.search_spaces.arch import sample
-
     device = torch.device(table.device)
     fmt = torch.contiguous_format if table.batch == 1 else torch.channels_last
     rng = np.random.default_rng([seed, 4093])
@@ -191,7 +191,7 @@ def measure_latency_table(
     batch: int = 1,
     warmup: int = 5,
     repeats: int = 20,
-    calibration: int = 10,
+    calibration: int = CALIBRATION_ENSEMBLES,
     show_progress: bool = True,
 ) -> LatencyTable:
     """Time the stem, one head and every (layer, op) of ``space`` as static blocks, then

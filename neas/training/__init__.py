@@ -1,7 +1,13 @@
 """Training: the one loop (``loop``) and supernet training on it (``supernet``)."""
 
 from neas.training.loop import TrainState, ensemble_loss, fit, lr_at, make_optimizer, random_shift
-from neas.training.supernet import ShrinkHook, probe_step, step_arch, train_supernet
+from neas.training.supernet import (
+    ShrinkHook,
+    probe_step,
+    step_arch,
+    train_supernet,
+    training_threads,
+)
 
 __all__ = [
     "ShrinkHook",
@@ -14,4 +20,5 @@ __all__ = [
     "random_shift",
     "step_arch",
     "train_supernet",
+    "training_threads",
 ]

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from neas.config import TrainConfig
+from neas.data import Dataset
+from neas.device import Threads, resolve_threads
 from neas.nn.supernet import Supernet
 from neas.nn.surgery import shrink_supernet
 from neas.run import load_checkpoint, save_checkpoint, supernet_from_checkpoint
@@ -72,6 +74,21 @@ def probe_step(
         opt.step()
 
     return step
+
+
+def training_threads(
+    threads: Threads,
+    space: SearchSpace,
+    dataset: Dataset,
+    *,
+    config: TrainConfig,
+    device: torch.device,
+) -> int | None:
+    """``neas.device.resolve_threads`` for a run: ``auto`` times ``probe_step`` on its data."""
+    x, y = torch.from_numpy(dataset.x_train), torch.from_numpy(dataset.y_train)
+    return resolve_threads(
+        threads, device=device, probe=lambda: probe_step(space, x, y, config=config, device=device)
+    )
 
 
 def supernet_loss(config: TrainConfig) -> LossFn:
