@@ -18,6 +18,10 @@ def test_fit_recovers_scale_call_overhead_and_offset_none_negative() -> None:
     coef = fit_calibration(sums, n, [2.0 * s - 1.0 for s in sums])
     assert min(coef) >= 0.0 and coef[0] > 0
     assert fit_calibration([], [], []) == (1.0, 0.0, 0.0)
+    # timings the call count explains alone would zero the table out: its scale is fitted instead
+    sums2, n2 = [4.0, 3.0, 2.0, 1.0], [4, 8, 12, 16]
+    scale, call_ms, offset = fit_calibration(sums2, n2, [0.5 * c for c in n2])
+    assert (call_ms, offset) == (0.0, 0.0) and scale == pytest.approx(40 / 30, abs=1e-6)
 
 
 def test_calls_counts_stem_blocks_and_heads() -> None:

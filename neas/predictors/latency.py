@@ -138,7 +138,8 @@ def fit_calibration(
     block_sums: list[float], n_calls: list[int], measured: list[float]
 ) -> tuple[float, float, float]:
     """Non-negative least squares ``measured ~ scale * block_sum + call_ms * calls + offset``;
-    ``(scale, call_ms, offset)``, or ``(1, 0, 0)`` when nothing was measured.
+    ``(scale, call_ms, offset)``, or ``(1, 0, 0)`` when nothing was measured. A fit that would
+    drop the table (``scale == 0``) becomes a fit of ``scale`` alone.
 
     >>> fit_calibration([1.0, 2.0, 3.0, 5.0], [2, 4, 3, 6], [2.5, 4.5, 5.0, 8.5])
     (1.0, 0.5, 0.5)
@@ -148,9 +149,15 @@ def fit_calibration(
     if not measured:
         return 1.0, 0.0, 0.0
     a = np.column_stack([block_sums, n_calls, np.ones(len(measured))]).astype(float)
-    coef, _ = nnls(a, np.asarray(measured, float))
-    if coef[0] <= 0:  # a fit with no use for the table is no calibration of it
-        return 1.0, 0.0, 0.0
+    y = np.asarray(measured, float)
+    coef, _ = nnls(a, y)
+    if coef[0] <= 0:
+        # Noise let calls and offset explain everything and dropped the table; keep the table's
+        # ranking and fit its level alone (least squares through the origin).
+        s = a[:, 0]
+        coef = np.array([float(s @ y) / float(s @ s) if s @ s > 0 else 1.0, 0.0, 0.0])
+        if coef[0] <= 0:
+            return 1.0, 0.0, 0.0
     scale, call_ms, offset = (round(float(c), 6) for c in coef)
     return scale, call_ms, offset
 
