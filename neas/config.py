@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from neas.budget import parse_budget
-from neas.data import Dataset, load_dataset
+from neas.data import VAL_FRACTION, Dataset, load_dataset
 from neas.errors import ConfigError
 from neas.search_spaces import SearchSpace, create_space
 
@@ -58,6 +58,13 @@ class DataOptions:
     max_train: int | None = None
     seed: int = 0
     target: str | None = None
+    val_fraction: float = VAL_FRACTION
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.max_train is not None and self.max_train < 1:
+            raise ConfigError(f"--max-train must be at least 1, got {self.max_train}")
 
     def load(self) -> Dataset:
         return load_dataset(
@@ -66,6 +73,7 @@ class DataOptions:
             seed=self.seed,
             max_train=self.max_train,
             target=self.target,
+            val_fraction=self.val_fraction,
         )
 
 

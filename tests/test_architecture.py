@@ -10,6 +10,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from neas.cli import app
@@ -126,3 +127,18 @@ def test_cli_options_change_the_resolved_job() -> None:
     run = json.loads(result.output)["run"]
     assert run["train"]["epochs"] == 3 and run["shrink"]["at"] == []
     assert {run["data"]["seed"], run["train"]["seed"], run["shrink"]["seed"]} == {4}
+
+
+def test_val_fraction_sets_the_split_and_survives_config_json(tmp_path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "--out", str(tmp_path), "--val-fraction", "0.5", "--print-config"]
+    )
+    run = json.loads(result.output)["run"]
+    assert run["data"]["val_fraction"] == 0.5
+    config = RunConfig.from_dict(run)
+    half, default = config.data.load(), RunConfig().data.load()
+    total = len(half.y_train) + len(half.y_val) + len(half.y_test)  # digits: no official test
+    assert len(half.y_val) == pytest.approx(total / 2, abs=2)
+    assert len(default.y_val) < len(half.y_val) and len(half.y_test) == len(default.y_test)
+    del run["data"]["val_fraction"]  # a config.json written before the option reads as default
+    assert RunConfig.from_dict(run).data.val_fraction == RunConfig().data.val_fraction

@@ -460,6 +460,21 @@ CASES = [
     # options before anything is trained
     Case("train-bad-device", [*TRAIN, "--device", "quantum"], [], "quantum", needs_run=False),
     Case(
+        "train-val-fraction-0",
+        [*TRAIN, "--val-fraction", "0"],
+        [],
+        "--val-fraction",
+        needs_run=False,
+    ),
+    Case(
+        "search-val-fraction-1",
+        [*SEARCH, "--val-fraction", "1"],
+        [],
+        "--val-fraction",
+        needs_run=False,
+    ),
+    Case("train-max-train-0", [*TRAIN, "--max-train", "0"], [], "--max-train", needs_run=False),
+    Case(
         "train-out-under-file",
         ["train", "--out", "{tmp}/afile/out", *FAST],
         [write("afile", "a regular file\n")],

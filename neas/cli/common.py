@@ -105,6 +105,14 @@ DataDirOpt = Annotated[
 MaxTrainOpt = Annotated[
     int | None, typer.Option("--max-train", help="Cap the training split (stratified).")
 ]
+ValFractionOpt = Annotated[
+    float,
+    typer.Option(
+        "--val-fraction",
+        help="Share of the training data held out for validation (search and shrinking score "
+        "on it); the test split is never touched.",
+    ),
+]
 MembersOpt = Annotated[
     int | None, typer.Option("--members", "-K", help="Ensemble members K (space default: 2).")
 ]
@@ -178,6 +186,7 @@ PrintConfigOpt = Annotated[
 # The defaults of the options above, from the config dataclasses.
 D_SPACE = SpaceOptions.name
 D_DATA = DataOptions.source
+D_VAL_FRACTION = DataOptions.val_fraction
 D_SEED = TrainConfig.seed
 D_THREADS = THREADS
 D_EPOCHS = TrainConfig.epochs
@@ -212,6 +221,7 @@ def run_config(
     data_dir: str | None,
     max_train: int | None,
     target: str | None,
+    val_fraction: float,
     epochs: int,
     batch_size: int,
     weights: str,
@@ -227,7 +237,13 @@ def run_config(
 ) -> RunConfig:
     """The ``RunConfig`` the training options of ``neas train`` / ``neas search`` describe."""
     return RunConfig(
-        data=DataOptions(source=data, data_dir=data_dir, max_train=max_train, target=target),
+        data=DataOptions(
+            source=data,
+            data_dir=data_dir,
+            max_train=max_train,
+            target=target,
+            val_fraction=val_fraction,
+        ),
         space=SpaceOptions(
             name=space,
             members=members,

@@ -12,6 +12,7 @@ from neas.cli.common import (
     D_BATCH,
     D_BUDGET,
     D_DATA,
+    D_VAL_FRACTION,
     D_DIVERSITY,
     D_ENSEMBLE_SIZE,
     D_EPOCHS,
@@ -42,6 +43,7 @@ from neas.cli.common import (
     HeadOpt,
     LrOpt,
     MaxTrainOpt,
+    ValFractionOpt,
     MembersOpt,
     MinOpsOpt,
     OptimizerOpt,
@@ -175,6 +177,7 @@ def search_cmd(
     data: DataOpt = D_DATA,
     data_dir: DataDirOpt = None,
     max_train: MaxTrainOpt = None,
+    val_fraction: ValFractionOpt = D_VAL_FRACTION,
     target: TargetOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default runs/search-NNN).")

@@ -12,6 +12,7 @@ from rich.table import Table
 from neas.cli.common import (
     D_BATCH,
     D_DATA,
+    D_VAL_FRACTION,
     D_DIVERSITY,
     D_EPOCHS,
     D_MIN_OPS,
@@ -34,6 +35,7 @@ from neas.cli.common import (
     HeadOpt,
     LrOpt,
     MaxTrainOpt,
+    ValFractionOpt,
     MembersOpt,
     MinOpsOpt,
     OptimizerOpt,
@@ -170,6 +172,7 @@ def train_cmd(
     data: DataOpt = D_DATA,
     data_dir: DataDirOpt = None,
     max_train: MaxTrainOpt = None,
+    val_fraction: ValFractionOpt = D_VAL_FRACTION,
     target: TargetOpt = None,
     epochs: EpochsOpt = D_EPOCHS,
     batch_size: BatchOpt = D_BATCH,
