@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neas.config import CALIBRATION_IMAGES
+from neas.config import CALIBRATION_IMAGES, EVAL_BATCH_CPU, EVAL_BATCH_CUDA
 from neas.data import Dataset
 from neas.nn.dynamic import PathBatchNorm2d
 from neas.nn.layers import EnsembleNet
@@ -37,8 +37,17 @@ def calibration_images(
     return torch.from_numpy(dataset.x_train[np.sort(idx)])
 
 
-def _batches(x: np.ndarray | torch.Tensor, batch_size: int, device: torch.device | str):
-    for xb in torch.as_tensor(x).split(batch_size):
+def eval_batch_size(device: torch.device | str) -> int:
+    """Images per no-gradient forward on ``device``.
+
+    >>> eval_batch_size("cpu"), eval_batch_size("cuda")
+    (128, 1024)
+    """
+    return EVAL_BATCH_CUDA if torch.device(device).type == "cuda" else EVAL_BATCH_CPU
+
+
+def _batches(x: np.ndarray | torch.Tensor, batch_size: int | None, device: torch.device | str):
+    for xb in torch.as_tensor(x).split(batch_size or eval_batch_size(device)):
         xb = xb.to(device, non_blocking=True)
         yield xb.contiguous(memory_format=torch.channels_last) if xb.ndim == 4 else xb
 
@@ -49,7 +58,7 @@ def recalibrate_bn(
     arch: EnsembleArch,
     x: torch.Tensor,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> None:
     """Re-estimate every BN layer's running statistics for ``arch`` on the images ``x``."""
@@ -77,7 +86,7 @@ def member_logits(
     arch: EnsembleArch,
     x: torch.Tensor,
     *,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Eval-mode logits of every member: a float tensor of shape (K, N, classes) on the CPU."""
@@ -98,7 +107,7 @@ def ensemble_logits(
     net: EnsembleNet,
     x: np.ndarray | torch.Tensor,
     *,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Eval-mode logits of every member of a static ensemble: float (K, N, classes), CPU."""

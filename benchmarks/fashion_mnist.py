@@ -1,0 +1,309 @@
+"""Fashion-MNIST at full scale: neas against what a user would pick instead, at equal MACs.
+
+The official split (55,000 train / 5,000 val held out of the training set / 10,000 test), one
+MACs budget per ensemble (11.5M by default: two of the 5.76M-MACs CNNs a user would otherwise
+average), side by side in one run per seed:
+
+- ``neas``: ``neas train`` (shrinking) -> ``neas evolve`` -> ``neas export --select best
+  --finetune-epochs F``: the best-validation ensemble of the front, fine-tuned;
+- ``single_nas``: the same supernet, ``neas evolve --ensemble-size 1`` (K = 1), same number of
+  proposals, best by validation, fine-tuned the same way;
+- ``random_ensemble``: the same supernet, ``neas evolve --strategy random``, same number of
+  evaluations, best by validation, fine-tuned the same way;
+- ``deep_ensemble``: the best-validation single network the K = 1 search scored within half the
+  budget, trained from scratch twice (two seeds, the supernet's recipe, as many epochs as the
+  supernet had plus its fine-tuning), probabilities averaged: equal MACs;
+- ``hist_gradient_boosting``: scikit-learn's HistGradientBoostingClassifier on the pixels.
+
+neas runs through its CLI exactly as a user would; the other methods run in this process with the
+thread count ``--threads auto`` chose for the supernet. For each method: test accuracy, NLL, ECE
+(15 bins), MACs, ONNX Runtime latency at batch 1 and 64 (one intra-op thread; the deep ensemble's
+two graphs run one after another; HistGradientBoosting: scikit-learn's ``predict_proba``, no ONNX)
+and wall time (neas, single_nas and random_ensemble each include the one supernet training they
+share). Writes the "Fashion-MNIST" section of RESULTS.md and ``results/fashion_mnist.json``.
+
+    nice -n 5 python benchmarks/fashion_mnist.py --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neas.budget import parse_budget
+from neas.config import DataOptions
+from neas.cost import CostTable
+from neas.data import Dataset
+from neas.deploy.onnx_export import INPUT, batch_of, ort_session, time_calls, to_onnx
+from neas.device import torch_threads
+from neas.evaluate import ensemble_logits, ensemble_metrics
+from neas.ranking import fresh_ensemble, train_standalone
+from neas.run import open_trained
+from neas.search_spaces import EnsembleArch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json, write_section  # noqa: E402
+
+HEADING = "## Fashion-MNIST"
+DATA = "fashion-mnist"
+BATCHES = (1, 64)
+METHODS = ("neas", "single_nas", "random_ensemble", "deep_ensemble", "hist_gradient_boosting")
+
+
+def neas_cli(*args: str) -> float:
+    """Run ``python -m neas ARGS``; its wall time. Exits with its output if it fails."""
+    cmd = [sys.executable, "-m", "neas", *args]
+    print("$ neas " + " ".join(args), flush=True)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"neas {args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    print(f"  {wall:.0f} s", flush=True)
+    return wall
+
+
+def metrics(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
+    m = ensemble_metrics(logits, y)
+    return {"test_accuracy": m.accuracy, "nll": m.nll, "ece": m.ece}
+
+
+def onnx_latency(sessions: list, x: np.ndarray) -> dict[str, float]:
+    """Median ms of running every session in turn on a batch of 1 and of 64 real images."""
+    out = {}
+    for b in BATCHES:
+        feed = {INPUT: batch_of(x, b)}
+        (t,) = time_calls([lambda f=feed: [s.run(None, f) for s in sessions]], budget_s=0.5)
+        out[f"latency_ms_b{b}"] = t["median_ms"]
+    return out
+
+
+def searched(
+    name: str, extra: list[str], *, trained: Path, work: Path, args, train_s: float
+) -> dict[str, Any]:
+    """One neas search on a copy of the trained run, then export of its best ensemble."""
+    run = work / name
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("search", "ensembles"))
+    common = ["--threads", str(args.threads_used), "--seed", str(args.seed)]
+    search_s = neas_cli(
+        "evolve", str(run), "--budget", args.budget, "--evaluations", str(args.evaluations),
+        "--population", str(args.population), "--no-latency", *common, *extra,
+    )  # fmt: skip
+    export_s = neas_cli(
+        "export", str(run), "--select", "best", "--finetune-epochs", str(args.finetune_epochs),
+        "--format", "onnx", "--no-cascade", "--device", "cpu",
+    )  # fmt: skip
+    (manifest_path,) = run.glob("ensembles/*/manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    session = ort_session((manifest_path.parent / "model.onnx").read_bytes(), threads=1)
+    x_test = np.ascontiguousarray(args.dataset.x_test, dtype=np.float32)
+    logits = torch.from_numpy(np.stack(session.run(None, {INPUT: x_test})))
+    return {
+        "name": name,
+        **metrics(logits, args.dataset.y_test),
+        "macs": int(manifest["macs"]),
+        **onnx_latency([session], x_test),
+        "wall_s": train_s + search_s + export_s,
+        "seed": args.seed,
+        "members": int(manifest["members"]),
+        "split": int(manifest["split"]),
+        "val_accuracy": manifest["accuracy"]["val"],
+        "test_accuracy_before_finetune": manifest["accuracy_before_finetune"]["test"],
+        "search_s": search_s,
+        "export_s": export_s,
+    }
+
+
+def deep_ensemble(*, work: Path, args) -> dict[str, Any]:
+    """The K = 1 search's best-val single network within half the budget, trained twice."""
+    run = open_trained(work / "single_nas", dataset=args.dataset)
+    history = pd.read_csv(work / "single_nas" / "search" / "history.csv")
+    fits = history[(history["members"] == 1) & (history["macs"] <= args.budget_macs / 2)]
+    if fits.empty:
+        sys.exit("the K = 1 search scored no single network within half the budget")
+    row = fits.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+    arch = EnsembleArch.from_json(str(row["arch"]), run.space)
+    cfg = replace(
+        run.config.train, epochs=run.config.train.epochs + args.finetune_epochs, seed=args.seed
+    )
+    ds = args.dataset
+    x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train).long()
+    t0 = time.perf_counter()
+    nets = []
+    for i in range(2):
+        seed = 1000 * args.seed + i + 1
+        net = train_standalone(
+            fresh_ensemble(run.space, arch, seed=seed), x, y, config=cfg, seed=seed
+        )
+        nets.append(net.eval())
+        print(f"  deep ensemble member {i + 1}/2 trained at {time.perf_counter() - t0:.0f} s")
+    wall = time.perf_counter() - t0
+    logits = torch.cat([ensemble_logits(n, ds.x_test) for n in nets])  # (2, N, C)
+    shape = tuple(ds.x_test.shape[1:])
+    sessions = [ort_session(to_onnx(n, input_shape=shape).SerializeToString()) for n in nets]
+    macs = 2 * CostTable.from_space(run.space).ensemble(arch).macs
+    return {
+        "name": "deep_ensemble",
+        **metrics(logits, ds.y_test),
+        "macs": int(macs),
+        **onnx_latency(sessions, np.ascontiguousarray(ds.x_test, dtype=np.float32)),
+        "wall_s": wall,
+        "seed": args.seed,
+        "members": 2,
+        "epochs": cfg.epochs,
+        "member_val_accuracy_in_supernet": float(row["val_accuracy"]),
+    }
+
+
+def hist_gradient_boosting(ds: Dataset, *, seed: int) -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    flat = {
+        s: getattr(ds, f"x_{s}").reshape(len(getattr(ds, f"x_{s}")), -1) for s in ("train", "test")
+    }
+    t0 = time.perf_counter()
+    clf = HistGradientBoostingClassifier(random_state=seed).fit(flat["train"], ds.y_train)
+    wall = time.perf_counter() - t0
+    proba = clf.predict_proba(flat["test"])
+    logits = torch.from_numpy(np.log(np.clip(proba, 1e-12, None)))[None].float()
+    lat = {}
+    for b in BATCHES:
+        xb = batch_of(flat["test"], b)
+        (t,) = time_calls([lambda xb=xb: clf.predict_proba(xb)], budget_s=0.5)
+        lat[f"latency_ms_b{b}"] = t["median_ms"]
+    return {
+        "name": "hist_gradient_boosting",
+        **metrics(logits, ds.y_test),
+        "macs": None,
+        **lat,
+        "wall_s": wall,
+        "seed": seed,
+        "iterations": int(clf.n_iter_),
+    }
+
+
+def one_seed(args, work: Path) -> list[dict[str, Any]]:
+    trained = work / "train"
+    train_s = neas_cli(
+        "train", "--data", DATA, "--val-fraction", str(args.val_fraction),
+        "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", args.threads,
+        "--out", str(trained),
+        *(["--max-train", str(args.max_train)] if args.max_train else []),
+    )  # fmt: skip
+    summary = json.loads((trained / "train_summary.json").read_text())
+    args.threads_used = int(summary["torch_threads"])
+    args.train_summary = summary
+    rows = []
+    with torch_threads(args.threads_used):
+        for name, extra in (
+            ("neas", []),
+            ("single_nas", ["--ensemble-size", "1"]),
+            ("random_ensemble", ["--strategy", "random"]),
+        ):
+            rows.append(
+                searched(name, extra, trained=trained, work=work, args=args, train_s=train_s)
+            )
+            print(rows[-1], flush=True)
+        rows.append(deep_ensemble(work=work, args=args))
+        print(rows[-1], flush=True)
+        rows.append(hist_gradient_boosting(args.dataset, seed=args.seed))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    def macs(v: Any) -> str:
+        return "—" if v is None else f"{v / 1e6:.2f}M"
+
+    return [
+        "| seed | method | test acc | NLL | ECE | MACs | ORT ms b1 | ORT ms b64 | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['seed']} | {r['name']} | **{100 * r['test_accuracy']:.2f}%** | {r['nll']:.3f} "
+            f"| {r['ece']:.3f} | {macs(r['macs'])} | {r['latency_ms_b1']:.2f} "
+            f"| {r['latency_ms_b64']:.1f} | {r['wall_s']:.0f} |"
+            for r in rows
+        ),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, one full run each")
+    p.add_argument("--budget", default="11.5M", help="MACs budget per ensemble")
+    p.add_argument("--epochs", type=int, default=3, help="supernet epochs")
+    p.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning of the best")
+    p.add_argument("--population", type=int, default=16)
+    p.add_argument("--evaluations", type=int, default=48, help="proposals per search")
+    p.add_argument("--val-size", type=int, default=5000, help="val images held out of 60k")
+    p.add_argument("--max-train", type=int, default=None, help="cap train (smoke runs only)")
+    p.add_argument("--threads", default="auto", help="torch threads for neas: N or auto")
+    p.add_argument("--work", type=Path, default=None, help="keep the runs here (default: temp)")
+    args = p.parse_args()
+    args.budget_macs = parse_budget(args.budget)
+    args.val_fraction = args.val_size / 60000
+    rows: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    for seed in map(int, args.seeds.split(",")):
+        args.seed = seed
+        data = DataOptions(
+            source=DATA, val_fraction=args.val_fraction, seed=seed, max_train=args.max_train
+        )
+        args.dataset = data.load()
+        with tempfile.TemporaryDirectory() as tmp:
+            work = (args.work or Path(tmp)) / f"seed{seed}"
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir(parents=True)
+            rows += one_seed(args, work)
+        info[str(seed)] = {
+            k: args.train_summary.get(k)
+            for k in ("train_seconds", "random_val_accuracy_mean", "random_val_disagreement_mean")
+        }
+    command = " ".join(["python benchmarks/fashion_mnist.py", *sys.argv[1:]])
+    write_json(
+        "fashion_mnist.json",
+        {
+            "command": command,
+            "budget_macs": args.budget_macs,
+            "train_images": len(args.dataset.y_train),
+            "val_images": len(args.dataset.y_val),
+            "test_images": len(args.dataset.y_test),
+            "torch_threads": args.threads_used,
+            "supernet_epochs": args.epochs,
+            "finetune_epochs": args.finetune_epochs,
+            "evaluations": args.evaluations,
+            "train_summary": info,
+            "methods": rows,
+        },
+    )
+    ds = args.dataset
+    lines = [
+        "",
+        f"Command: `{command}` ({len(ds.y_train)} train / {len(ds.y_val)} val / "
+        f"{len(ds.y_test)} test images, budget {args.budget} MACs per ensemble, supernet "
+        f"{args.epochs} epochs + {args.finetune_epochs} fine-tuning epoch(s) of the chosen "
+        f"ensemble, {args.evaluations} proposals per search, {args.threads_used} torch "
+        "thread(s) chosen by `--threads auto`, shared 2-core machine). neas, single_nas and "
+        "random_ensemble share one supernet; their wall time each includes its training.",
+        "",
+        *table(rows),
+        "",
+    ]
+    write_section(HEADING, lines)
+
+
+if __name__ == "__main__":
+    main()
