@@ -21,6 +21,9 @@ thread count ``--threads auto`` chose for the supernet. For each method: test ac
 two graphs run one after another; HistGradientBoosting: scikit-learn's ``predict_proba``, no ONNX)
 and wall time (neas, single_nas and random_ensemble each include the one supernet training they
 share). Writes the "Fashion-MNIST" section of RESULTS.md and ``results/fashion_mnist.json``.
+Each stage keeps a record in ``--work``; a rerun with the same folder reuses finished stages (their
+measured times, the deep ensemble's and HistGradientBoosting's rows) and scores the exported
+ONNX models again.
 
     nice -n 5 python benchmarks/fashion_mnist.py --seeds 0
 """
@@ -75,6 +78,18 @@ def neas_cli(*args: str) -> float:
     return wall
 
 
+def stage(work: Path, name: str, fn) -> dict[str, Any]:
+    """``fn()``'s record, kept in ``work/NAME.json``: a rerun with the same ``--work`` reuses
+    every finished stage (its measured times and rows) and redoes only the rest."""
+    path = work / f"{name}.json"
+    if path.exists():
+        print(f"reusing {path}", flush=True)
+        return json.loads(path.read_text())
+    record = fn()
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def metrics(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
     m = ensemble_metrics(logits, y)
     return {"test_accuracy": m.accuracy, "nll": m.nll, "ece": m.ece}
@@ -95,21 +110,31 @@ def searched(
 ) -> dict[str, Any]:
     """One neas search on a copy of the trained run, then export of its best ensemble."""
     run = work / name
-    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("search", "ensembles"))
-    common = ["--threads", str(args.threads_used), "--seed", str(args.seed)]
-    search_s = neas_cli(
-        "evolve", str(run), "--budget", args.budget, "--evaluations", str(args.evaluations),
-        "--population", str(args.population), "--no-latency", *common, *extra,
-    )  # fmt: skip
-    export_s = neas_cli(
-        "export", str(run), "--select", "best", "--finetune-epochs", str(args.finetune_epochs),
-        "--format", "onnx", "--no-cascade", "--device", "cpu",
-    )  # fmt: skip
+
+    def search_and_export() -> dict[str, float]:
+        if run.exists():
+            shutil.rmtree(run)
+        shutil.copytree(trained, run, ignore=shutil.ignore_patterns("search", "ensembles"))
+        common = ["--threads", str(args.threads_used), "--seed", str(args.seed)]
+        search_s = neas_cli(
+            "evolve", str(run), "--budget", args.budget, "--evaluations", str(args.evaluations),
+            "--population", str(args.population), "--no-latency", *common, *extra,
+        )  # fmt: skip
+        export_s = neas_cli(
+            "export", str(run), "--select", "best", "--finetune-epochs",
+            str(args.finetune_epochs), "--format", "onnx", "--no-cascade", "--device", "cpu",
+        )  # fmt: skip
+        return {"search_s": search_s, "export_s": export_s}
+
+    times = stage(work, name, search_and_export)
+    search_s, export_s = times["search_s"], times["export_s"]
     (manifest_path,) = run.glob("ensembles/*/manifest.json")
     manifest = json.loads(manifest_path.read_text())
     session = ort_session((manifest_path.parent / "model.onnx").read_bytes(), threads=1)
     x_test = np.ascontiguousarray(args.dataset.x_test, dtype=np.float32)
-    logits = torch.from_numpy(np.stack(session.run(None, {INPUT: x_test})))
+    # outputs: the ensemble's probabilities, then each member's logits
+    outputs = session.run(None, {INPUT: x_test})
+    logits = torch.from_numpy(np.stack(outputs[1:]))
     return {
         "name": name,
         **metrics(logits, args.dataset.y_test),
@@ -196,12 +221,19 @@ def hist_gradient_boosting(ds: Dataset, *, seed: int) -> dict[str, Any]:
 
 def one_seed(args, work: Path) -> list[dict[str, Any]]:
     trained = work / "train"
-    train_s = neas_cli(
-        "train", "--data", DATA, "--val-fraction", str(args.val_fraction),
-        "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", args.threads,
-        "--out", str(trained),
-        *(["--max-train", str(args.max_train)] if args.max_train else []),
-    )  # fmt: skip
+
+    def train() -> dict[str, float]:
+        if trained.exists():
+            shutil.rmtree(trained)
+        wall = neas_cli(
+            "train", "--data", DATA, "--val-fraction", str(args.val_fraction),
+            "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", args.threads,
+            "--out", str(trained),
+            *(["--max-train", str(args.max_train)] if args.max_train else []),
+        )  # fmt: skip
+        return {"wall_s": wall}
+
+    train_s = stage(work, "train", train)["wall_s"]
     summary = json.loads((trained / "train_summary.json").read_text())
     args.threads_used = int(summary["torch_threads"])
     args.train_summary = summary
@@ -216,9 +248,15 @@ def one_seed(args, work: Path) -> list[dict[str, Any]]:
                 searched(name, extra, trained=trained, work=work, args=args, train_s=train_s)
             )
             print(rows[-1], flush=True)
-        rows.append(deep_ensemble(work=work, args=args))
+        rows.append(stage(work, "deep_ensemble", lambda: deep_ensemble(work=work, args=args)))
         print(rows[-1], flush=True)
-        rows.append(hist_gradient_boosting(args.dataset, seed=args.seed))
+        rows.append(
+            stage(
+                work,
+                "hist_gradient_boosting",
+                lambda: hist_gradient_boosting(args.dataset, seed=args.seed),
+            )
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -250,7 +288,12 @@ def main() -> None:
     p.add_argument("--val-size", type=int, default=5000, help="val images held out of 60k")
     p.add_argument("--max-train", type=int, default=None, help="cap train (smoke runs only)")
     p.add_argument("--threads", default="auto", help="torch threads for neas: N or auto")
-    p.add_argument("--work", type=Path, default=None, help="keep the runs here (default: temp)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="keep the runs here (default: temp); a rerun reuses the stages finished there",
+    )
     args = p.parse_args()
     args.budget_macs = parse_budget(args.budget)
     args.val_fraction = args.val_size / 60000
@@ -264,9 +307,7 @@ def main() -> None:
         args.dataset = data.load()
         with tempfile.TemporaryDirectory() as tmp:
             work = (args.work or Path(tmp)) / f"seed{seed}"
-            if work.exists():
-                shutil.rmtree(work)
-            work.mkdir(parents=True)
+            work.mkdir(parents=True, exist_ok=True)
             rows += one_seed(args, work)
         info[str(seed)] = {
             k: args.train_summary.get(k)
