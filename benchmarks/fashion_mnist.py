@@ -354,7 +354,8 @@ def main() -> None:
         f"{len(ds.y_test)} test images, budget {args.budget} MACs per ensemble, supernet "
         f"{args.epochs} epochs + {args.finetune_epochs} fine-tuning epoch(s) of the chosen "
         f"ensemble, {args.evaluations} proposals per search, {args.threads_used} torch "
-        "thread(s) chosen by `--threads auto`, shared 2-core machine). neas, single_nas and "
+        f"thread(s){' chosen by `--threads auto`' if args.threads == 'auto' else ''}, shared "
+        "2-core machine). neas, single_nas and "
         "random_ensemble share one supernet; their wall time each includes its training.",
         "",
         *table(rows),
