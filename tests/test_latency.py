@@ -55,3 +55,30 @@ def test_a_table_written_before_calibration_reads_as_raw_sums() -> None:
     table = LatencyTable.from_dict(data)
     arch = sample(space, np.random.default_rng(1))
     assert table.predict(arch) == table.block_sum_ms(arch)
+
+
+def test_calibrate_fits_the_timings_of_the_ensembles_it_builds(monkeypatch) -> None:
+    """``calibrate`` times the static ensembles of the archs it samples and fits the model to
+    those timings: with timings that follow the model exactly, it recovers the coefficients."""
+    import neas.predictors.latency as lat
+
+    space = tiny_space()
+    table = measure_latency_table(space, repeats=1, warmup=0, calibration=0, show_progress=False)
+
+    class Timed:  # stands in for the static ensemble: remembers which arch it is
+        def __init__(self, space, arch) -> None:
+            self.arch = arch
+
+        def to(self, *args, **kwargs):
+            return self
+
+    monkeypatch.setattr(lat, "static_ensemble", Timed)
+    monkeypatch.setattr(
+        lat,
+        "time_module",
+        lambda net, x, **kw: 1.7 * table.block_sum_ms(net.arch) + 0.2 * calls(net.arch) + 0.4,
+    )
+    fitted = lat.calibrate(table, space, samples=8)
+    assert (fitted.scale, fitted.call_ms, fitted.offset_ms) == pytest.approx(
+        (1.7, 0.2, 0.4), abs=1e-3
+    )

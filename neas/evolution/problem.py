@@ -55,6 +55,21 @@ class Evaluation:
         return (self.ranked_error, float(self.macs), self.latency_ms)
 
 
+def fewest_members(space: SearchSpace, *, search_members: bool, ensemble_size: int | None) -> int:
+    """The fewest members a proposal can have: 1 when K is searched, else ``ensemble_size`` (a K
+    fixed below the space's, checked against it) or the space's K."""
+    if ensemble_size is not None and ensemble_size < 1:
+        raise ConfigError(f"--ensemble-size must be at least 1, got {ensemble_size}")
+    if ensemble_size is not None and ensemble_size > space.num_members:
+        raise ConfigError(
+            f"--ensemble-size {ensemble_size} is more than the supernet's "
+            f"{space.num_members} members"
+        )
+    if search_members:
+        return 1
+    return ensemble_size or space.num_members
+
+
 def cheapest_macs(space: SearchSpace, table: CostTable, *, min_members: int) -> int:
     """MACs of the cheapest ensemble: every layer shared, its cheapest op, fewest members."""
     layers = sum(
@@ -85,11 +100,9 @@ class SearchProblem:
     ) -> None:
         self.space, self.score, self.costs, self.latency = space, score, costs, latency
         self.budget, self.search_members = budget, search_members
-        if ensemble_size is not None and not 1 <= ensemble_size <= space.num_members:
-            raise ConfigError(
-                f"--ensemble-size {ensemble_size} is outside 1..{space.num_members} (the "
-                "supernet's members)"
-            )
+        self.min_members = fewest_members(
+            space, search_members=search_members, ensemble_size=ensemble_size
+        )
         self.ensemble_size = ensemble_size  # K fixed below the space's K (None: the space's)
         self.on_evaluation = on_evaluation
         self.error_step = error_step  # 1 / validation size: ties in error broken by NLL
@@ -106,13 +119,6 @@ class SearchProblem:
                 f"budget {budget:,} MACs is below the cheapest ensemble in this space "
                 f"({cheapest:,} MACs)"
             )
-
-    @property
-    def min_members(self) -> int:
-        """The fewest members a proposal can have."""
-        if self.search_members:
-            return 1
-        return self.ensemble_size or self.space.num_members
 
     @property
     def n_var(self) -> int:

@@ -33,7 +33,13 @@ from neas.errors import ConfigError, RunDirError
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution.checkpoint import ScoreCheckpoint, score_fingerprint
 from neas.evolution.hypervolume import hypervolume, latency_reference
-from neas.evolution.problem import Evaluation, SearchProblem, cheapest_macs, pareto_front
+from neas.evolution.problem import (
+    Evaluation,
+    SearchProblem,
+    cheapest_macs,
+    fewest_members,
+    pareto_front,
+)
 from neas.evolution.strategies import create_strategy
 from neas.nn.supernet import Supernet
 from neas.plots import plot_hypervolume, plot_pareto
@@ -102,12 +108,9 @@ def check_search(options: SearchOptions, space: SearchSpace) -> None:
     """Fail early (before training): an unknown strategy, or a budget below the space's
     cheapest ensemble."""
     create_strategy(options.strategy, storage=None, surrogate=options.surrogate)
-    if options.ensemble_size is not None and options.ensemble_size > space.num_members:
-        raise ConfigError(
-            f"--ensemble-size {options.ensemble_size} is more than the supernet's "
-            f"{space.num_members} members"
-        )
-    k = 1 if options.search_members else (options.ensemble_size or space.num_members)
+    k = fewest_members(
+        space, search_members=options.search_members, ensemble_size=options.ensemble_size
+    )
     cheapest = cheapest_macs(space, CostTable.from_space(space), min_members=k)
     if options.budget_macs < cheapest:
         raise ConfigError(

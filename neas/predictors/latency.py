@@ -155,9 +155,9 @@ def fit_calibration(
         # Noise let calls and offset explain everything and dropped the table; keep the table's
         # ranking and fit its level alone (least squares through the origin).
         s = a[:, 0]
-        coef = np.array([float(s @ y) / float(s @ s) if s @ s > 0 else 1.0, 0.0, 0.0])
-        if coef[0] <= 0:
+        if s @ y <= 0:
             return 1.0, 0.0, 0.0
+        coef = np.array([float(s @ y) / float(s @ s), 0.0, 0.0])
     scale, call_ms, offset = (round(float(c), 6) for c in coef)
     return scale, call_ms, offset
 
