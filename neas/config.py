@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from neas.budget import parse_budget
+from neas.cost import supernet_params_floor
 from neas.data import VAL_FRACTION, Dataset, load_dataset
 from neas.errors import ConfigError
 from neas.search_spaces import SearchSpace, create_space
@@ -51,10 +52,63 @@ EVAL_BATCH_CPU, EVAL_BATCH_CUDA = 128, 1024
 #: torch CPU threads of a job: N, "auto" (the fastest of 1, 2, 4, ... cores over a few timed
 #: training steps) or None (torch's own default). ``neas.device.resolve_threads`` resolves it.
 THREADS = "auto"
+#: Upper limits of options, far above any job this tool is for and low enough that a typo is
+#: refused before it can exhaust memory (the same checks for the CLI, the API, the estimator
+#: and ``config.json`` on resume).
+MAX_MEMBERS = 16
+MAX_WIDTH_MULT = 16.0
+MAX_WIDTH = 8192  # --head-width, --feature-width
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_SAMPLES = 100_000  # shrink and summary samples, population, evaluations
+#: Parameters a supernet may hold (4 GB of float32 weights).
+MAX_SUPERNET_PARAMS = 10**9
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},
 }
+
+
+def check_int(name: str, value: object, low: int, high: int) -> None:
+    """A one-line ``ConfigError`` unless ``value`` is a whole number in ``low..high``.
+
+    >>> check_int("--epochs", 2.5, 1, 10)
+    Traceback (most recent call last):
+    ...
+    neas.errors.ConfigError: --epochs must be a whole number, got 2.5
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")
+    if value > high:
+        raise ConfigError(f"{name} must be at most {high:,}, got {value:,}")
+
+
+def check_float(
+    name: str, value: object, low: float, high: float, *, open_low: bool = False, open_high=False
+) -> None:
+    """A one-line ``ConfigError`` unless ``value`` is a finite number in the range ``low`` to
+    ``high`` (either end open when asked).
+
+    >>> check_float("--lr", float("nan"), 0, 10, open_low=True)
+    Traceback (most recent call last):
+    ...
+    neas.errors.ConfigError: --lr must be a number in (0, 10], got nan
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    above = number > low if open_low else number >= low
+    below = number < high if open_high else number <= high
+    if not (ok and math.isfinite(number) and above and below):
+        span = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ConfigError(f"{name} must be a number in {span}, got {value!r}")
+
+
+def check_seed(value: object) -> None:
+    check_int("--seed", value, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -69,10 +123,12 @@ class DataOptions:
     val_fraction: float = VAL_FRACTION
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if self.max_train is not None and self.max_train < 1:
-            raise ConfigError(f"--max-train must be at least 1, got {self.max_train}")
+        if not isinstance(self.source, str) or not self.source:
+            raise ConfigError(f"--data must name a dataset, got {self.source!r}")
+        check_float("--val-fraction", self.val_fraction, 0, 1, open_low=True, open_high=True)
+        if self.max_train is not None:
+            check_int("--max-train", self.max_train, 1, 2**62)
+        check_seed(self.seed)
 
     def load(self) -> Dataset:
         return load_dataset(
@@ -101,8 +157,16 @@ class SpaceOptions:
     feature_width: int | None = None
 
     def __post_init__(self) -> None:
-        if self.members is not None and self.members < 1:
-            raise ConfigError(f"--members must be at least 1, got {self.members}")
+        if self.members is not None:
+            check_int("--members", self.members, 1, MAX_MEMBERS)
+        if self.width_mult is not None:
+            check_float("--width-mult", self.width_mult, 0, MAX_WIDTH_MULT, open_low=True)
+        for name, value in (
+            ("--head-width", self.head_width),
+            ("--feature-width", self.feature_width),
+        ):
+            if value is not None:
+                check_int(name, value, 1, MAX_WIDTH)
 
     def build(self, dataset: Dataset) -> SearchSpace:
         small = dataset.image_size <= SMALL_IMAGE
@@ -113,7 +177,7 @@ class SpaceOptions:
             "feature_width": self.feature_width,
         }
         overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
-        return create_space(
+        space = create_space(
             self.name,
             num_members=self.members,
             image_size=dataset.image_size,
@@ -121,6 +185,14 @@ class SpaceOptions:
             num_classes=dataset.num_classes,
             **overrides,
         )
+        floor = supernet_params_floor(space)
+        if floor > MAX_SUPERNET_PARAMS:  # refused before a weight is allocated
+            raise ConfigError(
+                f"this space's supernet would hold over {floor:,} parameters (the limit is "
+                f"{MAX_SUPERNET_PARAMS:,}); lower --width-mult, --head-width, --feature-width "
+                "or --members"
+            )
+        return space
 
 
 @dataclass(frozen=True)
@@ -147,20 +219,22 @@ class TrainConfig:
     summary_samples: int = 8
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        check_int("--epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("--batch-size", self.batch_size, 1, MAX_BATCH)
+        if self.lr is not None:
+            check_float("--lr", self.lr, 0, 10, open_low=True)
+        check_float("weight decay", self.weight_decay, 0, 1)
+        check_float("momentum", self.momentum, 0, 1, open_high=True)
+        check_float("--label-smoothing", self.label_smoothing, 0, 1, open_high=True)
+        check_seed(self.seed)
+        check_int("summary samples", self.summary_samples, 0, MAX_SAMPLES)
         if self.weights not in WEIGHT_MODES:
             raise ConfigError(
                 f"unknown weight mode {self.weights!r}; valid: {', '.join(WEIGHT_MODES)}"
             )
         if self.optimizer not in ("sgd", "adamw"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: sgd, adamw")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"warm-up epochs must be >= 0, got {self.warmup_epochs}")
-        if self.summary_samples < 0:
-            raise ConfigError(f"summary samples must be >= 0, got {self.summary_samples}")
+        check_float("warm-up epochs", self.warmup_epochs, 0, MAX_EPOCHS)
 
     @property
     def base_lr(self) -> float:
@@ -183,6 +257,10 @@ class ShrinkConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.at, (tuple, list)):
+            raise ConfigError(f"shrink points must be a list of fractions, got {self.at!r}")
+        for a in self.at:
+            check_float("shrink points", a, 0, 1, open_low=True, open_high=True)
         at = tuple(float(a) for a in self.at)
         object.__setattr__(self, "at", at)
         if not all(0.0 < a < 1.0 for a in at):
@@ -193,12 +271,13 @@ class ShrinkConfig:
             raise ConfigError(
                 f"shrink ratio must be in [0, 1) (1 would empty a layer), got {self.ratio}"
             )
-        if self.min_ops < 1:
-            raise ConfigError(f"min ops per layer must be >= 1, got {self.min_ops}")
-        if self.samples < 2:
-            raise ConfigError(f"shrink samples must be >= 2, got {self.samples}")
-        if not math.isfinite(self.diversity_weight):
+        check_int("--min-ops", self.min_ops, 1, 1000)
+        check_int("--shrink-samples", self.samples, 2, MAX_SAMPLES)
+        if not isinstance(self.diversity_weight, (int, float)) or not math.isfinite(
+            self.diversity_weight
+        ):
             raise ConfigError(f"diversity weight must be finite, got {self.diversity_weight}")
+        check_seed(self.seed)
 
     @property
     def enabled(self) -> bool:
@@ -254,10 +333,11 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         self.budget_macs  # noqa: B018  (parses, or raises BudgetError)
-        if self.population < 2:
-            raise ConfigError(f"--population must be at least 2, got {self.population}")
-        if self.generations < 1:
-            raise ConfigError(f"--generations must be at least 1, got {self.generations}")
+        check_int("--population", self.population, 2, MAX_SAMPLES)
+        check_int("--generations", self.generations, 1, MAX_SAMPLES)
+        if self.evaluations is not None:
+            check_int("--evaluations", self.evaluations, 1, MAX_SAMPLES * 10)
+        check_seed(self.seed)
         if self.total_evaluations < self.population:
             raise ConfigError(
                 f"--evaluations ({self.total_evaluations}) is smaller than the population "
@@ -269,10 +349,8 @@ class SearchOptions:
             raise ConfigError(
                 "--ensemble-size fixes K; it cannot be combined with --search-members"
             )
-        if self.latency_batch < 1:
-            raise ConfigError(f"--latency-batch must be at least 1, got {self.latency_batch}")
-        if self.calibration_images < 1:
-            raise ConfigError(f"calibration images must be >= 1, got {self.calibration_images}")
+        check_int("--latency-batch", self.latency_batch, 1, MAX_BATCH)
+        check_int("calibration images", self.calibration_images, 1, 10**7)
 
     @property
     def budget_macs(self) -> int:

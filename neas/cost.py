@@ -125,3 +125,20 @@ class CostTable:
 def ensemble_cost(space: SearchSpace, arch: EnsembleArch) -> Cost:
     """MACs and params of ``arch`` in ``space`` (builds a ``CostTable``; reuse one for many)."""
     return CostTable.from_space(space).ensemble(arch)
+
+
+def supernet_params_floor(space: SearchSpace) -> int:
+    """A lower bound on the parameters of any supernet over ``space`` (every weight mode holds
+    at least the stem, each member's head and each layer's largest op), from the spec alone.
+
+    A file that claims ``space`` but holds fewer tensor elements than this is refused before a
+    network is built for it; an honest one never is (``tests/test_hostile.py``).
+
+    >>> from neas.search_spaces import create_space
+    >>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10)
+    >>> 0 < supernet_params_floor(space) < 10**8
+    True
+    """
+    table = CostTable.from_space(space)
+    largest = sum(max(c.params for c in layer.values()) for layer in table.layers)
+    return table.stem.params + space.num_members * table.head.params + largest

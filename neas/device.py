@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 import torch
 
+from neas.config import MAX_THREADS
 from neas.errors import ConfigError
 
 AUTO = "auto"
@@ -53,8 +54,8 @@ def torch_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    if n < 1:
-        raise ConfigError(f"threads must be >= 1, got {n}")
+    if n < 1 or n > MAX_THREADS:
+        raise ConfigError(f"threads must be in 1..{MAX_THREADS}, got {n}")
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -73,6 +74,8 @@ def parse_threads(value: Threads) -> Threads:
         n = 0
     if n < 1 or (isinstance(value, float) and value != n):
         raise ConfigError(f"threads must be a positive integer or 'auto', got {value!r}")
+    if n > MAX_THREADS:
+        raise ConfigError(f"threads must be at most {MAX_THREADS}, got {n:,}")
     return n
 
 

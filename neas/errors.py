@@ -2,7 +2,9 @@
 
 The CLI prints any :class:`NeasError` as one line, ``error: <message>``, and exits with the
 error's ``exit_code``: 2 for bad input (a name, a file, a number, a run folder), 3 when neas's
-own verification of what it produced fails (an ONNX graph that does not match PyTorch).
+own verification of what it produced fails (an ONNX graph that does not match PyTorch). An
+``OSError`` (disk full, read-only file system, no permission) is one line naming the path and
+exit code 4; Ctrl-C is one line (with the command that resumes, where there is one) and 130.
 Anything else is a bug and keeps its traceback.
 
 >>> issubclass(DataError, NeasError), DataError.exit_code, ExportError.exit_code
@@ -17,6 +19,11 @@ from typing import ClassVar
 EXIT_BAD_INPUT = 2
 #: Exit code for a failed verification of an artifact neas produced.
 EXIT_VERIFICATION = 3
+#: Exit code when the system refused a read or write (disk full, read-only, no permission):
+#: the CLI names the path; what was written before stays whole (writes are atomic).
+EXIT_SYSTEM = 4
+#: Exit code of a job stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 class NeasError(ValueError):

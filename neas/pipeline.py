@@ -173,7 +173,7 @@ def train_planned(
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["epoch"] >= cfg.train.epochs and (run / TRAIN_SUMMARY).exists():
             state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
-            net = supernet_from_checkpoint(ckpt).to(dev)
+            net = supernet_from_checkpoint(ckpt, ckpt_path).to(dev)
             return TrainResult(run, net, state, dataset, read_json(run / TRAIN_SUMMARY))
     # threads are timed only now: bad input (an occupied folder, a damaged checkpoint) has failed
     n_threads = training_threads(threads, plan.search_space, dataset, config=cfg.train, device=dev)

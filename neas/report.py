@@ -35,6 +35,7 @@ from neas.run import (
     SHRINK_PLOT,
     TRAIN_SUMMARY,
     atomic_write_text,
+    export_matches,
 )
 
 _STYLE = """
@@ -57,7 +58,15 @@ def _damaged(path: Path, exc: BaseException) -> RunDirError:
     )
 
 
+def _regular(path: Path) -> Path:
+    """``path``, refused when it is a symbolic link: the report shows only the run's own files."""
+    if Path(path).is_symlink():
+        raise RunDirError(f"{path} is a symbolic link; neas never reads a run file through one")
+    return path
+
+
 def _json(path: Path) -> Any:
+    _regular(path)
     try:
         return json.loads(Path(path).read_text())
     except (ValueError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError
@@ -65,6 +74,7 @@ def _json(path: Path) -> Any:
 
 
 def _csv(path: Path) -> pd.DataFrame:
+    _regular(path)
     try:
         return pd.read_csv(path)
     except (ValueError, OSError) as exc:  # ParserError, EmptyDataError, UnicodeDecodeError
@@ -82,7 +92,7 @@ def _section(render: Any, where: Path, path: Path) -> str:
 
 
 def _img(path: Path, alt: str) -> str:
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():  # only a run's own regular files are embedded
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -220,10 +230,27 @@ def _ensemble_section(folder: Path) -> str:
     return "".join(parts)
 
 
+def _exports(run: Path) -> list[Path]:
+    """The run's own export folders (no symbolic links) that hold a finished export of the
+    architecture ``pareto.csv`` gives their id now: a stale export is never shown."""
+    root = run / ENSEMBLES
+    if root.is_symlink() or not root.is_dir() or not (run / PARETO).is_file():
+        return []
+    front = _csv(run / PARETO)
+    if not {"id", "arch"} <= set(front.columns):
+        return []
+    archs = dict(zip(front["id"].astype(str), front["arch"].astype(str)))
+    return [
+        f
+        for f in sorted(root.iterdir())
+        if not f.is_symlink() and f.name in archs and export_matches(f, archs[f.name])
+    ]
+
+
 def render_report(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as one HTML string."""
     run = Path(run_dir)
-    folders = sorted(p.parent for p in run.glob(f"{ENSEMBLES}/*/manifest.json"))
+    folders = _exports(run)
     body = [
         f"<h1>neas run <code>{html.escape(run.name)}</code></h1>",
         f'<p class="muted">{html.escape(str(run.resolve()))}</p>',

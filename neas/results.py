@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
-from neas.deploy.export import read_pareto
+from neas.deploy.export import front_archs, read_pareto
 from neas.errors import ConfigError, SelectError
 from neas.report import write_report
-from neas.run import ENSEMBLES
+from neas.run import ensemble_dir, export_matches
 
 
 class RunResults:
@@ -55,14 +55,13 @@ class RunResults:
 
     def ensemble(self, ensemble_id: str) -> DeployedEnsemble:
         """Ensemble ``ensemble_id``, loaded (exported first, PyTorch only, if it is not yet)."""
-        path = self.run_dir / ENSEMBLES / ensemble_id / "model.pt"
-        if not path.is_file():
-            if ensemble_id not in set(self.front["id"]):
-                raise SelectError(
-                    f"unknown ensemble id {ensemble_id}; valid: {', '.join(self.front['id'])}"
-                )
+        front = front_archs(self.front)
+        if ensemble_id not in front:
+            raise SelectError(f"unknown ensemble id {ensemble_id}; valid: {', '.join(front)}")
+        folder = ensemble_dir(self.run_dir, ensemble_id)
+        if not (folder / "model.pt").is_file() or not export_matches(folder, front[ensemble_id]):
             export_run(self.run_dir, select=[ensemble_id], formats=("torch",), cascade=False)
-        return load_ensemble(path)
+        return load_ensemble(folder / "model.pt")
 
     def export(self, select: str | Sequence[str] = "all", **kwargs: Any) -> list[Path]:
         """``neas export``: see ``neas.deploy.export_run`` for the options."""

@@ -29,11 +29,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -43,10 +41,12 @@ from typing import Any
 import torch
 
 from neas.config import RunConfig, TrainConfig
+from neas.cost import supernet_params_floor
 from neas.data import Dataset
 from neas.errors import ConfigError, RunDirError
 from neas.nn.supernet import Supernet
 from neas.search_spaces import SearchSpace
+from neas.torchfile import read_torch_file, tensor_elements, unknown_keys
 
 MARKER = "run.json"
 CONFIG = "config.json"
@@ -119,6 +119,79 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+#: What an ensemble id (or any name read from a run file and used as a file name) may be: one
+#: plain path component, so nothing a run folder says can point outside it.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def safe_name(value: object, what: str) -> str:
+    """``value`` if it is a plain file name (letters, digits, ``.``, ``_``, ``-``; at most 64;
+    not starting with a dot), else a one-line ``RunDirError`` naming ``what``.
+
+    >>> safe_name("e000", "id")
+    'e000'
+    >>> safe_name("../x", "pareto.csv id")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    neas.errors.RunDirError: pareto.csv id '../x' is not a plain name ...
+    """
+    if not isinstance(value, str) or not SAFE_NAME.match(value):
+        raise RunDirError(
+            f"{what} {value!r} is not a plain name (letters, digits, '.', '_', '-'); "
+            "refusing to use it as a file name"
+        )
+    return value
+
+
+def real_dir(path: Path) -> Path:
+    """``path`` unless it is a symbolic link (to a folder or not): run folders are never
+    written or read through one."""
+    if path.is_symlink():
+        raise RunDirError(f"{path} is a symbolic link; neas never writes or reads through one")
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"cannot write to {path}: it is not a folder")
+    return path
+
+
+def ensemble_dir(run_dir: str | os.PathLike[str], ensemble_id: object) -> Path:
+    """``RUN/ensembles/<id>`` for a safe ``ensemble_id``, neither part a symbolic link."""
+    root = real_dir(Path(run_dir) / ENSEMBLES)
+    return real_dir(root / safe_name(ensemble_id, "ensemble id"))
+
+
+def export_matches(folder: Path, arch_json: str) -> bool:
+    """Whether ``folder`` holds a finished export (``manifest.json`` written last) of the
+    architecture ``arch_json`` (a ``pareto.csv`` row's ``arch``)."""
+    manifest = folder / "manifest.json"
+    if manifest.is_symlink() or not manifest.is_file():
+        return False
+    try:
+        return read_json(manifest).get("arch") == json.loads(arch_json)
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def remove_stale_exports(run_dir: str | os.PathLike[str], front: dict[str, str]) -> list[str]:
+    """Delete every ``RUN/ensembles/<id>`` that is not a finished export of the architecture
+    that ``front`` (id -> arch JSON, i.e. ``pareto.csv``) now gives that id; returns the ids.
+
+    A rewritten front reuses ids (``e000`` ...) for other architectures, so its old exports
+    would otherwise be served under the new ids. Only real folders inside the run are touched.
+    """
+    root = Path(run_dir) / ENSEMBLES
+    if root.is_symlink() or not root.is_dir():
+        return []
+    stale = []
+    for folder in sorted(root.iterdir()):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        arch = front.get(folder.name)
+        if arch is None or not export_matches(folder, arch):
+            shutil.rmtree(folder)
+            stale.append(folder.name)
+    return stale
 
 
 def read_json(path: Path) -> Any:
@@ -231,18 +304,24 @@ def save_checkpoint(
     )
 
 
+#: Every key a checkpoint may hold (``save_checkpoint`` writes them all).
+CHECKPOINT_KEYS = (
+    "format",
+    "model",
+    "optimizer",
+    "epoch",
+    "history",
+    "space",
+    "weights",
+    "config",
+    "torch_rng",
+)
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint safely (no pickled code); a one-line ``RunDirError`` if it is damaged."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f"carries pickled code ({found.group(1)})" if found else "is damaged"
-        raise RunDirError(f"{path} {what}; refusing to load it ({RETRAIN})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
-        raise RunDirError(
-            f"{path} is not a readable neas checkpoint (damaged or not ours; {RETRAIN})"
-        ) from None
+    """Load a checkpoint safely (no pickled code, no compressed records, no unknown keys); a
+    one-line ``RunDirError`` if it is damaged or not ours."""
+    ckpt = read_torch_file(path, error=RunDirError, advice=RETRAIN)
     needed = {"model": dict, "epoch": int, "space": str, "weights": str, "format": int}
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed if k != "format"):
         raise RunDirError(f"{path} is not a neas supernet checkpoint ({RETRAIN})")
@@ -253,13 +332,31 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if ckpt.get("format", 0) > CHECKPOINT_FORMAT:
         raise RunDirError(f"{path} has checkpoint format {ckpt['format']}; upgrade neas")
+    extra = unknown_keys(ckpt, CHECKPOINT_KEYS)
+    if extra:
+        raise RunDirError(
+            f"{path} holds fields no neas checkpoint has ({', '.join(extra[:3])}); {RETRAIN}"
+        )
     return ckpt
 
 
-def supernet_from_checkpoint(ckpt: dict[str, Any]) -> Supernet:
-    """Rebuild the supernet (current space, weight mode) and load its weights."""
-    net = Supernet(SearchSpace.from_json(ckpt["space"]), weights=ckpt["weights"])
-    net.load_state_dict(ckpt["model"])
+def supernet_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> Supernet:
+    """Rebuild the supernet (current space, weight mode) of the checkpoint read from ``path``
+    and load its weights; a one-line ``RunDirError`` when they do not fit.
+
+    The space must not imply more weights than the checkpoint holds, so a small file cannot
+    make neas allocate a huge network.
+    """
+    try:
+        space = SearchSpace.from_json(ckpt["space"])
+        held, floor = tensor_elements(ckpt["model"]), supernet_params_floor(space)
+        if floor > held:
+            raise ValueError(f"its space needs at least {floor:,} weights, it holds {held:,}")
+        net = Supernet(space, weights=ckpt["weights"])
+        net.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+        raise RunDirError(f"{path} does not match its run ({RETRAIN}): {first}") from None
     return net
 
 
@@ -307,11 +404,7 @@ def open_trained(
     ckpt_path = require_trained(run_dir)
     config = read_config(run_dir)
     ckpt = load_checkpoint(ckpt_path)
-    try:
-        supernet = supernet_from_checkpoint(ckpt)
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
-        raise RunDirError(f"{ckpt_path} does not match its run ({RETRAIN}): {first}") from None
+    supernet = supernet_from_checkpoint(ckpt, ckpt_path)
     return TrainedRun(
         path=Path(run_dir),
         config=config,

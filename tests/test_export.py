@@ -41,7 +41,7 @@ def one_torch_thread():
 
 def write_pareto(run: Path, n: int = 3) -> None:
     """A pareto.csv in the search stage's format, from sampled architectures."""
-    supernet = supernet_from_checkpoint(load_checkpoint(run / "supernet.pt"))
+    supernet = supernet_from_checkpoint(load_checkpoint(run / "supernet.pt"), run / "supernet.pt")
     space, table = supernet.space, CostTable.from_space(supernet.space)
     rng = np.random.default_rng(3)
     rows = []

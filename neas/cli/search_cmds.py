@@ -59,9 +59,12 @@ from neas.cli.common import (
     WeightsOpt,
     WidthOpt,
     app,
+    command_line,
     console,
+    kept_options,
     print_config,
     quiet_libraries,
+    resume_on_interrupt,
     run_config_from,
     user_errors,
 )
@@ -172,6 +175,7 @@ def print_front(front, *, budget: int, run_dir: Path) -> None:
 @app.command("search")
 @user_errors
 def search_cmd(
+    ctx: typer.Context,
     space: SpaceOpt = D_SPACE,
     budget: BudgetOpt = D_BUDGET,
     data: DataOpt = D_DATA,
@@ -243,16 +247,20 @@ def search_cmd(
         print_config(config, options)
         return
     quiet_libraries(strategy)
-    result = pipeline.search(
-        out=out or _default_out(),
-        config=config,
-        options=options,
-        device=device,
-        threads=threads,
-        resume=resume,
-        force=force,
-        export=export,
-    )
+    out = out or _default_out()
+    if resume and (note := kept_options(ctx, config, out)):
+        console.print(note, highlight=False, markup=False)
+    with resume_on_interrupt(command_line(ctx, out=out, resume=True, force=None)):
+        result = pipeline.search(
+            out=out,
+            config=config,
+            options=options,
+            device=device,
+            threads=threads,
+            resume=resume,
+            force=force,
+            export=export,
+        )
     if result is None:  # torchrun: ranks other than 0 stop after training
         return
     print_front(result.search.front, budget=options.budget_macs, run_dir=result.run_dir)
@@ -262,6 +270,7 @@ def search_cmd(
 @app.command("evolve")
 @user_errors
 def evolve_cmd(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A run folder with a trained supernet.")],
     budget: BudgetOpt = D_BUDGET,
     strategy: StrategyOpt = D_STRATEGY,
@@ -307,7 +316,8 @@ def evolve_cmd(
         seed=seed,
     )
     quiet_libraries(strategy)
-    result = pipeline.evolve(
-        run_dir, options=options, device=device, threads=threads, resume=resume
-    )
+    with resume_on_interrupt(command_line(ctx, resume=True)):
+        result = pipeline.evolve(
+            run_dir, options=options, device=device, threads=threads, resume=resume
+        )
     print_front(result.front, budget=options.budget_macs, run_dir=Path(run_dir))

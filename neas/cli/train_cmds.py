@@ -51,8 +51,11 @@ from neas.cli.common import (
     WeightsOpt,
     WidthOpt,
     app,
+    command_line,
     console,
+    kept_options,
     print_config,
+    resume_on_interrupt,
     run_config_from,
     user_errors,
 )
@@ -167,6 +170,7 @@ def cost_cmd(
 @app.command("train")
 @user_errors
 def train_cmd(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
     space: SpaceOpt = D_SPACE,
     data: DataOpt = D_DATA,
@@ -204,9 +208,12 @@ def train_cmd(
     if show_config:
         print_config(config)
         return
-    result = pipeline.train(
-        out=out, config=config, device=device, threads=threads, resume=resume, force=force
-    )
+    if resume and (note := kept_options(ctx, config, out)):
+        console.print(note, highlight=False, markup=False)
+    with resume_on_interrupt(command_line(ctx, resume=True, force=None)):
+        result = pipeline.train(
+            out=out, config=config, device=device, threads=threads, resume=resume, force=force
+        )
     if not is_main_process():  # under torchrun only rank 0 reports
         return
     s = result.summary

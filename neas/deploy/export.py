@@ -41,10 +41,17 @@ from neas.progress import make_progress
 from neas.run import (
     ENSEMBLES,
     PARETO,
+    SEARCH_LOCK,
     TrainedRun,
+    ensemble_dir,
+    export_matches,
+    file_lock,
     open_trained,
     read_config,
     read_json,
+    real_dir,
+    remove_stale_exports,
+    safe_name,
     writable_dir,
     write_json,
 )
@@ -71,7 +78,14 @@ def read_pareto(run_dir: str | Path) -> pd.DataFrame:
     if missing or table.empty:
         what = f"lacks columns {', '.join(missing)}" if missing else "is empty"
         raise RunDirError(f"{path} {what}; run `neas search` again")
+    for value in table["id"]:  # ids become folder names: nothing may point outside the run
+        safe_name(value, f"{path}: ensemble id")
     return table
+
+
+def front_archs(table: pd.DataFrame) -> dict[str, str]:
+    """id -> architecture JSON of a front (``read_pareto``), what each export must match."""
+    return dict(zip(table["id"].astype(str), table["arch"].astype(str)))
 
 
 def select_rows(table: pd.DataFrame, select: str | Sequence[str]) -> pd.DataFrame:
@@ -258,7 +272,8 @@ def export_run(
     [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
     """
     run = Path(run_dir)
-    rows = select_rows(read_pareto(run), select)
+    table = read_pareto(run)
+    rows = select_rows(table, select)
     chosen = check_formats(formats)
     if finetune_epochs < 0:
         raise ConfigError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
@@ -273,13 +288,20 @@ def export_run(
             raise RunDirError(
                 f"{run / PARETO}: ensemble {row['id']}: {exc}; run `neas search` again"
             ) from None
-    root = writable_dir(run / ENSEMBLES)
+    for _, row in rows.iterrows():
+        ensemble_dir(run, row["id"])  # no symbolic link on the way
+    writable_dir(real_dir(run / ENSEMBLES))
     folders = []
-    with make_progress(show=show_progress) as progress, torch_threads(threads):
+    with (
+        file_lock(run / SEARCH_LOCK),  # one writer of ensembles/ at a time (export, search)
+        make_progress(show=show_progress) as progress,
+        torch_threads(threads),
+    ):
+        remove_stale_exports(run, front_archs(read_pareto(run)))  # the front may have changed
         task = progress.add_task("export", total=len(rows), info="")
         for _, row in rows.iterrows():
             progress.update(task, info=str(row["id"]))
-            out = writable_dir(root / str(row["id"]))
+            out = writable_dir(ensemble_dir(run, row["id"]))
             export_ensemble(
                 trained,
                 row,
@@ -308,7 +330,7 @@ def cascade_run(
     0.9
     """
     run = Path(run_dir)
-    out = run / ENSEMBLES / ensemble_id
+    out = ensemble_dir(run, ensemble_id)
     if not (out / "model.pt").is_file():
         exported = sorted(p.parent.name for p in run.glob(f"{ENSEMBLES}/*/model.pt"))
         valid = ", ".join(exported) or "none yet; run `neas export` first"
@@ -316,6 +338,7 @@ def cascade_run(
     if not 0.0 <= tolerance < 1.0:
         raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
     model = load_ensemble(out / "model.pt")
+    require_current(run, ensemble_id)
     manifest_path = out / "manifest.json"
     manifest = _read_manifest(manifest_path) if manifest_path.is_file() else {"id": ensemble_id}
     ds = read_config(run).data.load()
@@ -346,6 +369,22 @@ def cascade_run(
     )
     write_json(manifest_path, manifest)
     return info
+
+
+def require_current(run_dir: str | Path, ensemble_id: str) -> None:
+    """A one-line error unless ``RUN/ensembles/<id>`` is a finished export of the architecture
+    that ``pareto.csv`` gives ``ensemble_id`` now (a later search may have given the id to
+    another architecture)."""
+    arch = front_archs(read_pareto(run_dir)).get(ensemble_id)
+    manifest = ensemble_dir(run_dir, ensemble_id) / "manifest.json"
+    if manifest.is_file():
+        _read_manifest(manifest)  # a damaged one is named as such
+    if arch is None or not export_matches(manifest.parent, arch):
+        why = "is not on the front" if arch is None else "was exported from an older front"
+        raise SelectError(
+            f"ensemble {ensemble_id} {why}; export it again with `neas export {run_dir} "
+            f"--select {ensemble_id}`"
+        )
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

@@ -19,9 +19,6 @@ array([3, 1, 7])
 
 from __future__ import annotations
 
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from neas.cost import CostTable
 from neas.errors import InputShapeError, ModelFileError, NeasError
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet, combine
@@ -36,6 +34,7 @@ from neas.run import atomic_torch_save
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SearchSpace
 from neas.tabular import TableEncoder
+from neas.torchfile import read_torch_file, tensor_elements, unknown_keys
 
 FORMAT = "neas-ensemble"
 FORMAT_VERSION = 1
@@ -106,23 +105,16 @@ def save_ensemble_file(
     )
 
 
+#: Every key a ``model.pt`` may hold (``save_ensemble_file`` writes them all).
+KEYS = ("format", "format_version", *_KEYS, "cascade_threshold")
+
+
 def read_ensemble_file(path: str | Path) -> dict[str, Any]:
     """The checked payload of a ``model.pt``; ``ModelFileError`` (one line) if it is not ours."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if found:  # weights_only refused to import a class or function: pickled code
-            raise ModelFileError(
-                f"{path} carries pickled code ({found.group(1)}), which neas never writes; "
-                "refusing to load it (re-export the ensemble with `neas export`)"
-            ) from None
-        raise ModelFileError(f"{path} is not a torch file (or is damaged); {REEXPORT}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError):
-        raise ModelFileError(f"{path} is not a torch file (or is damaged); {REEXPORT}") from None
+    payload = read_torch_file(path, error=ModelFileError, advice=REEXPORT)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(
             f"{path} is not a neas ensemble (no format marker {FORMAT!r}); export one with "
@@ -143,6 +135,11 @@ def read_ensemble_file(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(
             f"{path} has format version {payload['format_version']}; this neas reads "
             f"version {FORMAT_VERSION} (upgrade neas)"
+        )
+    extra = unknown_keys(payload, KEYS)
+    if extra:
+        raise ModelFileError(
+            f"{path} holds fields no neas ensemble has ({', '.join(extra[:3])}); {REEXPORT}"
         )
     return payload
 
@@ -281,6 +278,12 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
     try:
         space = SearchSpace.from_json(payload["space"])
         arch = EnsembleArch.from_json(payload["arch"], space)
+        needed, held = (
+            CostTable.from_space(space).ensemble(arch).params,
+            tensor_elements(payload["state_dict"]),
+        )
+        if needed > held:  # checked before anything is allocated for the network
+            raise ValueError(f"its architecture needs {needed:,} weights, it holds {held:,}")
         net = static_ensemble(space, arch)
         net.load_state_dict(payload["state_dict"])
         spec = InputSpec.from_dict(payload["input"])

@@ -55,6 +55,8 @@ from neas.run import (
     atomic_write_text,
     file_lock,
     read_json,
+    real_dir,
+    remove_stale_exports,
     writable_dir,
     write_json,
 )
@@ -126,6 +128,7 @@ def preflight_search(run_dir: Path, options: SearchOptions, space: SearchSpace) 
     writable_dir(run_dir)
     if (run_dir / SEARCH_DIR).exists() and not (run_dir / SEARCH_DIR).is_dir():
         raise RunDirError(f"{run_dir / SEARCH_DIR} is not a folder; move it away and search again")
+    real_dir(run_dir / SEARCH_DIR)  # never written through a symbolic link
     if options.latency and (run_dir / LATENCY_TABLE).exists():
         LatencyTable.load(run_dir / LATENCY_TABLE)
 
@@ -249,6 +252,8 @@ def run_search(
         atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
         atomic_write_text(search_dir / "hypervolume.csv", progress_df.to_csv(index=False))
         atomic_write_text(run_dir / PARETO, front_df.to_csv(index=False))
+        # the ids now name other architectures: exports of the old front must not be served
+        remove_stale_exports(run_dir, dict(zip(front_df["id"], front_df["arch"])))
         plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
         plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
         summary = {

@@ -138,7 +138,7 @@ def train_supernet(
     ckpt = None
     if resume and checkpoint is not None and checkpoint.exists():
         ckpt = load_checkpoint(checkpoint)
-        supernet = supernet_from_checkpoint(ckpt)
+        supernet = supernet_from_checkpoint(ckpt, checkpoint)
     supernet = supernet.to(torch.device(device), memory_format=memory_format(config))
     optimizer = make_optimizer(supernet, config)
     if ckpt is not None:
