@@ -509,10 +509,11 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
     frame, y = read_csv(str(path), target=target)
     try:
         encoder = TableEncoder.fit(frame)
+        x = encoder.transform(frame)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
     labels, names = _labels(y.to_numpy(), where=str(path))
-    raw = _checked(encoder.transform(frame)[:, :, None, None], labels, names, where=str(path))
+    raw = _checked(x[:, :, None, None], labels, names, where=str(path))
     return _Raw(raw.x, raw.y, raw.class_names, preprocessing=encoder.to_dict())
 
 

@@ -40,7 +40,7 @@ from neas.config import (
 )
 from neas.data import VAL_FRACTION
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
-from neas.errors import ConfigError
+from neas.errors import ConfigError, NeasError
 from neas.pipeline import search
 from neas.tabular import TableEncoder
 from neas.training.distributed import world_from_env
@@ -155,7 +155,8 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             x = arr[:, None] if arr.ndim == 3 else arr
             if x.dtype == np.uint8:
                 return x.astype(np.float32) / np.float32(255.0)
-            x = np.asarray(x, dtype=np.float32)
+            with np.errstate(over="ignore"):  # too large for float32: inf, refused below
+                x = np.asarray(x, dtype=np.float32)
             if not np.all(np.isfinite(x)):
                 raise ValueError("images contain NaN or infinite values")
             return x
@@ -196,9 +197,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         keep = self.run_dir is not None
         root = Path(self.run_dir) if keep else Path(tempfile.mkdtemp(prefix="neas-fit-"))
         run = root / f"fit-{uuid.uuid4().hex[:8]}" if keep else root / "run"
+        data = run.parent / f"{run.name}.npz"
         try:
             run.parent.mkdir(parents=True, exist_ok=True)
-            data = run.parent / f"{run.name}.npz"
             train, val = _holdout(y_idx, seed=seed)
             np.savez(
                 data,
@@ -238,6 +239,10 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 show_progress=self.verbose,
             )
             self.ensemble_: DeployedEnsemble = load_ensemble(folder / "model.pt")
+        except NeasError as exc:  # the loader names its file, here an internal one: say X
+            if str(data) not in str(exc):
+                raise
+            raise type(exc)(str(exc).replace(str(data), "X")) from None
         finally:
             if not keep:
                 shutil.rmtree(root, ignore_errors=True)

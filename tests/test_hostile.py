@@ -778,6 +778,23 @@ CASES = [
         "t.csv",
         needs_run=False,
     ),
+    Case(
+        "csv-target-twice",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", "a,label,b,label\n1,x,2,y\n3,y,4,x\n")],
+        "'label' 2 times",
+        needs_run=False,
+    ),
+    *(
+        Case(
+            f"csv-{name}",
+            [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+            [write("t.csv", f"a,b,label\n{value},1,x\n2,2,y\n3,3,x\n4,4,y\n5,5,x\n6,6,y\n")],
+            "t.csv: column 'a'",
+            needs_run=False,
+        )
+        for name, value in (("1e300", "1e300"), ("inf", "inf"), ("minus-inf", "-inf"))
+    ),
 ]
 
 

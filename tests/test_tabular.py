@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import warnings
 
 import numpy as np
 import onnxruntime as ort
@@ -11,11 +13,12 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from typer.testing import CliRunner
 
+from neas import NEASClassifier
 from neas.cli import app
 from neas.data import load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import DataError
-from neas.tabular import MAX_CATEGORIES, TableEncoder
+from neas.tabular import MAX_CATEGORIES, TableEncoder, read_csv
 
 runner = CliRunner()
 
@@ -100,3 +103,33 @@ def test_images_need_mbconv_and_tables_need_mlp(tmp_path) -> None:
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--space", "mlp"])
     assert result.exit_code == 2 and "use --space mbconv" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_csv_thousands_separators_and_missing_markers_are_numbers(tmp_path) -> None:
+    rows = ['"1,234",?,a,x', '"2,345,678.5",1.5,b,y', "3,-,?,x", '"-4,000",NA,a,y', "5,2.5,b,x"]
+    (tmp_path / "t.csv").write_text("n,m,c,label\n" + "\n".join(rows) + "\n")
+    frame, _ = read_csv(str(tmp_path / "t.csv"), target="label")
+    enc = TableEncoder.fit(frame)
+    assert enc.features == ("n", "m", "c=a", "c=b")  # numbers, not one-hot; "?" is missing
+    np.testing.assert_array_equal(
+        enc.transform(frame)[:, :2], [[1234, 2], [2345678.5, 1.5], [3, 2], [-4000, 2], [5, 2.5]]
+    )
+    # the same for text columns given directly (NEASClassifier, serving); "1,2" is no number
+    enc = TableEncoder.fit(pd.DataFrame({"a": ["1,234", "?", 5, None], "b": ["1,2", "?", 5, "7"]}))
+    assert set(enc.medians) == {"a"} and enc.categories["b"] == ("1,2", "5", "7", "?")
+
+
+def test_csv_too_large_values_refused_without_warnings(tmp_path) -> None:
+    (tmp_path / "t.csv").write_text("a,label\n1e300,x\n2,y\n3,x\n4,y\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=r"t\.csv: column 'a' holds values too large"):
+            load_dataset(str(tmp_path / "t.csv"), target="label")
+
+
+def test_estimator_errors_do_not_name_its_temp_file() -> None:
+    x = np.random.default_rng(0).random((20, 2, 5, 7))  # 2 channels: no image layout
+    with pytest.raises(DataError) as info:
+        NEASClassifier(epochs=1).fit(x, np.arange(20) % 2)
+    message = str(info.value)
+    assert message.startswith("X: x has shape") and tempfile.gettempdir() not in message
