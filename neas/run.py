@@ -257,8 +257,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def supernet_from_checkpoint(ckpt: dict[str, Any]) -> Supernet:
-    """Rebuild the supernet (current space, weight mode) and load its weights."""
-    net = Supernet(SearchSpace.from_json(ckpt["space"]), weights=ckpt["weights"])
+    """Rebuild the supernet (current space, weight mode) and load its weights; torch's random
+    stream is left as it was (the initialisation the loaded weights replace draws from it)."""
+    with torch.random.fork_rng(devices=[]):
+        net = Supernet(SearchSpace.from_json(ckpt["space"]), weights=ckpt["weights"])
     net.load_state_dict(ckpt["model"])
     return net
 

@@ -281,7 +281,8 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
     try:
         space = SearchSpace.from_json(payload["space"])
         arch = EnsembleArch.from_json(payload["arch"], space)
-        net = static_ensemble(space, arch)
+        with torch.random.fork_rng(devices=[]):  # the initialisation the weights replace
+            net = static_ensemble(space, arch)
         net.load_state_dict(payload["state_dict"])
         spec = InputSpec.from_dict(payload["input"])
         threshold = payload.get("cascade_threshold")
