@@ -50,7 +50,7 @@ from neas.run import (
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 from neas.shrink import ops_used
-from neas.training.loop import ensemble_loss, fit
+from neas.training.loop import ensemble_loss, fit, seeded_rng
 from neas.training.supernet import training_threads
 
 
@@ -170,8 +170,7 @@ def train_standalone(
     >>> net = fresh_ensemble(space, arch, seed=0)  # doctest: +SKIP
     >>> train_standalone(net, x, y, config=TrainConfig(epochs=5), seed=0)  # doctest: +SKIP
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_rng(seed, device):
         net, _, _ = fit(
             net,
             x,

@@ -345,14 +345,16 @@ def supernet_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str])
     and load its weights; a one-line ``RunDirError`` when they do not fit.
 
     The space must not imply more weights than the checkpoint holds, so a small file cannot
-    make neas allocate a huge network.
+    make neas allocate a huge network. torch's random stream is left as it was (the
+    initialisation the loaded weights replace draws from it).
     """
     try:
         space = SearchSpace.from_json(ckpt["space"])
         held, floor = tensor_elements(ckpt["model"]), supernet_params_floor(space)
         if floor > held:
             raise ValueError(f"its space needs at least {floor:,} weights, it holds {held:,}")
-        net = Supernet(space, weights=ckpt["weights"])
+        with torch.random.fork_rng(devices=[]):
+            net = Supernet(space, weights=ckpt["weights"])
         net.load_state_dict(ckpt["model"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")

@@ -284,7 +284,8 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
         )
         if needed > held:  # checked before anything is allocated for the network
             raise ValueError(f"its architecture needs {needed:,} weights, it holds {held:,}")
-        net = static_ensemble(space, arch)
+        with torch.random.fork_rng(devices=[]):  # the initialisation the weights replace
+            net = static_ensemble(space, arch)
         net.load_state_dict(payload["state_dict"])
         spec = InputSpec.from_dict(payload["input"])
         threshold = payload.get("cascade_threshold")

@@ -28,8 +28,11 @@ def build_ensemble(supernet: Supernet, arch: EnsembleArch) -> EnsembleNet:
     """Extract ``arch`` from ``supernet`` as a static network with copied weights.
 
     In eval mode its outputs equal ``combine(supernet(x, arch))`` (BN statistics included).
+    Torch's random stream is left as it was (the initialisation the copied weights replace
+    draws from it).
     """
-    net = static_ensemble(supernet.space, arch)
+    with torch.random.fork_rng(devices=[]):
+        net = static_ensemble(supernet.space, arch)
     state = {f"stem.{k}": v for k, v in supernet.stem.state_dict().items()}
     for i, op in enumerate(arch.shared):
         for k, v in supernet.layers[i].static_state(op, 0).items():

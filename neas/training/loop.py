@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -89,6 +90,35 @@ def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         idx = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
         out[idx] = padded[idx, :, dy : dy + h, dx : dx + w]
     return out
+
+
+@contextmanager
+def seeded_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the block with torch's CPU generator (and ``device``'s, if CUDA) seeded by ``seed``;
+    their states are restored afterwards.
+
+    Dropout takes no generator argument and draws from these global generators, so training
+    that should not depend on what ran before in the process (fine-tuning, stand-alone training)
+    runs inside this block; the caller's random stream is left as it was.
+
+    >>> before = torch.get_rng_state()
+    >>> with seeded_rng(3):
+    ...     a = torch.rand(2)
+    >>> with seeded_rng(3):
+    ...     b = torch.rand(2)
+    >>> torch.equal(a, b), torch.equal(before, torch.get_rng_state())
+    (True, True)
+    """
+    device = torch.device(device)
+    cuda = []
+    if device.type == "cuda":
+        cuda = [torch.cuda.current_device() if device.index is None else device.index]
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
