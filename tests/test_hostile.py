@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
+import os
 import pickle
 import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +241,47 @@ def run_file(rel: str) -> Callable[[Path], None]:
     return go
 
 
+def pareto_id(value: str) -> Callable[[Path], None]:
+    """Rename ensemble e001 of ``run/pareto.csv`` to ``value`` ({tmp} is the case folder)."""
+
+    def go(tmp: Path) -> None:
+        path = tmp / "run" / "pareto.csv"
+        path.write_text(path.read_text().replace("\ne001,", f"\n{value.format(tmp=tmp)},"))
+
+    return go
+
+
+def symlink(rel: str, target: str) -> Callable[[Path], None]:
+    """Replace ``rel`` by a symbolic link to ``target`` (in the case folder), made first."""
+
+    def go(tmp: Path) -> None:
+        (tmp / target).mkdir(parents=True, exist_ok=True) if "." not in target else None
+        if "." in target:
+            (tmp / target).write_text("SECRET\n")
+        if (tmp / rel).is_dir() and not (tmp / rel).is_symlink():
+            shutil.rmtree(tmp / rel)
+        elif (tmp / rel).exists():
+            (tmp / rel).unlink()
+        (tmp / rel).symlink_to(tmp / target)
+
+    return go
+
+
+def space_edit(rel: str, key: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    """Change the search space stored (as JSON) under ``key`` of a torch file."""
+
+    def change(payload: dict) -> None:
+        space = json.loads(payload[key])
+        edit(space)
+        payload[key] = json.dumps(space)
+
+    return torch_payload(rel, change)
+
+
+def _head(field_name: str, value: object) -> Callable[[dict], None]:
+    return lambda space: space["head"].__setitem__(field_name, value)
+
+
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -414,19 +458,19 @@ CASES = [
     ),
     Case(
         "resume-config-broken",
-        ["train", "--out", "{run}", "--resume", *FAST],
+        ["train", "--out", "{run}", "--resume", "--threads", "1"],
         [write("run/config.json", "{")],
         "config.json",
     ),
     Case(
         "resume-ckpt-truncated",
-        ["train", "--out", "{run}", "--resume", *FAST],
+        ["train", "--out", "{run}", "--resume", "--threads", "1"],
         [truncate(CKPT)],
         "supernet.pt",
     ),
     Case(
         "resume-ckpt-hostile",
-        ["train", "--out", "{run}", "--resume", *FAST],
+        ["train", "--out", "{run}", "--resume", "--threads", "1"],
         [hostile_pickle(CKPT, torch_file=True)],
         "supernet.pt",
     ),
@@ -795,7 +839,109 @@ CASES = [
         )
         for name, value in (("1e300", "1e300"), ("inf", "inf"), ("minus-inf", "-inf"))
     ),
+    # a run folder that points outside itself (ids are file names; links are not followed)
+    Case(
+        "pareto-id-escapes",
+        [*EXPORT, "--select", "all"],
+        [pareto_id("../../victim")],
+        "not a plain name",
+    ),
+    Case(
+        "pareto-id-absolute",
+        [*EXPORT, "--select", "all"],
+        [pareto_id("{tmp}/victim")],
+        "not a plain name",
+    ),
+    Case("cascade-id-escapes", ["cascade", "{run}", "--id", "../../victim"], [], "plain name"),
+    Case("cascade-id-absolute", ["cascade", "{run}", "--id", "/etc"], [], "plain name"),
+    Case("export-ensembles-symlink", EXPORT, [symlink("run/ensembles", "elsewhere")], "link"),
+    Case(
+        "export-ensemble-symlink",
+        [*EXPORT, "--select", "e000"],
+        [symlink("run/ensembles/e000", "elsewhere")],
+        "link",
+    ),
+    Case("evolve-search-symlink", EVOLVE, [symlink("run/search", "elsewhere")], "link"),
+    # model and checkpoint files that would cost memory or carry what neas never writes
+    Case(
+        "model-unknown-key",
+        CASCADE,
+        [torch_payload(MODEL, _set("extra", torch.zeros(4)))],
+        "extra",
+    ),
+    Case(
+        "model-compressed-record",
+        CASCADE,
+        [lambda tmp: _deflate(tmp / MODEL)],
+        "compressed",
+    ),
+    Case(
+        "model-huge-space",
+        CASCADE,
+        [space_edit(MODEL, "space", _head("feature_width", 10_000_000))],
+        "weights",
+    ),
+    Case(
+        "ckpt-huge-space",
+        EXPORT,
+        [space_edit(CKPT, "space", _head("feature_width", 10_000_000))],
+        "weights",
+    ),
+    Case("ckpt-unknown-key", EVOLVE, [torch_payload(CKPT, _set("payload", [1, 2]))], "payload"),
+    Case("ckpt-compressed-record", EVOLVE, [lambda tmp: _deflate(tmp / CKPT)], "compressed"),
+    Case("ckpt-text-file", EVOLVE, [write(CKPT, "hello world\n")], "supernet.pt"),
+    Case("model-text-file", CASCADE, [write(MODEL, "hello world\n")], "model.pt"),
+    Case("ckpt-symlink-to-text", EVOLVE, [symlink(CKPT, "notes.txt")], "supernet.pt"),
+    # options out of range: refused before a run folder is made
+    *(
+        Case(f"train{flag}-{value}", [*TRAIN, flag, value], [], flag, needs_run=False)
+        for flag, value in (
+            ("--members", "1000000"),
+            ("--width-mult", "1e9"),
+            ("--width-mult", "nan"),
+            ("--head-width", "0"),
+            ("--feature-width", "-5"),
+            ("--lr", "nan"),
+            ("--lr", "-1"),
+            ("--label-smoothing", "5"),
+            ("--seed", "-1"),
+            ("--seed", str(2**40)),
+            ("--epochs", "1000000000"),
+        )
+    ),
+    Case("train-threads-huge", [*TRAIN, "--threads", "100000"], [], "threads", needs_run=False),
+    Case("search-seed-negative", [*SEARCH, "--seed", "-1"], [], "--seed", needs_run=False),
+    *(
+        Case(
+            f"resume-config-{key}-{value}",
+            ["train", "--out", "{run}", "--resume", "--threads", "1"],
+            [
+                edit_json(
+                    "run/config.json", lambda d, p=part, k=key, v=value: d[p].__setitem__(k, v)
+                )
+            ],
+            "config.json",
+        )
+        for part, key, value in (
+            ("train", "epochs", 2.5),
+            ("space", "width_mult", 1e9),
+            ("space", "members", 10**9),
+            ("train", "lr", -1),
+            ("data", "seed", -1),
+        )
+    ),
 ]
+
+
+def _deflate(path: Path) -> None:
+    """Rewrite a torch file with its records deflated (torch reads them; neas must refuse)."""
+    data = path.read_bytes()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -803,7 +949,10 @@ def snapshot(root: Path) -> dict[str, str]:
     out = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
-        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_symlink():
+            out[rel] = f"link -> {os.readlink(p)}"
+        else:
+            out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 

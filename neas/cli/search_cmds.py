@@ -249,7 +249,7 @@ def search_cmd(
     quiet_libraries(strategy)
     out = out or _default_out()
     if resume and (note := kept_options(ctx, config, out)):
-        console.print(note, highlight=False, markup=False)
+        typer.echo(note)
     with resume_on_interrupt(command_line(ctx, out=out, resume=True, force=None)):
         result = pipeline.search(
             out=out,

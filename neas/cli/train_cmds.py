@@ -209,7 +209,7 @@ def train_cmd(
         print_config(config)
         return
     if resume and (note := kept_options(ctx, config, out)):
-        console.print(note, highlight=False, markup=False)
+        typer.echo(note)
     with resume_on_interrupt(command_line(ctx, resume=True, force=None)):
         result = pipeline.train(
             out=out, config=config, device=device, threads=threads, resume=resume, force=force
