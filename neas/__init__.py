@@ -17,23 +17,49 @@ Package layout (layers run one way): ``cli`` -> ``pipeline`` -> stages (``traini
 ``search_spaces``, ``config``, ``run``, ``evaluate``).
 """
 
-from neas.budget import parse_budget
-from neas.config import (
-    DataOptions,
-    RunConfig,
-    SearchOptions,
-    ShrinkConfig,
-    SpaceOptions,
-    TrainConfig,
-)
-from neas.cost import CostTable, ensemble_cost
-from neas.data import Dataset, load_dataset
-from neas.deploy import load_ensemble
-from neas.errors import NeasError
-from neas.estimator import NEASClassifier
-from neas.pipeline import evolve, search, train
-from neas.results import RunResults, load_run
-from neas.search_spaces import EnsembleArch, SearchSpace, create_space, list_spaces
+from importlib import import_module
+from typing import Any
+
+#: Where each public name lives; imported on first use, so ``import neas`` (and the CLI's
+#: ``--help``) does not import torch.
+_EXPORTS = {
+    "parse_budget": "neas.budget",
+    "DataOptions": "neas.config",
+    "RunConfig": "neas.config",
+    "SearchOptions": "neas.config",
+    "ShrinkConfig": "neas.config",
+    "SpaceOptions": "neas.config",
+    "TrainConfig": "neas.config",
+    "CostTable": "neas.cost",
+    "ensemble_cost": "neas.cost",
+    "Dataset": "neas.data",
+    "load_dataset": "neas.data",
+    "load_ensemble": "neas.deploy",
+    "NeasError": "neas.errors",
+    "NEASClassifier": "neas.estimator",
+    "evolve": "neas.pipeline",
+    "search": "neas.pipeline",
+    "train": "neas.pipeline",
+    "RunResults": "neas.results",
+    "load_run": "neas.results",
+    "EnsembleArch": "neas.search_spaces",
+    "SearchSpace": "neas.search_spaces",
+    "create_space": "neas.search_spaces",
+    "list_spaces": "neas.search_spaces",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'neas' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "CostTable",

@@ -16,6 +16,10 @@ def parse_budget(text: str | int | float) -> int:
 
     >>> parse_budget("600M"), parse_budget("1.2G"), parse_budget("500k"), parse_budget("3e8")
     (600000000, 1200000000, 500000, 300000000)
+    >>> parse_budget("0.4")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    neas.errors.BudgetError: invalid budget '0.4': it must be at least 1 MAC ...
     """
     if isinstance(text, bool):
         raise BudgetError(f"invalid budget {text!r}")
@@ -29,8 +33,11 @@ def parse_budget(text: str | int | float) -> int:
                 "e.g. 600M, 1.2G, 500k, 3e8"
             )
         value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    if not math.isfinite(value) or value <= 0:
-        raise BudgetError(f"invalid budget {text!r}: it must be a positive number of MACs")
+    if not math.isfinite(value) or value < 1:
+        raise BudgetError(
+            f"invalid budget {text!r}: it must be at least 1 MAC (a suffix scales it: 0.4M is "
+            "400,000)"
+        )
     return int(round(value))
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from neas.budget import parse_budget
 from neas.cost import supernet_params_floor
-from neas.data import VAL_FRACTION, Dataset, load_dataset
-from neas.errors import ConfigError
-from neas.search_spaces import SearchSpace, create_space
+from neas.errors import ConfigError, UnknownSpaceError
+from neas.search_spaces import SearchSpace, create_space, list_spaces
+
+if TYPE_CHECKING:  # the data readers (pandas, scikit-learn) load only when data does
+    from neas.data import Dataset
 
 __all__ = [
     "CALIBRATION_IMAGES",
@@ -52,6 +54,9 @@ EVAL_BATCH_CPU, EVAL_BATCH_CUDA = 128, 1024
 #: torch CPU threads of a job: N, "auto" (the fastest of 1, 2, 4, ... cores over a few timed
 #: training steps) or None (torch's own default). ``neas.device.resolve_threads`` resolves it.
 THREADS = "auto"
+AUTO = "auto"
+Threads = int | str | None
+"""``N``, ``"auto"`` or ``None`` (torch's default)."""
 #: Upper limits of options, far above any job this tool is for and low enough that a typo is
 #: refused before it can exhaust memory (the same checks for the CLI, the API, the estimator
 #: and ``config.json`` on resume).
@@ -65,6 +70,14 @@ MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_SAMPLES = 100_000  # shrink and summary samples, population, evaluations
 #: Parameters a supernet may hold (4 GB of float32 weights).
 MAX_SUPERNET_PARAMS = 10**9
+#: Share of the training data held out for validation (search and shrinking score on it).
+VAL_FRACTION = 0.2
+#: The cascade's chosen threshold may lose at most this much val accuracy (half a point).
+CASCADE_TOLERANCE = 0.005
+#: ``--space auto``: ``mlp`` for tables (N x F), ``mbconv`` for images, picked from the data.
+AUTO_SPACE = "auto"
+#: The NEAS paper's space, what ``neas cost`` prices by default.
+PAPER_SPACE = "mbconv"
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},
@@ -111,6 +124,21 @@ def check_seed(value: object) -> None:
     check_int("--seed", value, 0, MAX_SEED)
 
 
+def parse_threads(value: Threads) -> Threads:
+    """``None``, ``"auto"`` or a positive int (also given as text); anything else is an error."""
+    if value is None or value == AUTO:
+        return value
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or (isinstance(value, float) and value != n):
+        raise ConfigError(f"threads must be a positive integer or 'auto', got {value!r}")
+    if n > MAX_THREADS:
+        raise ConfigError(f"threads must be at most {MAX_THREADS}, got {n:,}")
+    return n
+
+
 @dataclass(frozen=True)
 class DataOptions:
     """Where the data comes from and how it is split (``target``: a CSV file's label column)."""
@@ -131,6 +159,8 @@ class DataOptions:
         check_seed(self.seed)
 
     def load(self) -> Dataset:
+        from neas.data import load_dataset
+
         return load_dataset(
             self.source,
             data_dir=self.data_dir,
@@ -143,20 +173,26 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class SpaceOptions:
-    """A registered space and its overrides; ``None`` keeps the space's (or preset's) default.
+    """A registered space (or ``auto``: ``mlp`` for tables, ``mbconv`` for images) and its
+    overrides; ``None`` keeps the space's (or preset's) default.
 
     Images of at most 32x32 get a compact preset (width 0.5, head 256) unless overridden, so
     the default job runs in minutes on a CPU; the NEAS-exact space is ``width_mult=1``,
     ``head_width=960``, ``feature_width=1280``.
     """
 
-    name: str = "mbconv"
+    name: str = AUTO_SPACE
     members: int | None = None
     width_mult: float | None = None
     head_width: int | None = None
     feature_width: int | None = None
 
     def __post_init__(self) -> None:
+        if self.name != AUTO_SPACE and self.name not in list_spaces():
+            raise UnknownSpaceError(
+                f"unknown search space {self.name!r}; valid spaces: {AUTO_SPACE} (from the "
+                f"data), {', '.join(list_spaces())}"
+            )
         if self.members is not None:
             check_int("--members", self.members, 1, MAX_MEMBERS)
         if self.width_mult is not None:
@@ -168,9 +204,16 @@ class SpaceOptions:
             if value is not None:
                 check_int(name, value, 1, MAX_WIDTH)
 
+    def resolved(self, dataset: Dataset) -> str:
+        """The space's name, with ``auto`` picked from the data (tables: ``mlp``)."""
+        if self.name != AUTO_SPACE:
+            return self.name
+        return "mlp" if dataset.is_table else "mbconv"
+
     def build(self, dataset: Dataset) -> SearchSpace:
+        name = self.resolved(dataset)
         small = dataset.image_size <= SMALL_IMAGE
-        preset = SMALL_PRESETS.get(self.name, {}) if small else {}
+        preset = SMALL_PRESETS.get(name, {}) if small else {}
         chosen = {
             "width_mult": self.width_mult,
             "head_width": self.head_width,
@@ -178,7 +221,7 @@ class SpaceOptions:
         }
         overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
         space = create_space(
-            self.name,
+            name,
             num_members=self.members,
             image_size=dataset.image_size,
             in_channels=dataset.in_channels,

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from neas.config import VAL_FRACTION
 from neas.errors import DataError
 from neas.tabular import TableEncoder, read_csv
 
@@ -33,7 +34,6 @@ __all__ = ["BUILTIN", "FASHION_MNIST_DIR", "DataError", "Dataset", "load_dataset
 
 BUILTIN: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
 #: Default fractions of the data held out for validation and test.
-VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
 #: Where the Debian package ``dataset-fashion-mnist`` installs the IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -101,6 +101,11 @@ class Dataset:
     @property
     def in_channels(self) -> int:
         return int(self.x_train.shape[1])
+
+    @property
+    def is_table(self) -> bool:
+        """Rows of features (N x F x 1 x 1), as CSV files and 2-D arrays give."""
+        return self.input_shape[1:] == (1, 1)
 
     @property
     def image_size(self) -> int:

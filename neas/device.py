@@ -25,12 +25,10 @@ from contextlib import contextmanager
 
 import torch
 
-from neas.config import MAX_THREADS
+from neas.config import AUTO, MAX_THREADS, Threads, parse_threads
 from neas.errors import ConfigError
 
-AUTO = "auto"
-Threads = int | str | None
-"""``N``, ``"auto"`` or ``None`` (torch's default)."""
+__all__ = ["AUTO", "Threads", "parse_threads", "resolve_device", "resolve_threads", "torch_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +60,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def parse_threads(value: Threads) -> Threads:
-    """``None``, ``"auto"`` or a positive int (also given as text); anything else is an error."""
-    if value is None or value == AUTO:
-        return value
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1 or (isinstance(value, float) and value != n):
-        raise ConfigError(f"threads must be a positive integer or 'auto', got {value!r}")
-    if n > MAX_THREADS:
-        raise ConfigError(f"threads must be at most {MAX_THREADS}, got {n:,}")
-    return n
 
 
 def usable_cores() -> int:

@@ -31,6 +31,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from neas.config import (
+    CASCADE_TOLERANCE,
+    VAL_FRACTION,
     DataOptions,
     RunConfig,
     SearchOptions,
@@ -38,7 +40,6 @@ from neas.config import (
     SpaceOptions,
     TrainConfig,
 )
-from neas.data import VAL_FRACTION
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.errors import ConfigError, NeasError
 from neas.pipeline import search
@@ -102,7 +103,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         feature_width: int | None = None,
         shrink: bool = True,
         selection: str = "best",
-        tolerance: float = 0.005,
+        tolerance: float = CASCADE_TOLERANCE,
         latency: bool = False,
         device: str | None = None,
         threads: int | str | None = None,

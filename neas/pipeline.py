@@ -218,6 +218,11 @@ def _train_stage(
         "torch_threads": torch.get_num_threads(),
         "weights": cfg.train.weights,
         "supernet_params": sum(p.numel() for p in supernet.parameters()),
+        "split_sizes": {
+            "train": len(dataset.y_train),
+            "val": len(dataset.y_val),
+            "test": len(dataset.y_test),
+        },
     }
     if world.distributed:
         summary["processes"] = world.size
@@ -342,9 +347,16 @@ def search(
             resume=resume,
             show_progress=show_progress,
             trained=trained.opened(plan.config),
+            report=False,
         )
         exported = (
-            export_run(trained.run_dir, select="all", device=str(dev), show_progress=show_progress)
+            export_run(
+                trained.run_dir,
+                select="all",
+                device=str(dev),
+                show_progress=show_progress,
+                resume=resume,
+            )
             if export
             else []
         )
@@ -360,13 +372,39 @@ def evolve(
     resume: bool = True,
     show_progress: bool = True,
     trained: TrainedRun | None = None,
+    report: bool = True,
 ) -> SearchResult:
-    """Only the search, on the trained supernet in ``run_dir``.
+    """Only the search, on the trained supernet in ``run_dir``; ``report`` rewrites
+    ``report.html`` after it (a new front removes the exports of the old one).
 
     With ``resume`` a finished search with the same options is returned as it is, and an
     unfinished one (killed) continues from its checkpoint (``search/scores.json``); either
     way the result is the one a fresh search gives. ``resume=False`` scores everything again.
     """
+    result = _evolve(
+        run_dir,
+        options=options,
+        device=device,
+        threads=threads,
+        resume=resume,
+        show_progress=show_progress,
+        trained=trained,
+    )
+    if report:
+        write_report(run_dir)
+    return result
+
+
+def _evolve(
+    run_dir: str | Path,
+    *,
+    options: SearchOptions | None,
+    device: str | torch.device | None,
+    threads: Threads,
+    resume: bool,
+    show_progress: bool,
+    trained: TrainedRun | None,
+) -> SearchResult:
     options = options or SearchOptions()
     threads = parse_threads(threads)
     dev = resolve_device(device)

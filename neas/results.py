@@ -17,7 +17,7 @@ import pandas as pd
 
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.deploy.export import front_archs, read_pareto
-from neas.errors import ConfigError, SelectError
+from neas.errors import ConfigError, NeasError, SelectError
 from neas.report import write_report
 from neas.run import ensemble_dir, export_matches
 
@@ -64,8 +64,22 @@ class RunResults:
         return load_ensemble(folder / "model.pt")
 
     def export(self, select: str | Sequence[str] = "all", **kwargs: Any) -> list[Path]:
-        """``neas export``: see ``neas.deploy.export_run`` for the options."""
-        return export_run(self.run_dir, select=select, **kwargs)
+        """``neas export`` (then the report is rewritten): see ``neas.deploy.export_run``."""
+        folders = export_run(self.run_dir, select=select, **kwargs)
+        write_report(self.run_dir)
+        return folders
+
+    def __repr__(self) -> str:
+        try:
+            front = self.front
+        except NeasError as exc:
+            return f"RunResults({str(self.run_dir)!r}: {exc})"
+        best = front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+        return (
+            f"RunResults({str(self.run_dir)!r}: {len(front)} ensembles on the front; best by "
+            f"validation {best['id']} at {100 * best['val_accuracy']:.2f}% val, "
+            f"{100 * best['test_accuracy']:.2f}% test, {int(best['macs']):,} MACs)"
+        )
 
     def report(self) -> Path:
         """Write ``report.html`` and return its path."""

@@ -247,14 +247,17 @@ def prepare_run_dir(path: str | os.PathLike[str], *, resume: bool, force: bool) 
     if run.exists() and not run.is_dir():
         raise RunDirError(f"{run} exists and is not a folder")
     occupied = run.is_dir() and any(run.iterdir())
+    if occupied and not (run / MARKER).is_file():
+        raise RunDirError(
+            f"{run} is not empty and is not a neas run folder (no {MARKER}); choose another "
+            "output folder (neas never clears a folder it did not make)"
+        )
     if occupied and not resume:
         if not force:
             raise RunDirError(
-                f"{run} already exists and is not empty; pass --resume to continue it "
-                "or --force to start over"
+                f"{run} already holds a neas run; pass --resume (resume=True) to continue it "
+                "or --force (force=True) to start over"
             )
-        if not (run / MARKER).exists():
-            raise RunDirError(f"{run} is not a neas run folder (no {MARKER}); refusing to clear it")
         shutil.rmtree(run)
     writable_dir(run)
     if occupied:  # resuming: what a killed write left behind is of no use

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from neas.cli import app
-from neas.config import RunConfig, SearchOptions
+from neas.config import RunConfig, SearchOptions, SpaceOptions
 from neas.pipeline import resolve
 
 ROOT = Path(__file__).resolve().parents[1] / "neas"
@@ -105,14 +105,16 @@ print("\\n".join(bad))
 
 
 def test_api_and_cli_resolve_the_same_main_job(tmp_path) -> None:
-    """``neas.search(out=...)`` runs what ``neas search --space mbconv --budget 600M`` runs."""
-    result = CliRunner().invoke(
-        app, ["search", "--space", "mbconv", "--budget", "600M", "--print-config"]
-    )
+    """``neas.search(out=...)`` runs what ``neas search --space mbconv --budget 600M`` runs:
+    the same options, and on the built-in images the default ``auto`` space is ``mbconv``."""
+    result = CliRunner().invoke(app, ["search", "--budget", "600M", "--print-config"])
     assert result.exit_code == 0, result.output
     config, options = resolve()
-    api = json.loads(json.dumps({"run": config.to_dict(), "search": asdict(options)}))
+    search = asdict(options) | {"budget_macs": 600_000_000}
+    api = json.loads(json.dumps({"run": config.to_dict(), "search": search}))
     assert json.loads(result.output) == api
+    digits = config.data.load()
+    assert config.space.build(digits) == SpaceOptions(name="mbconv").build(digits)
     # the main job shrinks the space and reads its training defaults from the dataclasses
     assert config == RunConfig() and options == SearchOptions() and config.shrink.enabled
     train = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--print-config"])

@@ -41,6 +41,35 @@ console = Console(width=120)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"neas {version('neas')}")
+        except PackageNotFoundError:  # run from a source tree that was not installed
+            import sys
+
+            typer.echo(f"neas {sys.modules['neas'].__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """One-shot neural ensemble architecture search: small, fast ensembles under a budget.
+
+    Start with `neas search` (train, search, export, report in one run folder); the other
+    commands run one stage of it on a run folder.
+    """
+
+
 def user_errors(fn: F) -> F:
     """Print a ``NeasError`` as ``error: <message>`` on stderr and exit with its exit code
     (2 for bad input, 3 for a failed verification; ``neas.errors``); an ``OSError`` (a full
@@ -201,13 +230,17 @@ def _shrink_at_text(at: tuple[float, ...]) -> str:
 SpaceOpt = Annotated[
     str,
     typer.Option(
-        "--space", help="Registered search space (`neas spaces`): mbconv (images), mlp (tables)."
+        "--space",
+        rich_help_panel="Space",
+        help="Search space (`neas spaces`): auto (default: mlp for tables, mbconv for images), "
+        "mbconv, mlp.",
     ),
 ]
 DataOpt = Annotated[
     str,
     typer.Option(
         "--data",
+        rich_help_panel="Data",
         help="Built-in dataset (digits, mnist, fashion-mnist, cifar10), an .npz file with x "
         "and y (images, or a table N x F), a CSV table (with --target), or a folder of class "
         "sub-folders of images.",
@@ -215,36 +248,58 @@ DataOpt = Annotated[
 ]
 TargetOpt = Annotated[
     str | None,
-    typer.Option("--target", help="CSV tables: the label column (use with --space mlp)."),
+    typer.Option("--target", rich_help_panel="Data", help="CSV tables: the label column."),
 ]
 DataDirOpt = Annotated[
-    str | None, typer.Option("--data-dir", help="Folder holding the built-in dataset's files.")
+    str | None,
+    typer.Option(
+        "--data-dir", rich_help_panel="Data", help="Folder holding the built-in dataset's files."
+    ),
 ]
 MaxTrainOpt = Annotated[
-    int | None, typer.Option("--max-train", help="Cap the training split (stratified).")
+    int | None,
+    typer.Option(
+        "--max-train", rich_help_panel="Data", help="Cap the training split (stratified)."
+    ),
 ]
 ValFractionOpt = Annotated[
     float,
     typer.Option(
         "--val-fraction",
+        rich_help_panel="Data",
         help="Share of the training data held out for validation (search and shrinking score "
         "on it); the test split is never touched.",
     ),
 ]
 MembersOpt = Annotated[
-    int | None, typer.Option("--members", "-K", help="Ensemble members K (space default: 2).")
+    int | None,
+    typer.Option(
+        "--members", "-K", rich_help_panel="Space", help="Ensemble members K (space default: 2)."
+    ),
 ]
 WidthOpt = Annotated[
     float | None,
-    typer.Option("--width-mult", help="Channel multiplier (default 1.0; 0.5 for images <= 32px)."),
+    typer.Option(
+        "--width-mult",
+        rich_help_panel="Space",
+        help="Channel multiplier (default 1.0; 0.5 for images <= 32px).",
+    ),
 ]
 HeadOpt = Annotated[
     int | None,
-    typer.Option("--head-width", help="Head 1x1 conv width (default 960; 256 for images <= 32px)."),
+    typer.Option(
+        "--head-width",
+        rich_help_panel="Space",
+        help="Head 1x1 conv width (default 960; 256 for images <= 32px).",
+    ),
 ]
 FeatureOpt = Annotated[
     int | None,
-    typer.Option("--feature-width", help="Head feature width (default 1280; 256 for small)."),
+    typer.Option(
+        "--feature-width",
+        rich_help_panel="Space",
+        help="Head feature width (default 1280; 256 for small).",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling and init.")]
 DeviceOpt = Annotated[
@@ -258,41 +313,74 @@ ThreadsOpt = Annotated[
         "and keep the fastest; on a busy small machine 1 thread can be 3x faster than 2).",
     ),
 ]
-EpochsOpt = Annotated[int, typer.Option("--epochs", help="Supernet training epochs.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
+EpochsOpt = Annotated[
+    int,
+    typer.Option("--epochs", rich_help_panel="Supernet training", help="Supernet training epochs."),
+]
+BatchOpt = Annotated[
+    int,
+    typer.Option("--batch-size", rich_help_panel="Supernet training", help="Training batch size."),
+]
 WeightsOpt = Annotated[
     str,
     typer.Option(
         "--weights",
+        rich_help_panel="Supernet training",
         help="Weight sharing: entangled (one sliced set per layer), separate (one bank per "
         "op) or members (a sliced set for the trunk and one per member).",
     ),
 ]
-OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="adamw or sgd.")]
-LrOpt = Annotated[
-    float | None, typer.Option("--lr", help="Peak learning rate (default by optimizer).")
+OptimizerOpt = Annotated[
+    str, typer.Option("--optimizer", rich_help_panel="Supernet training", help="adamw or sgd.")
 ]
-SmoothingOpt = Annotated[float, typer.Option("--label-smoothing", help="Label smoothing.")]
+LrOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lr",
+        rich_help_panel="Supernet training",
+        help="Peak learning rate (default by optimizer).",
+    ),
+]
+SmoothingOpt = Annotated[
+    float,
+    typer.Option("--label-smoothing", rich_help_panel="Supernet training", help="Label smoothing."),
+]
 ShrinkAtOpt = Annotated[
     str,
     typer.Option(
         "--shrink-at",
+        rich_help_panel="Shrinking",
         help="Fractions of training at which to shrink the space, e.g. 0.3,0.5,0.7; 'none' "
         "to train on the full space.",
     ),
 ]
 ShrinkRatioOpt = Annotated[
-    float, typer.Option("--shrink-ratio", help="Fraction of each layer's ops dropped per shrink.")
+    float,
+    typer.Option(
+        "--shrink-ratio",
+        rich_help_panel="Shrinking",
+        help="Fraction of each layer's ops dropped per shrink.",
+    ),
 ]
 DiversityOpt = Annotated[
     float,
     typer.Option(
-        "--diversity-weight", help="λ in score = z(potentiality) + λ z(diversity); 0 = ablation."
+        "--diversity-weight",
+        rich_help_panel="Shrinking",
+        help="λ in score = z(potentiality) + λ z(diversity); 0 = ablation.",
     ),
 ]
-MinOpsOpt = Annotated[int, typer.Option("--min-ops", help="Never keep fewer ops per layer.")]
+MinOpsOpt = Annotated[
+    int,
+    typer.Option("--min-ops", rich_help_panel="Shrinking", help="Never keep fewer ops per layer."),
+]
 ShrinkSamplesOpt = Annotated[
-    int, typer.Option("--shrink-samples", help="Ensembles sampled to score ops at each shrink.")
+    int,
+    typer.Option(
+        "--shrink-samples",
+        rich_help_panel="Shrinking",
+        help="Ensembles sampled to score ops at each shrink.",
+    ),
 ]
 PrintConfigOpt = Annotated[
     bool,
@@ -401,5 +489,5 @@ def print_config(config: RunConfig, options: SearchOptions | None = None) -> Non
 
     out: dict[str, Any] = {"run": config.to_dict()}
     if options is not None:
-        out["search"] = asdict(options)
+        out["search"] = asdict(options) | {"budget_macs": options.budget_macs}
     typer.echo(json.dumps(out, indent=2))

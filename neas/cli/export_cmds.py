@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import DeviceOpt, app, console, user_errors
-from neas.deploy.cascade import TOLERANCE
-from neas.run import ENSEMBLES
+from neas.config import CASCADE_TOLERANCE
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -37,7 +36,12 @@ def export_cmd(
         str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
     ] = "onnx,torch",
     threads: Annotated[
-        int, typer.Option("--threads", help="ONNX Runtime intra-op threads for latency.")
+        int,
+        typer.Option(
+            "--threads",
+            help="CPU threads while exporting (torch and ONNX Runtime), and the count the "
+            "reported ONNX Runtime latency is measured at.",
+        ),
     ] = 1,
     cascade: Annotated[
         bool, typer.Option("--cascade/--no-cascade", help="Sweep early-exit thresholds too.")
@@ -46,6 +50,7 @@ def export_cmd(
 ) -> None:
     """Export Pareto-front ensembles to ONNX and PyTorch, verified and timed (RUN/ensembles/)."""
     from neas.deploy import export_run
+    from neas.report import write_report
     from neas.run import read_json
 
     chosen = _split(select) or ["all"]
@@ -73,7 +78,16 @@ def export_cmd(
             f"{m['cascade']['threshold']:g}" if "cascade" in m else "-",
         )
     console.print(table)
+    console.print(
+        "ORT b1 ms: measured ONNX Runtime time of one image. vs separate: the one graph's time "
+        "over running the K members as separate graphs. parity: largest difference between "
+        "ONNX Runtime's and PyTorch's outputs. cascade t: members run in order and stop once "
+        "their average's top probability exceeds t (0: only the first member runs); the chosen "
+        "t is the cheapest within the cascade tolerance of the full ensemble's val accuracy.",
+        style="dim",
+    )
     console.print(f"exported {len(folders)} ensemble(s) -> {Path(run_dir) / 'ensembles'}")
+    console.print(f"report: {write_report(run_dir)}")
 
 
 @app.command("cascade")
@@ -84,15 +98,16 @@ def cascade_cmd(
     tolerance: Annotated[
         float,
         typer.Option(help="Chosen threshold: cheapest within this val accuracy of the full one."),
-    ] = TOLERANCE,
+    ] = CASCADE_TOLERANCE,
 ) -> None:
     """Sweep early-exit thresholds of an exported ensemble; store the chosen one."""
     import pandas as pd
 
     from neas.deploy import cascade_run
+    from neas.run import ensemble_dir
 
     info = cascade_run(run_dir, ensemble_id=ensemble_id, tolerance=tolerance)
-    folder = Path(run_dir) / ENSEMBLES / ensemble_id
+    folder = ensemble_dir(run_dir, ensemble_id)
     sweep = pd.read_csv(folder / "cascade.csv")
     table = Table("threshold", "val acc", "val MACs", "test acc", "test MACs", "members run")
     for _, r in sweep.iterrows():

@@ -68,20 +68,36 @@ from neas.cli.common import (
     run_config_from,
     user_errors,
 )
-from neas.config import SearchOptions
+from neas.config import SearchOptions, parse_threads
 
 BudgetOpt = Annotated[
-    str, typer.Option("--budget", "-b", help="MACs budget per ensemble: 600M, 1.2G, 500k, 3e8.")
+    str,
+    typer.Option(
+        "--budget",
+        "-b",
+        rich_help_panel="Search",
+        help="MACs budget per ensemble: 600M, 1.2G, 500k, 3e8.",
+    ),
 ]
 StrategyOpt = Annotated[
-    str, typer.Option("--strategy", help="Search strategy: nsga2 (default), optuna, random.")
+    str,
+    typer.Option(
+        "--strategy",
+        rich_help_panel="Search",
+        help="Search strategy: nsga2 (default), optuna, random.",
+    ),
 ]
-PopulationOpt = Annotated[int, typer.Option("--population", help="Individuals per generation.")]
-GenerationsOpt = Annotated[int, typer.Option("--generations", help="Generations to run.")]
+PopulationOpt = Annotated[
+    int, typer.Option("--population", rich_help_panel="Search", help="Individuals per generation.")
+]
+GenerationsOpt = Annotated[
+    int, typer.Option("--generations", rich_help_panel="Search", help="Generations to run.")
+]
 EvaluationsOpt = Annotated[
     int | None,
     typer.Option(
         "--evaluations",
+        rich_help_panel="Search",
         help="Total proposals (default population x generations). With optuna and --storage "
         "it is the study's total: all workers and earlier runs together; a worker stops "
         "asking once the study holds that many trials.",
@@ -91,6 +107,7 @@ SearchKOpt = Annotated[
     bool,
     typer.Option(
         "--search-members/--fixed-members",
+        rich_help_panel="Search",
         help="Also search K in 1..--members, so single networks compete on the front "
         "(default: K fixed to --members).",
     ),
@@ -99,6 +116,7 @@ EnsembleSizeOpt = Annotated[
     int | None,
     typer.Option(
         "--ensemble-size",
+        rich_help_panel="Search",
         help="Search only ensembles of this many members, at most --members (1: single "
         "networks on the same supernet, the baseline an ensemble has to beat).",
     ),
@@ -107,17 +125,22 @@ LatencyOpt = Annotated[
     bool,
     typer.Option(
         "--latency/--no-latency",
+        rich_help_panel="Search",
         help="Measure latency and make it the third objective (--no-latency: error and MACs "
         "only, the same front in every run with the same seed).",
     ),
 ]
 LatencyBatchOpt = Annotated[
-    int, typer.Option("--latency-batch", help="Batch size of the latency lookup table.")
+    int,
+    typer.Option(
+        "--latency-batch", rich_help_panel="Search", help="Batch size of the latency lookup table."
+    ),
 ]
 SurrogateOpt = Annotated[
     bool,
     typer.Option(
         "--surrogate/--no-surrogate",
+        rich_help_panel="Search",
         help="nsga2 only: a random-forest accuracy surrogate pre-screens offspring.",
     ),
 ]
@@ -125,6 +148,7 @@ StorageOpt = Annotated[
     str | None,
     typer.Option(
         "--storage",
+        rich_help_panel="Search",
         help="optuna storage: a journal file path or an RDB URL (sqlite:///study.db). Resumable; "
         "several `neas evolve` workers on one storage share the study and never score an "
         "architecture twice (README: Distributed search).",
@@ -132,44 +156,73 @@ StorageOpt = Annotated[
 ]
 
 
-def _default_out() -> Path:
-    root = Path("runs")
+RUNS = Path("runs")  # where `neas search` without --out puts its run folders
+
+
+def _default_out(*, resume: bool) -> Path:
+    """The next free ``runs/search-NNN``; with ``resume``, the most recent one whose job did
+    not finish (it has no report yet), said on the console."""
+    from neas.errors import RunDirError
+    from neas.run import MARKER, REPORT
+
+    folders = sorted(RUNS.glob("search-[0-9][0-9][0-9]"))
+    if resume:
+        unfinished = [f for f in folders if (f / MARKER).is_file() and not (f / REPORT).exists()]
+        if not unfinished:
+            latest = f"; the latest, {folders[-1]}, is finished" if folders else ""
+            raise RunDirError(
+                f"--resume without --out: no unfinished run in {RUNS}/{latest}; pass "
+                "--out RUN to reopen one"
+            )
+        typer.echo(f"resuming {unfinished[-1]} (the most recent unfinished run)")
+        return unfinished[-1]
     i = 1
-    while (root / f"search-{i:03d}").exists():
+    while (RUNS / f"search-{i:03d}").exists():
         i += 1
-    return root / f"search-{i:03d}"
+    return RUNS / f"search-{i:03d}"
+
+
+#: What each column of the printed front means (the report says the same at more length).
+FRONT_LEGEND = (
+    "split s/L: the members share their first s of L layers (L/L: one network with K heads). "
+    "pred. ms: latency predicted from a per-layer table timed on this machine (PyTorch, "
+    "search batch); the exported ONNX graphs' measured times are in the report. val NLL breaks "
+    "ties between equal val accuracies (lower is better). disagree: share of val images on "
+    "which the members' predicted classes differ (0: the members are copies, averaging gains "
+    "nothing)."
+)
 
 
 def print_front(front, *, budget: int, run_dir: Path) -> None:
+    import json
+    import math
+
     from neas.budget import format_macs
 
     table = Table(title=f"Pareto front ({len(front)} ensembles, budget {format_macs(budget)})")
-    for col in (
-        "id",
-        "K",
-        "split",
-        "MACs",
-        "params",
-        "latency ms",
-        "val acc",
-        "test acc",
-        "disagree",
-    ):
+    columns = ("id", "K", "split s/L", "MACs", "params", "pred. ms", "val acc", "val NLL")
+    for col in (*columns, "test acc", "disagree"):
         table.add_column(col, justify="right")
     for row in front.itertuples():
+        arch = json.loads(row.arch)
+        layers = len(arch["shared"]) + len(arch["members"][0])
+        latency = getattr(row, "latency_ms", math.nan)
+        nll = getattr(row, "val_nll", math.nan)
         table.add_row(
             row.id,
             str(row.members),
-            str(row.split),
+            f"{row.split}/{layers}",
             format_macs(row.macs),
             format_macs(row.params),
-            f"{row.latency_ms:.2f}",
-            f"{100 * row.val_accuracy:.2f}",
-            f"{100 * row.test_accuracy:.2f}",
+            "-" if not math.isfinite(latency) or latency <= 0 else f"{latency:.2f}",
+            f"{100 * row.val_accuracy:.2f}%",
+            "-" if not math.isfinite(nll) else f"{nll:.3f}",
+            f"{100 * row.test_accuracy:.2f}%",
             f"{row.disagreement:.3f}",
         )
     console.print(table)
-    console.print(f"results in {run_dir} (pareto.csv, pareto.png, search/)")
+    console.print(FRONT_LEGEND, style="dim")
+    console.print(f"results in {run_dir} (pareto.csv, pareto.png, search/, ensembles/)")
 
 
 @app.command("search")
@@ -184,7 +237,13 @@ def search_cmd(
     val_fraction: ValFractionOpt = D_VAL_FRACTION,
     target: TargetOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run folder (default runs/search-NNN).")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run folder (default: the next free runs/search-NNN; with --resume, the most "
+            "recent unfinished one).",
+        ),
     ] = None,
     strategy: StrategyOpt = D_STRATEGY,
     population: PopulationOpt = D_POPULATION,
@@ -226,8 +285,6 @@ def search_cmd(
     show_config: PrintConfigOpt = False,
 ) -> None:
     """The main job: train (with shrinking), search under the budget, export, report."""
-    from neas import pipeline
-
     config = run_config_from(locals())
     options = SearchOptions(
         budget=budget,
@@ -246,8 +303,11 @@ def search_cmd(
     if show_config:
         print_config(config, options)
         return
+    threads = parse_threads(threads)
+    from neas import pipeline  # after the options are checked: bad input needs no torch
+
     quiet_libraries(strategy)
-    out = out or _default_out()
+    out = out or _default_out(resume=resume)
     if resume and (note := kept_options(ctx, config, out)):
         typer.echo(note)
     with resume_on_interrupt(command_line(ctx, out=out, resume=True, force=None)):
@@ -299,8 +359,6 @@ def evolve_cmd(
     ] = True,
 ) -> None:
     """Run only the search on an already trained supernet (results replace earlier ones)."""
-    from neas import pipeline
-
     options = SearchOptions(
         budget=budget,
         strategy=strategy,
@@ -315,9 +373,15 @@ def evolve_cmd(
         surrogate=surrogate,
         seed=seed,
     )
+    threads = parse_threads(threads)
+    from neas import pipeline  # after the options are checked: bad input needs no torch
+
     quiet_libraries(strategy)
     with resume_on_interrupt(command_line(ctx, resume=True)):
         result = pipeline.evolve(
             run_dir, options=options, device=device, threads=threads, resume=resume
         )
     print_front(result.front, budget=options.budget_macs, run_dir=Path(run_dir))
+    from neas.run import REPORT
+
+    console.print(f"report: {Path(run_dir) / REPORT}")

@@ -59,6 +59,7 @@ from neas.cli.common import (
     run_config_from,
     user_errors,
 )
+from neas.config import PAPER_SPACE, parse_threads
 
 
 @app.command("spaces")
@@ -83,7 +84,9 @@ def spaces_cmd() -> None:
 @app.command("cost")
 @user_errors
 def cost_cmd(
-    space: SpaceOpt = D_SPACE,
+    space: Annotated[str, typer.Option(help="Registered search space (`neas spaces`).")] = (
+        PAPER_SPACE
+    ),
     image_size: Annotated[int, typer.Option(help="Input resolution (square).")] = 224,
     num_classes: Annotated[int, typer.Option(help="Number of classes.")] = 1000,
     in_channels: Annotated[int, typer.Option(help="Input channels.")] = 3,
@@ -201,13 +204,14 @@ def train_cmd(
     show_config: PrintConfigOpt = False,
 ) -> None:
     """Train the ensemble supernet, shrinking the space on the way (resumable)."""
-    from neas import pipeline
-    from neas.training.distributed import is_main_process
-
     config = run_config_from(locals())
     if show_config:
         print_config(config)
         return
+    threads = parse_threads(threads)
+    from neas import pipeline  # after the options are checked: bad input needs no torch
+    from neas.training.distributed import is_main_process
+
     if resume and (note := kept_options(ctx, config, out)):
         typer.echo(note)
     with resume_on_interrupt(command_line(ctx, resume=True, force=None)):

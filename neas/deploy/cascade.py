@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from neas import plots
+from neas.config import CASCADE_TOLERANCE
 from neas.cost import CostTable
 from neas.run import atomic_write_bytes
 from neas.search_spaces.arch import EnsembleArch
@@ -31,7 +32,7 @@ from neas.search_spaces.arch import EnsembleArch
 DEFAULT_THRESHOLDS: tuple[float, ...] = (
     0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0,
 )  # fmt: skip
-TOLERANCE = 0.005  # the chosen threshold may lose at most half a point of val accuracy
+TOLERANCE = CASCADE_TOLERANCE  # the chosen threshold may lose at most this much val accuracy
 
 
 def running_probs(member_probs: np.ndarray) -> np.ndarray:

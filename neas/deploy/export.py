@@ -260,8 +260,12 @@ def export_run(
     threads: int = 1,
     device: str | None = None,
     show_progress: bool = True,
+    resume: bool = False,
 ) -> list[Path]:
     """Export the selected ensembles of ``run_dir``; returns their folders (see module doc).
+
+    ``resume`` keeps every export that is already finished for its row's architecture with
+    the asked formats (a resumed job redoes no finished export); otherwise all are redone.
 
     ``select`` is ``"all"``, ``"best"`` or ensemble ids from ``pareto.csv``. ``threads`` is the
     CPU thread count for PyTorch and ONNX Runtime while exporting, and the one latency is
@@ -302,6 +306,10 @@ def export_run(
         for _, row in rows.iterrows():
             progress.update(task, info=str(row["id"]))
             out = writable_dir(ensemble_dir(run, row["id"]))
+            if resume and _finished(out, str(row["arch"]), chosen, finetune_epochs, cascade):
+                folders.append(out)
+                progress.update(task, advance=1)
+                continue
             export_ensemble(
                 trained,
                 row,
@@ -315,6 +323,22 @@ def export_run(
             folders.append(out)
             progress.update(task, advance=1)
     return folders
+
+
+def _finished(
+    folder: Path, arch: str, formats: tuple[str, ...], finetune_epochs: int, cascade: bool
+) -> bool:
+    """Whether ``folder`` holds a finished export of ``arch`` made with these settings."""
+    if not export_matches(folder, arch):
+        return False
+    manifest = read_json(folder / "manifest.json")
+    files = manifest.get("files", {})
+    tuned = (manifest.get("finetune") or {}).get("epochs", 0)
+    return (
+        all(f in files and (folder / files[f]).is_file() for f in formats)
+        and tuned == finetune_epochs
+        and (not cascade or "cascade" in manifest)
+    )
 
 
 def cascade_run(
