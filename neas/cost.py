@@ -140,5 +140,8 @@ def supernet_params_floor(space: SearchSpace) -> int:
     True
     """
     table = CostTable.from_space(space)
-    largest = sum(max(c.params for c in layer.values()) for layer in table.layers)
+    largest = sum(
+        max(table.layers[i][op].params for op in layer.candidates)
+        for i, layer in enumerate(space.layers)
+    )
     return table.stem.params + space.num_members * table.head.params + largest

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from neas import NEASClassifier
 from neas.cli import app
+from neas.config import SpaceOptions
 from neas.data import load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import DataError
@@ -68,7 +69,7 @@ def test_csv_loads_as_a_table(tmp_path) -> None:
 def test_csv_search_export_and_onnx_serving(tmp_path) -> None:
     frame = cancer_csv(tmp_path / "cancer.csv")
     out = tmp_path / "run"
-    args = ["search", "--space", "mlp", "--data", str(tmp_path / "cancer.csv"), "--target",
+    args = ["search", "--data", str(tmp_path / "cancer.csv"), "--target",
             "diagnosis", "--budget", "300k", "--epochs", "6", "--population", "6",
             "--generations", "2", "--width-mult", "0.5", "--threads", "1",
             "--out", str(out)]  # fmt: skip
@@ -94,10 +95,14 @@ def test_csv_search_export_and_onnx_serving(tmp_path) -> None:
 
 
 def test_images_need_mbconv_and_tables_need_mlp(tmp_path) -> None:
+    """The default space (auto) is picked from the data; a wrong explicit one is refused."""
     cancer_csv(tmp_path / "t.csv")
+    table = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
+    assert SpaceOptions().build(table).block == "mlp"
+    assert SpaceOptions().build(load_dataset("digits")).block == "mbconv"
     result = runner.invoke(
         app, ["train", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "t.csv"),
-              "--target", "diagnosis"],
+              "--target", "diagnosis", "--space", "mbconv"],
     )  # fmt: skip
     assert result.exit_code == 2 and "use --space mlp" in result.output
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--space", "mlp"])
