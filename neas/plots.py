@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from neas.run import atomic_write_bytes
 
@@ -81,17 +82,26 @@ def plot_hypervolume(progress: pd.DataFrame, *, path: Path) -> None:
     fig = _figure(figsize=(6, 3.5))
     ax = fig.subplots()
     ax.plot(progress["generation"], progress["hypervolume"], marker="o")
+    if len(progress) <= 12:  # one tick per generation (MaxNLocator gives fractions for one)
+        ax.set_xticks(list(progress["generation"]))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume")
     ax2 = ax.twinx()
-    ax2.plot(progress["generation"], 100 * progress["best_val_accuracy"], c="C1", ls="--")
+    ax2.plot(
+        progress["generation"], 100 * progress["best_val_accuracy"], c="C1", ls="--", marker="."
+    )
     ax2.set_ylabel("best val accuracy (%)", color="C1")
     ax.grid(alpha=0.3)
     _save(fig, path)
 
 
 def plot_shrink_history(history: dict[str, Any], path: str | Path) -> None:
-    """One row per shrink step: score heatmap (layers x ops, x = dropped), p vs d scatter."""
+    """One row per shrink step: score heatmap (layers x ops, x = dropped), p vs d scatter.
+
+    Layers are numbered from 1 on the heatmap's x axis, as the report's architecture tables
+    number them."""
     steps = history["steps"]
     names = sorted(
         {o["op"] for s in steps for lay in s["layers"] for o in lay["ops"]},
@@ -109,12 +119,16 @@ def plot_shrink_history(history: dict[str, Any], path: str | Path) -> None:
                 heat.text(c, r, mark, ha="center", va="center", fontsize=9, color="red")
         im = heat.imshow(grid, aspect="auto", cmap="viridis")
         heat.set_yticks(range(len(names)), names)
+        every = max(1, math.ceil(len(step["layers"]) / 24))  # at most 24 labels
+        ticks = range(0, len(step["layers"]), every)
+        heat.set_xticks(ticks, [str(c + 1) for c in ticks], fontsize=7)
         heat.set_xlabel("layer")
         heat.set_title(
             f"epoch {step['epoch']}: score (x dropped, ? unsampled), "
-            f"log10 size {step['log10_size_before']:.1f} -> {step['log10_size_after']:.1f}"
+            f"log10 size {step['log10_size_before']:.1f} -> {step['log10_size_after']:.1f}",
+            fontsize=10,
         )
-        fig.colorbar(im, ax=heat)
+        fig.colorbar(im, ax=heat).set_label("op score (higher = kept)")
         ops = [o for lay in step["layers"] for o in lay["ops"] if o["n"]]
         for kept, color, label in ((True, "tab:blue", "kept"), (False, "tab:red", "dropped")):
             sel = [o for o in ops if o["kept"] == kept]
