@@ -41,17 +41,23 @@ def _save(fig: Figure, path: str | Path) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def _mac_unit(largest: float) -> tuple[float, str]:
+    """Divisor and suffix for a MACs axis: millions, or thousands for tiny (tabular) models."""
+    return (1e3, "k") if largest < 1e6 else (1e6, "M")
+
+
 def plot_pareto(history: pd.DataFrame, front: pd.DataFrame, *, budget: int, path: Path) -> None:
     """Validation accuracy vs MACs: every evaluated ensemble, the front, the budget line."""
     fig = _figure(figsize=(7, 4.5))
     ax = fig.subplots()
     feasible = history[history["feasible"]]
+    div, unit = _mac_unit(max(history["macs"].max(), front["macs"].max()))
     ax.scatter(
-        feasible["macs"] / 1e6, 100 * feasible["val_accuracy"], s=12, c="0.7", label="evaluated"
+        feasible["macs"] / div, 100 * feasible["val_accuracy"], s=12, c="0.7", label="evaluated"
     )
     for k, group in front.groupby("members"):
         ax.scatter(
-            group["macs"] / 1e6,
+            group["macs"] / div,
             100 * group["val_accuracy"],
             s=40,
             label=f"Pareto front, K={k}",
@@ -60,7 +66,7 @@ def plot_pareto(history: pd.DataFrame, front: pd.DataFrame, *, budget: int, path
         )
     ordered = front.sort_values("macs")
     ax.step(
-        ordered["macs"] / 1e6,
+        ordered["macs"] / div,
         100 * ordered["val_accuracy"].cummax(),
         where="post",
         c="k",
@@ -68,8 +74,8 @@ def plot_pareto(history: pd.DataFrame, front: pd.DataFrame, *, budget: int, path
         zorder=2,
     )
     if budget <= 2 * max(1, history["macs"].max()):
-        ax.axvline(budget / 1e6, c="r", ls="--", lw=1, label=f"budget {budget / 1e6:.1f}M")
-    ax.set_xlabel("MACs (M)")
+        ax.axvline(budget / div, c="r", ls="--", lw=1, label=f"budget {budget / div:.3g}{unit}")
+    ax.set_xlabel(f"MACs ({unit})")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("ensembles found: accuracy vs MACs")
     ax.grid(alpha=0.3)
@@ -169,15 +175,16 @@ def plot_cascade(
     """Accuracy vs mean MACs per sample, one line per split (e.g. val, test)."""
     fig = _figure(figsize=(5, 3.6))
     ax = fig.subplots()
+    div, unit = _mac_unit(max((t["mean_macs"].max() for t in tables.values()), default=0))
     for name, table in tables.items():
         t = table.sort_values("mean_macs")
-        ax.plot(t["mean_macs"] / 1e6, 100 * t["accuracy"], marker="o", ms=3, label=name)
+        ax.plot(t["mean_macs"] / div, 100 * t["accuracy"], marker="o", ms=3, label=name)
         if chosen is not None:
             row = table.loc[(table["threshold"] - chosen).abs().idxmin()]
-            ax.scatter([row["mean_macs"] / 1e6], [100 * row["accuracy"]], s=60, c="k", zorder=3)
+            ax.scatter([row["mean_macs"] / div], [100 * row["accuracy"]], s=60, c="k", zorder=3)
     if chosen is not None:
         ax.scatter([], [], s=60, c="k", label=f"chosen threshold {chosen:g}")
-    ax.set_xlabel("mean MACs per sample (M)")
+    ax.set_xlabel(f"mean MACs per sample ({unit})")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "early-exit cascade")
     ax.grid(alpha=0.3)
