@@ -278,7 +278,7 @@ def _notes(items: Sequence[tuple[str, str]]) -> str:
 
 # --- explanations -------------------------------------------------------------------------------
 
-_K = "how many networks (members) the ensemble averages; their softmax probabilities are averaged."
+_K = "how many networks (members) the ensemble combines; it averages their softmax probabilities."
 _SPLIT = (
     "how many leading layers the members share (computed once for all of them); split = number "
     "of layers means all layers shared, only the heads differ."
