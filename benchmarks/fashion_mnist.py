@@ -5,7 +5,8 @@ MACs budget per ensemble (11.5M by default: two of the 5.76M-MACs CNNs a user wo
 average), side by side in one run per seed:
 
 - ``neas``: ``neas train`` (shrinking) -> ``neas evolve`` -> ``neas export --select best
-  --finetune-epochs F``: the best-validation ensemble of the front, fine-tuned;
+  --final-epochs F --final-init I``: the best-validation ensemble of the front, trained by the
+  final stage (inherited weights by default: what the fine-tuning figures measured);
 - ``single_nas``: the same supernet, ``neas evolve --ensemble-size 1`` (K = 1), same number of
   proposals, best by validation, fine-tuned the same way;
 - ``random_ensemble``: the same supernet, ``neas evolve --strategy random``, same number of
@@ -127,8 +128,9 @@ def searched(
     def search_and_export() -> dict[str, float]:
         search_s = evolve_copy(run, extra, budget=args.budget, trained=trained, args=args)
         export_s = neas_cli(
-            "export", str(run), "--select", "best", "--finetune-epochs",
-            str(args.finetune_epochs), "--format", "onnx", "--no-cascade", "--device", "cpu",
+            "export", str(run), "--select", "best", "--final-epochs",
+            str(args.finetune_epochs), "--final-init", args.final_init, "--format", "onnx",
+            "--no-cascade", "--device", "cpu",
         )  # fmt: skip
         return {"search_s": search_s, "export_s": export_s}
 
@@ -151,7 +153,7 @@ def searched(
         "members": int(manifest["members"]),
         "split": int(manifest["split"]),
         "val_accuracy": manifest["accuracy"]["val"],
-        "test_accuracy_before_finetune": manifest["accuracy_before_finetune"]["test"],
+        "test_accuracy_before_finetune": manifest["accuracy_before_final"]["test"],
         "search_s": search_s,
         "export_s": export_s,
     }
@@ -299,7 +301,10 @@ def main() -> None:
     p.add_argument("--seeds", default="0", help="comma-separated seeds, one full run each")
     p.add_argument("--budget", default="11.5M", help="MACs budget per ensemble")
     p.add_argument("--epochs", type=int, default=3, help="supernet epochs")
-    p.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning of the best")
+    p.add_argument(
+        "--finetune-epochs", type=int, default=1, help="final-training epochs of the best"
+    )
+    p.add_argument("--final-init", default="inherit", help="inherit, branches or scratch")
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--evaluations", type=int, default=48, help="proposals per search")
     p.add_argument("--val-size", type=int, default=5000, help="val images held out of 60k")

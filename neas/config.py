@@ -74,6 +74,11 @@ MAX_SUPERNET_PARAMS = 10**9
 VAL_FRACTION = 0.2
 #: The cascade's chosen threshold may lose at most this much val accuracy (half a point).
 CASCADE_TOLERANCE = 0.005
+#: Starting weights of the final training stage (``neas.deploy.final``): every weight from the
+#: supernet, the trunk from the supernet and each member's branch fresh, or all fresh.
+FINAL_INITS: tuple[str, ...] = ("inherit", "branches", "scratch")
+#: The final stage's default starting weights (``neas export --final-init``).
+FINAL_INIT = "inherit"
 #: ``--space auto``: ``mlp`` for tables (N x F), ``mbconv`` for images, picked from the data.
 AUTO_SPACE = "auto"
 #: The NEAS paper's space, what ``neas cost`` prices by default.

@@ -179,8 +179,10 @@ def export_matches(folder: Path, arch_json: str) -> bool:
 
 
 def remove_stale_exports(run_dir: str | os.PathLike[str], front: dict[str, str]) -> list[str]:
-    """Delete every ``RUN/ensembles/<id>`` that is not a finished export of the architecture
-    that ``front`` (id -> arch JSON, i.e. ``pareto.csv``) now gives that id; returns the ids.
+    """Delete every ``RUN/ensembles/<id>`` whose id is not on ``front`` (id -> arch JSON, i.e.
+    ``pareto.csv``) or whose finished export is of another architecture; returns the ids. An
+    unfinished export of an id on the front (no ``manifest.json`` yet: never served) stays, so
+    a killed final-training stage can resume from its checkpoint (which names its arch).
 
     A rewritten front reuses ids (``e000`` ...) for other architectures, so its old exports
     would otherwise be served under the new ids. Only real folders inside the run are touched.
@@ -193,7 +195,8 @@ def remove_stale_exports(run_dir: str | os.PathLike[str], front: dict[str, str])
         if folder.is_symlink() or not folder.is_dir():
             continue
         arch = front.get(folder.name)
-        if arch is None or not export_matches(folder, arch):
+        unfinished = not (folder / "manifest.json").exists()  # never served; resumable
+        if arch is None or not (unfinished or export_matches(folder, arch)):
             shutil.rmtree(folder)
             stale.append(folder.name)
     return stale

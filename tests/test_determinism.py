@@ -50,13 +50,15 @@ def trained(tmp_path_factory) -> Path:
 
 
 def finetuned_weights(run: Path) -> dict[str, torch.Tensor]:
-    """Export e000 of ``run`` fine-tuned for one epoch on one thread; its model.pt weights."""
+    """Export e000 of ``run`` after one epoch of final training (fresh branches: the seeded
+    initialisation is under test too) on one thread; its model.pt weights."""
     export_run(
         run,
         select="e000",
         formats=["torch"],
         cascade=False,
-        finetune_epochs=1,
+        final_epochs=1,
+        final_init="branches",
         threads=1,
         show_progress=False,
     )

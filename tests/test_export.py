@@ -212,17 +212,30 @@ def test_load_refuses_pickled_code_and_foreign_files(tmp_path: Path) -> None:
         load_ensemble(tmp_path / "missing.pt")
 
 
-def test_finetune_records_before_and_after(run_dir: Path) -> None:
+def test_final_training_records_before_and_after(run_dir: Path) -> None:
+    before = _exported_weights(run_dir, final_epochs=0)
     (folder,) = export_run(
-        run_dir, select="best", formats=("torch",), finetune_epochs=1, show_progress=False
+        run_dir, select="best", formats=("torch",), final_epochs=1, show_progress=False
     )
     m = json.loads((folder / "manifest.json").read_text())
     assert m["id"] == "e002"  # highest val_accuracy in the fake pareto.csv
-    assert m["finetune"]["epochs"] == 1
-    assert set(m["accuracy_before_finetune"]) >= {"val", "test"}
-    assert m["accuracy"] != m["accuracy_before_finetune"]  # weights did change
+    assert m["final"]["epochs"] == 1 and m["final"]["init"] == "inherit"
+    assert set(m["accuracy_before_final"]) >= {"val", "test"}
+    after = torch.load(folder / "model.pt", weights_only=True)["state_dict"]
+    changed = [
+        k for k in after if after[k].is_floating_point() and not torch.equal(after[k], before[k])
+    ]
+    assert len(changed) > len(after) // 2  # the weights were trained
+    assert not (folder / "final.pt").exists()  # the checkpoint goes once the export is whole
     assert (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
     assert "onnx" not in m and "latency" not in m
+
+
+def _exported_weights(run_dir: Path, *, final_epochs: int) -> dict[str, torch.Tensor]:
+    (folder,) = export_run(
+        run_dir, select="best", formats=("torch",), final_epochs=final_epochs, show_progress=False
+    )
+    return torch.load(folder / "model.pt", weights_only=True)["state_dict"]
 
 
 def _copy_run(run_dir: Path, dest: Path) -> Path:

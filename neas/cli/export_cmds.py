@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import DeviceOpt, app, console, user_errors
-from neas.config import CASCADE_TOLERANCE
+from neas.config import CASCADE_TOLERANCE, FINAL_INIT
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -29,9 +29,22 @@ def export_cmd(
             help="all (default), best, or ensemble ids from pareto.csv (repeat or comma-separate).",
         ),
     ] = None,
-    finetune_epochs: Annotated[
-        int, typer.Option("--finetune-epochs", help="Fine-tune each ensemble for E epochs first.")
+    final_epochs: Annotated[
+        int,
+        typer.Option(
+            "--final-epochs",
+            help="Train each ensemble E epochs as an ensemble first: the sum of the members' "
+            "own losses, each member on its own batches (0: export the supernet's weights).",
+        ),
     ] = 0,
+    final_init: Annotated[
+        str,
+        typer.Option(
+            "--final-init",
+            help="Starting weights of the final training: inherit (all from the supernet), "
+            "branches (trunk from the supernet, each member's own layers fresh) or scratch.",
+        ),
+    ] = FINAL_INIT,
     formats: Annotated[
         str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
     ] = "onnx,torch",
@@ -58,7 +71,8 @@ def export_cmd(
         run_dir,
         select=chosen[0] if len(chosen) == 1 else chosen,
         formats=_split([formats]),
-        finetune_epochs=finetune_epochs,
+        final_epochs=final_epochs,
+        final_init=final_init,
         cascade=cascade,
         threads=threads,
         device=device,

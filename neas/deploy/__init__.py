@@ -1,9 +1,10 @@
 """Deployment: export front ensembles (one ONNX graph, ``model.pt``, manifest), load them back,
-early-exit cascades, fine-tuning.
+early-exit cascades, the final training stage.
 
 ``export`` writes ``RUN/ensembles/<id>/``; ``model_file`` owns the ``model.pt`` format and
 ``load_ensemble``; ``onnx_export`` exports, checks parity and times in ONNX Runtime;
-``cascade`` sweeps early-exit thresholds; ``finetune`` trains an extracted ensemble further.
+``cascade`` sweeps early-exit thresholds; ``final`` trains a chosen ensemble as an ensemble,
+its members apart; ``metrics`` scores it.
 """
 
 from neas.deploy.export import cascade_run, export_run

@@ -18,7 +18,6 @@ Every ONNX export is checked (ONNX checker, ORT vs PyTorch on real validation im
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,11 @@ import pandas as pd
 import torch
 
 import neas.deploy.cascade as casc
+from neas.config import FINAL_INIT, FINAL_INITS, MAX_EPOCHS, check_int
 from neas.cost import CostTable
 from neas.data import Dataset
-from neas.deploy.finetune import FINETUNE_LR, accuracies, finetune, softmax_np
+from neas.deploy.final import final_train
+from neas.deploy.metrics import accuracies, softmax_np
 from neas.deploy.model_file import InputSpec, load_ensemble, save_ensemble_file
 from neas.deploy.onnx_export import export_onnx
 from neas.device import resolve_device, torch_threads
@@ -59,6 +60,8 @@ from neas.search_spaces.arch import EnsembleArch
 
 FORMATS: tuple[str, ...] = ("onnx", "torch")
 ARTIFACTS = ("manifest.json", "model.onnx", "model.pt", "cascade.csv", "cascade.png")
+#: The final stage's checkpoint in an export folder while it trains (a killed export resumes).
+FINAL_CHECKPOINT = "final.pt"
 PARETO_COLUMNS = ("id", "arch", "members", "split", "val_accuracy", "test_accuracy", "macs")
 
 
@@ -135,15 +138,18 @@ def export_ensemble(
     *,
     out_dir: Path,
     formats: tuple[str, ...],
-    finetune_epochs: int = 0,
+    final_epochs: int = 0,
+    final_init: str = "inherit",
     cascade: bool = True,
     threads: int = 1,
     device: torch.device,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Export one Pareto row into ``out_dir``; returns its manifest (also written there).
 
-    Earlier artifacts in ``out_dir`` are removed first; ``manifest.json`` is written last, so a
-    folder without one holds an export that did not finish.
+    Earlier artifacts in ``out_dir`` are removed first (but not a final-training checkpoint
+    of a killed export, which is resumed); ``manifest.json`` is written last, so a folder
+    without one holds an export that did not finish.
     """
     for name in ARTIFACTS:
         (out_dir / name).unlink(missing_ok=True)
@@ -168,24 +174,31 @@ def export_ensemble(
         "member_macs": [costs.member(arch, m).macs for m in range(arch.num_members)],
         "search": {k: _plain(row[k]) for k in row.index if k not in ("id", "arch")},
     }
-    if finetune_epochs > 0:
-        t0 = time.perf_counter()
-        net = finetune(
+    if final_epochs > 0:
+        done = final_train(
             net,
+            space,
+            arch,
             ds.x_train,
             ds.y_train,
-            epochs=finetune_epochs,
+            epochs=final_epochs,
+            init=final_init,
             config=run.config.train,
             device=device,
+            checkpoint=out_dir / FINAL_CHECKPOINT,
+            show_progress=show_progress,
         )
+        net = done.net
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
-        manifest["finetune"] = {
-            "epochs": finetune_epochs,
-            "seconds": time.perf_counter() - t0,
-            "loss": "sum of members' cross-entropy",
-            "optimizer": f"AdamW, lr {FINETUNE_LR:g} cosine",
+        manifest["final"] = {
+            "epochs": final_epochs,
+            "init": final_init,
+            "seconds": done.seconds,
+            "resumed_from_epoch": done.resumed_from,
+            "loss": "sum of the members' own cross-entropies, each member on its own batches; "
+            "trunk gradient / K",
         }
-        manifest["accuracy_before_finetune"] = accuracy
+        manifest["accuracy_before_final"] = accuracy
         accuracy = accuracies(probs(logits), labels)
     manifest["accuracy"] = accuracy
     net = net.to("cpu", memory_format=torch.contiguous_format).eval()
@@ -234,6 +247,7 @@ def export_ensemble(
     )
     manifest["files"] = files
     write_json(out_dir / "manifest.json", manifest)
+    (out_dir / FINAL_CHECKPOINT).unlink(missing_ok=True)  # the export is whole: no resume needed
     return manifest
 
 
@@ -255,7 +269,8 @@ def export_run(
     *,
     select: str | Sequence[str] = "all",
     formats: Sequence[str] = FORMATS,
-    finetune_epochs: int = 0,
+    final_epochs: int = 0,
+    final_init: str = FINAL_INIT,
     cascade: bool = True,
     threads: int = 1,
     device: str | None = None,
@@ -272,15 +287,19 @@ def export_run(
     reported for (1 by default: tiny models run fastest on one thread, and a shared machine does
     not oversubscribe). Fine-tuning runs on ``device``; export and timing run on the CPU.
 
-    >>> export_run("runs/digits", select=["e000", "e003"], finetune_epochs=2)  # doctest: +SKIP
+    ``final_epochs`` > 0 trains each selected ensemble as an ensemble first, members apart,
+    from the starting weights ``final_init`` picks (``neas.deploy.final``).
+
+    >>> export_run("runs/digits", select=["e000", "e003"], final_epochs=2)  # doctest: +SKIP
     [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
     """
     run = Path(run_dir)
     table = read_pareto(run)
     rows = select_rows(table, select)
     chosen = check_formats(formats)
-    if finetune_epochs < 0:
-        raise ConfigError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    check_int("--final-epochs", final_epochs, 0, MAX_EPOCHS)
+    if final_init not in FINAL_INITS:
+        raise ConfigError(f"unknown --final-init {final_init!r}; valid: {', '.join(FINAL_INITS)}")
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
@@ -306,7 +325,8 @@ def export_run(
         for _, row in rows.iterrows():
             progress.update(task, info=str(row["id"]))
             out = writable_dir(ensemble_dir(run, row["id"]))
-            if resume and _finished(out, str(row["arch"]), chosen, finetune_epochs, cascade):
+            final = (final_epochs, final_init if final_epochs else None)
+            if resume and _finished(out, str(row["arch"]), chosen, final, cascade):
                 folders.append(out)
                 progress.update(task, advance=1)
                 continue
@@ -315,10 +335,12 @@ def export_run(
                 row,
                 out_dir=out,
                 formats=chosen,
-                finetune_epochs=finetune_epochs,
+                final_epochs=final_epochs,
+                final_init=final_init,
                 cascade=cascade,
                 threads=threads,
                 device=dev,
+                show_progress=show_progress,
             )
             folders.append(out)
             progress.update(task, advance=1)
@@ -326,17 +348,22 @@ def export_run(
 
 
 def _finished(
-    folder: Path, arch: str, formats: tuple[str, ...], finetune_epochs: int, cascade: bool
+    folder: Path,
+    arch: str,
+    formats: tuple[str, ...],
+    final: tuple[int, str | None],
+    cascade: bool,
 ) -> bool:
-    """Whether ``folder`` holds a finished export of ``arch`` made with these settings."""
+    """Whether ``folder`` holds a finished export of ``arch`` made with these settings
+    (``final``: final-training epochs and init, ``(0, None)`` for none)."""
     if not export_matches(folder, arch):
         return False
     manifest = read_json(folder / "manifest.json")
     files = manifest.get("files", {})
-    tuned = (manifest.get("finetune") or {}).get("epochs", 0)
+    done = manifest.get("final") or {}
     return (
         all(f in files and (folder / files[f]).is_file() for f in formats)
-        and tuned == finetune_epochs
+        and (done.get("epochs", 0), done.get("init")) == final
         and (not cascade or "cascade" in manifest)
     )
 

@@ -1,0 +1,229 @@
+"""The final training stage: a chosen ensemble trained as an ensemble, its members apart.
+
+The supernet ranks ensembles; it does not give their members their final weights (inherited
+entangled weights make near-copies: disagreement 0-3 %, ensemble gain ~0). As in the NEAS
+paper's own models, the chosen ensemble is trained again as one static network:
+
+* the loss is the **sum of each member's own cross-entropy** (never the ensemble's: members
+  that optimise a joint loss collude), and the shared trunk's gradient is **divided by K** (the
+  mean of the members' gradients, as in supernet training);
+* each member sees **its own batches**: member 0 the loop's data order, member m its own
+  permutation and random shifts from ``(seed, m, epoch)``, so the trunk runs once per member;
+* the starting weights are chosen by ``init`` (``FINAL_INITS``): ``inherit`` every weight from
+  the supernet (what fine-tuning did), ``branches`` the trunk inherited and each member's
+  branch (its layers after the split and its head) freshly initialised with a seed of its own,
+  or ``scratch`` (everything fresh, as the paper trains its final models).
+
+Dropout draws from torch's generator, re-seeded from ``(seed, epoch)`` at each epoch inside a
+forked generator, so the stage is deterministic for a seed and thread count and a resumed run
+(``checkpoint``, written atomically after every epoch) equals an uninterrupted one.
+
+>>> import copy
+>>> import numpy as np
+>>> from neas.search_spaces import create_space, sample
+>>> from neas.nn.builder import static_ensemble
+>>> space = create_space("mlp", in_channels=6, num_classes=3, width_mult=0.125)
+>>> arch = sample(space, np.random.default_rng(0))
+>>> net = static_ensemble(space, arch)
+>>> fresh = initialise(copy.deepcopy(net), space, arch, init="branches", seed=0)
+>>> same = lambda a, b: all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+>>> same(fresh.trunk, net.trunk), same(fresh.branches[0], net.branches[0])
+(True, False)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neas.config import FINAL_INITS, TrainConfig
+from neas.errors import ConfigError
+from neas.nn.builder import static_ensemble
+from neas.nn.layers import EnsembleNet
+from neas.run import atomic_torch_save
+from neas.search_spaces.arch import EnsembleArch
+from neas.search_spaces.spec import SearchSpace
+from neas.torchfile import read_torch_file
+from neas.training.loop import (
+    LossFn,
+    TrainState,
+    fit,
+    make_optimizer,
+    memory_format,
+    random_shift,
+    seeded_rng,
+)
+
+#: Peak learning rates: inherited weights are refined gently; fresh ones train at the
+#: supernet's rate (AdamW 3e-3) with one warm-up epoch.
+INHERIT_LR = 1e-3
+FINAL_CHECKPOINT_FORMAT = 1
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of member ``member``'s fresh weights and data order (member 0: ``seed``)."""
+    return seed if member == 0 else seed * 1_000_003 + 7919 * member
+
+
+def initialise(
+    net: EnsembleNet, space: SearchSpace, arch: EnsembleArch, *, init: str, seed: int
+) -> EnsembleNet:
+    """``net`` (built from the supernet; changed in place for ``branches``) with the starting
+    weights ``init`` asks for; the caller's random stream is left as it was (module doc)."""
+    if init not in FINAL_INITS:
+        raise ConfigError(f"unknown final init {init!r}; valid: {', '.join(FINAL_INITS)}")
+    if init == "inherit":
+        return net
+    if init == "scratch":
+        with seeded_rng(seed):
+            return static_ensemble(space, arch)
+    for m, branch in enumerate(net.branches):
+        with seeded_rng(member_seed(seed, m) + 1):
+            fresh = static_ensemble(space, arch).branches[m]
+        branch.load_state_dict(fresh.state_dict())
+    return net
+
+
+def final_config(config: TrainConfig, *, epochs: int, init: str) -> TrainConfig:
+    """The training settings of the final stage: the run's, for ``epochs`` epochs, at a
+    learning rate that suits ``init``."""
+    if init == "inherit":
+        return replace(config, epochs=epochs, lr=INHERIT_LR, warmup_epochs=0.0)
+    return replace(config, epochs=epochs, warmup_epochs=min(1.0, epochs / 4))
+
+
+def member_loss(
+    x: torch.Tensor, y: torch.Tensor, *, config: TrainConfig, seed: int, num_members: int
+) -> LossFn:
+    """Sum of the members' cross-entropies, each member on its own batch, trunk gradient / K
+    (module doc). ``x``, ``y`` are the training data the loop draws member 0's batches from."""
+    n, batch = len(x), config.batch_size
+    fmt = memory_format(config)
+    orders: dict[tuple[int, int], tuple[torch.Tensor, torch.Generator]] = {}
+
+    def batch_of(member: int, epoch: int, step: int, device: torch.device):
+        if (member, epoch) not in orders:  # one permutation per member and epoch, kept for it
+            for stale in [k for k in orders if k[1] != epoch]:
+                del orders[stale]
+            gen = torch.Generator().manual_seed(member_seed(seed, member) * 1_000_003 + epoch)
+            orders[member, epoch] = (torch.randperm(n, generator=gen), gen)
+        perm, gen = orders[member, epoch]
+        idx = perm[step * batch : (step + 1) * batch]
+        xb = random_shift(x[idx], gen) if config.augment else x[idx]
+        return xb.to(device).contiguous(memory_format=fmt), y[idx].to(device)
+
+    def loss_fn(
+        model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int
+    ) -> tuple[torch.Tensor, int]:
+        if step == 0:  # dropout's stream, the same after a resume
+            torch.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+        total = torch.zeros((), device=xb.device)
+        for m, branch in enumerate(model.branches):
+            xm, ym = (xb, yb) if m == 0 else batch_of(m, epoch, step, xb.device)
+            h = model.trunk(model.stem(xm))
+            if num_members > 1 and h.requires_grad:
+                h.register_hook(lambda g: g / num_members)
+            logits = branch(h)
+            total = total + F.cross_entropy(
+                logits.float(), ym, label_smoothing=config.label_smoothing
+            )
+        return total, num_members
+
+    return loss_fn
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    net: EnsembleNet
+    seconds: float
+    epochs: int
+    resumed_from: int  # epochs a checkpoint already held
+
+
+def final_train(
+    net: EnsembleNet,
+    space: SearchSpace,
+    arch: EnsembleArch,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    init: str,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    checkpoint: Path | None = None,
+    show_progress: bool = False,
+    stop_after: int | None = None,
+) -> FinalResult:
+    """Train ``net`` (built from the supernet for ``arch``) as the final stage: ``init`` picks
+    its starting weights, then ``epochs`` epochs of per-member training (module doc). With a
+    ``checkpoint`` path, each epoch is saved there and a matching checkpoint is resumed;
+    ``stop_after`` ends after that many epochs in total, as if killed (tests)."""
+    if epochs < 1:
+        raise ConfigError(f"--final-epochs must be at least 1 to train, got {epochs}")
+    cfg = final_config(config, epochs=epochs, init=init)
+    key = {"arch": arch.to_json(space), "init": init, "epochs": epochs, "seed": cfg.seed}
+    net = initialise(net, space, arch, init=init, seed=cfg.seed)
+    state, optimizer = TrainState(), None
+    if checkpoint is not None and checkpoint.is_file():
+        saved = _read_checkpoint(checkpoint)
+        if saved is not None and saved.get("key") == key:
+            net.load_state_dict(saved["model"])
+            optimizer = make_optimizer(net.to(device), cfg)
+            optimizer.load_state_dict(saved["optimizer"])
+            state = TrainState(epoch=int(saved["epoch"]), history=list(saved["history"]))
+    resumed = state.epoch
+
+    def save(model: torch.nn.Module, opt: torch.optim.Optimizer, st: TrainState):
+        if checkpoint is not None:
+            atomic_torch_save(
+                {
+                    "format": FINAL_CHECKPOINT_FORMAT,
+                    "key": key,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "epoch": st.epoch,
+                    "history": st.history,
+                },
+                checkpoint,
+            )
+        return model, opt
+
+    tx, ty = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))
+    t0 = time.perf_counter()
+    with seeded_rng(cfg.seed, device):
+        net, _, state = fit(
+            net,
+            tx,
+            ty,
+            config=cfg,
+            loss_fn=member_loss(tx, ty, config=cfg, seed=cfg.seed, num_members=len(net.branches)),
+            device=device,
+            optimizer=optimizer,
+            state=state,
+            stop_after=stop_after,
+            on_epoch_end=save,
+            description=f"final training ({init})",
+            show_progress=show_progress,
+        )
+    return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A final-stage checkpoint, or ``None`` when it is not one (it is then trained anew)."""
+    from neas.errors import RunDirError
+
+    try:
+        saved = read_torch_file(path, error=RunDirError, advice="it is trained again")
+    except RunDirError:
+        return None
+    needed = ("format", "key", "model", "optimizer", "epoch", "history")
+    if not isinstance(saved, dict) or any(k not in saved for k in needed):
+        return None
+    return saved
