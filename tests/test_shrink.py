@@ -186,8 +186,8 @@ def test_shrunk_supernet_computes_the_same_and_reloads(weights: str) -> None:
         ({"at": (0.5, 0.5)}, "increasing"),
         ({"ratio": 1.0}, "empty a layer"),
         ({"ratio": -0.1}, "[0, 1)"),
-        ({"min_ops": 0}, ">= 1"),
-        ({"samples": 1}, ">= 2"),
+        ({"min_ops": 0}, "--min-ops must be at least 1"),
+        ({"samples": 1}, "--shrink-samples must be at least 2"),
     ],
 )
 def test_bad_shrink_config_is_a_config_error(kwargs: dict, message: str) -> None:

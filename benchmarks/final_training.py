@@ -1,0 +1,262 @@
+"""The final training stage measured: each starting-weight mode and epoch count against a deep
+ensemble and single-network NAS, with the same final-training recipe, paired per seed.
+
+Per seed (one supernet and one search per seed, shared by every method, so the comparison is
+paired): ``neas train`` (with shrinking) -> three searches on copies of the run (no latency, the
+same proposals): K = 2 ensembles under the budget (neas's choice: the best-validation
+ensemble), K = 1 under the budget (single-network NAS) and K = 1 under half the budget (the
+network a user would train twice: the deep ensemble). Then, from the same supernet:
+
+- ``neas`` with ``--final-init`` inherit / branches / scratch for each E in ``--epochs-list``;
+- ``single_nas``: its network, the same recipe and E, ``inherit`` (its best start here);
+- ``deep_ensemble``: the half-budget network trained from scratch twice (two seeds, each as
+  the final stage trains a member), probabilities averaged: about equal MACs.
+
+Rows (``results/final_training.json``): seed, method, init, epochs, test_accuracy, nll, ece,
+member_accuracy_mean, disagreement, ensemble_gain (ensemble accuracy minus mean member
+accuracy), macs, split, final_wall_s (the final stage alone), total_wall_s (plus the supernet
+training and the method's search). Writes the "Final training" section of RESULTS.md with a
+table (means over seeds) and ``results/final_training.png`` (test accuracy vs final-stage wall
+time, one line per method).
+
+    python benchmarks/final_training.py --data digits --seeds 0,1,2 --threads 1
+    python benchmarks/final_training.py --data fashion-mnist --val-fraction 0.0833 \\
+        --budget 11.5M --supernet-epochs 3 --seeds 0,1,2 --threads 1   # hours on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from neas import pipeline
+from neas.config import DataOptions, RunConfig, SearchOptions, TrainConfig
+from neas.cost import CostTable
+from neas.deploy.final import final_train
+from neas.device import torch_threads
+from neas.evaluate import calibration_images, ensemble_logits, ensemble_metrics, recalibrate_bn
+from neas.nn import build_ensemble
+from neas.run import open_trained
+from neas.search_spaces import EnsembleArch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import HERE, write_json, write_section  # noqa: E402
+
+INITS = ("inherit", "branches", "scratch")
+
+
+def searched_copy(trained: Path, dest: Path, options: SearchOptions, threads: int) -> pd.Series:
+    """The best-validation row of a search on a copy of the trained run, and its seconds."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("search", "ensembles"))
+    t0 = time.perf_counter()
+    result = pipeline.evolve(dest, options=options, threads=threads, report=False)
+    best = result.front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+    return pd.concat([best, pd.Series({"search_s": time.perf_counter() - t0})])
+
+
+def scores(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
+    m = ensemble_metrics(logits, y)
+    members = float(np.mean(m.member_accuracy))
+    return {
+        "test_accuracy": m.accuracy,
+        "nll": m.nll,
+        "ece": m.ece,
+        "member_accuracy_mean": members,
+        "disagreement": m.disagreement,
+        "ensemble_gain": m.accuracy - members,
+    }
+
+
+def trained_net(run, arch: EnsembleArch, *, epochs: int, init: str, seed: int):
+    """The final stage on ``arch`` built from ``run``'s supernet; (network, seconds)."""
+    ds = run.dataset
+    recalibrate_bn(run.supernet, arch, calibration_images(ds, seed=seed))
+    net = build_ensemble(run.supernet, arch)  # ``scratch`` replaces it with fresh weights
+    cfg = replace(run.config.train, seed=seed)
+    done = final_train(
+        net, run.space, arch, ds.x_train, ds.y_train, epochs=epochs, init=init, config=cfg
+    )
+    return done.net, done.seconds
+
+
+def one_seed(seed: int, args) -> list[dict[str, Any]]:
+    work = Path(args.work) / f"seed{seed}"
+    config = RunConfig(
+        data=DataOptions(
+            source=args.data, max_train=args.max_train, val_fraction=args.val_fraction
+        ),
+        train=TrainConfig(epochs=args.supernet_epochs),
+    ).with_seed(seed)
+    t0 = time.perf_counter()
+    pipeline.train(
+        out=work / "run", config=config, threads=args.threads, resume=True, show_progress=False
+    )
+    train_s = time.perf_counter() - t0
+    options = SearchOptions(
+        budget=args.budget,
+        population=args.population,
+        generations=args.generations,
+        latency=False,
+        seed=seed,
+    )
+    half = str(options.budget_macs // 2)
+    rows = {
+        "neas": searched_copy(work / "run", work / "neas", options, args.threads),
+        "single_nas": searched_copy(
+            work / "run", work / "single", replace(options, ensemble_size=1), args.threads
+        ),
+        "deep_ensemble": searched_copy(
+            work / "run",
+            work / "half",
+            replace(options, ensemble_size=1, budget=half),
+            args.threads,
+        ),
+    }
+    run = open_trained(work / "run")
+    ds, costs = run.dataset, CostTable.from_space(run.space)
+    out = []
+    for method, row in rows.items():
+        arch = EnsembleArch.from_json(str(row["arch"]), run.space)
+        inits = (
+            INITS
+            if method == "neas"
+            else ("scratch",)
+            if method == "deep_ensemble"
+            else ("inherit",)
+        )
+        for init in inits:
+            for epochs in args.epochs_list:
+                with torch_threads(args.threads):
+                    if method == "deep_ensemble":  # two networks, trained apart, averaged
+                        parts = [
+                            trained_net(run, arch, epochs=epochs, init=init, seed=seed + 1000 * k)
+                            for k in range(2)
+                        ]
+                        logits = torch.cat([ensemble_logits(n, ds.x_test) for n, _ in parts])
+                        final_s = sum(s for _, s in parts)
+                        macs = 2 * costs.ensemble(arch).macs
+                    else:
+                        net, final_s = trained_net(run, arch, epochs=epochs, init=init, seed=seed)
+                        logits = ensemble_logits(net, ds.x_test)
+                        macs = costs.ensemble(arch).macs
+                out.append(
+                    {
+                        "seed": seed,
+                        "method": method,
+                        "init": init,
+                        "epochs": epochs,
+                        **scores(logits, ds.y_test),
+                        "macs": int(macs),
+                        "split": int(arch.split),
+                        "members": 2 if method == "deep_ensemble" else arch.num_members,
+                        "final_wall_s": final_s,
+                        "total_wall_s": train_s + float(row["search_s"]) + final_s,
+                    }
+                )
+                print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    frame = pd.DataFrame(rows)
+    keys = ["method", "init", "epochs"]
+    mean = frame.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
+    std = frame.groupby(keys, sort=False).std(numeric_only=True).reset_index()
+    lines = [
+        "| method | init | E | test acc (mean ± std) | NLL | ECE | member acc | disagreement "
+        "| gain | MACs | split | final s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (_, m), (_, s) in zip(mean.iterrows(), std.iterrows()):
+        spread = 0.0 if np.isnan(s["test_accuracy"]) else 100 * s["test_accuracy"]
+        lines.append(
+            f"| {m['method']} | {m['init']} | {int(m['epochs'])} | "
+            f"{100 * m['test_accuracy']:.2f} ± {spread:.2f}% | {m['nll']:.3f} | {m['ece']:.3f} | "
+            f"{100 * m['member_accuracy_mean']:.2f}% | {100 * m['disagreement']:.1f}% | "
+            f"{100 * m['ensemble_gain']:+.2f} | {m['macs'] / 1e6:.2f}M | {m['split']:.0f} | "
+            f"{m['final_wall_s']:.0f} |"
+        )
+    return lines
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    frame = pd.DataFrame(rows)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for (method, init), part in frame.groupby(["method", "init"], sort=False):
+        m = part.groupby("epochs").mean(numeric_only=True).sort_index()
+        ax.plot(m["final_wall_s"], 100 * m["test_accuracy"], marker="o", label=f"{method} ({init})")
+    ax.set_xlabel("final-stage wall time, s (mean over seeds)")
+    ax.set_ylabel("test accuracy, %")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="digits")
+    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--budget", default="600M")
+    p.add_argument("--supernet-epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--population", type=int, default=SearchOptions.population)
+    p.add_argument("--generations", type=int, default=SearchOptions.generations)
+    p.add_argument("--epochs-list", default="1,2,4,8")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", default="runs/final_training")
+    args = p.parse_args()
+    args.epochs_list = [int(e) for e in args.epochs_list.split(",")]
+    rows = [r for seed in (int(s) for s in args.seeds.split(",")) for r in one_seed(seed, args)]
+    write_json(
+        "final_training.json",
+        {
+            "data": args.data,
+            "max_train": args.max_train,
+            "budget": args.budget,
+            "supernet_epochs": args.supernet_epochs,
+            "torch_threads": args.threads,
+            "rows": rows,
+        },
+    )
+    plot(rows, HERE / "results" / "final_training.png")
+    cmd = " ".join(["python benchmarks/final_training.py", *sys.argv[1:]])
+    write_section(
+        f"## Final training ({args.data})",
+        [
+            "",
+            f"`{cmd}` ({args.threads} torch thread(s); data {args.data}, max train "
+            f"{args.max_train or 'all'}, budget {args.budget}, supernet {args.supernet_epochs} "
+            f"epochs; seeds {args.seeds}; means over seeds, ± the seeds' standard deviation). "
+            "neas = the best-validation K = 2 ensemble of the search; single_nas = the best "
+            "K = 1 network under the budget; deep_ensemble = the best K = 1 network under half "
+            "the budget trained from scratch twice. Every method gets the same final-training "
+            "recipe and epochs E.",
+            "",
+            *table(rows),
+            "",
+            "![test accuracy vs final-stage wall time](results/final_training.png)",
+            "",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
