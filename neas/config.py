@@ -31,6 +31,7 @@ __all__ = [
     "SMALL_PRESETS",
     "WEIGHT_MODES",
     "DataOptions",
+    "FinalOptions",
     "RunConfig",
     "SearchOptions",
     "ShrinkConfig",
@@ -411,6 +412,23 @@ class SearchOptions:
             if self.evaluations is not None
             else (self.population * self.generations)
         )
+
+
+@dataclass(frozen=True)
+class FinalOptions:
+    """The final training stage of exported ensembles (``neas.deploy.final``): ``epochs``
+    (0: export the supernet's weights as they are) from the starting weights ``init``
+    (``FINAL_INITS``)."""
+
+    epochs: int = 0
+    init: str = FINAL_INIT
+
+    def __post_init__(self) -> None:
+        check_int("--final-epochs", self.epochs, 0, MAX_EPOCHS)
+        if self.init not in FINAL_INITS:
+            raise ConfigError(
+                f"unknown --final-init {self.init!r}; valid: {', '.join(FINAL_INITS)}"
+            )
 
 
 @dataclass(frozen=True)

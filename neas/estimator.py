@@ -34,6 +34,7 @@ from neas.config import (
     CASCADE_TOLERANCE,
     VAL_FRACTION,
     DataOptions,
+    FinalOptions,
     RunConfig,
     SearchOptions,
     ShrinkConfig,
@@ -102,6 +103,8 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         head_width: int | None = None,
         feature_width: int | None = None,
         shrink: bool = True,
+        final_epochs: int = FinalOptions.epochs,
+        final_init: str = FinalOptions.init,
         selection: str = "best",
         tolerance: float = CASCADE_TOLERANCE,
         latency: bool = False,
@@ -124,6 +127,8 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         self.head_width = head_width
         self.feature_width = feature_width
         self.shrink = shrink
+        self.final_epochs = final_epochs
+        self.final_init = final_init
         self.selection = selection
         self.tolerance = tolerance
         self.latency = latency
@@ -236,6 +241,8 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 select=[chosen],
                 formats=("torch",),
                 cascade=False,
+                final_epochs=self.final_epochs,
+                final_init=self.final_init,
                 device=self.device,
                 show_progress=self.verbose,
             )

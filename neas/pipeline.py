@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neas.config import THREADS, RunConfig, SearchOptions
+from neas.config import THREADS, FinalOptions, RunConfig, SearchOptions
 from neas.data import Dataset
 from neas.deploy import export_run
 from neas.device import Threads, parse_threads, resolve_device, torch_threads
@@ -303,6 +303,7 @@ def search(
     out: str | Path,
     config: RunConfig | None = None,
     options: SearchOptions | None = None,
+    final: FinalOptions | None = None,
     seed: int | None = None,
     device: str | None = None,
     threads: Threads = THREADS,
@@ -314,13 +315,16 @@ def search(
     """The main job: train (with shrinking), search under the MACs budget, export the front.
 
     Stages already finished in ``out`` are reused with ``resume=True`` (a search with the same
-    options is not run again). ``seed`` sets every stage's seed. Under ``torchrun`` every rank
-    trains; ranks other than 0 return ``None`` after training, rank 0 goes on alone.
+    options is not run again, nor a finished export). ``final`` trains each exported ensemble
+    as an ensemble first (``neas.deploy.final``; default ``FinalOptions()``). ``seed`` sets
+    every stage's seed. Under ``torchrun`` every rank trains; ranks other than 0 return
+    ``None`` after training, rank 0 goes on alone.
 
     >>> result = search(out="runs/digits", options=SearchOptions(budget="600M"))  # doctest: +SKIP
     >>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
     """
     config, options = resolve(config=config, options=options, seed=seed)
+    final = final or FinalOptions()
     threads = parse_threads(threads)
     with data_parallel(resolve_device(device)) as (world, dev):
         plan = plan_training(out=out, config=config, resume=resume)
@@ -353,6 +357,8 @@ def search(
             export_run(
                 trained.run_dir,
                 select="all",
+                final_epochs=final.epochs,
+                final_init=final.init,
                 device=str(dev),
                 show_progress=show_progress,
                 resume=resume,

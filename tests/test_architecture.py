@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from neas.cli import app
-from neas.config import RunConfig, SearchOptions, SpaceOptions
+from neas.config import FinalOptions, RunConfig, SearchOptions, SpaceOptions
 from neas.pipeline import resolve
 
 ROOT = Path(__file__).resolve().parents[1] / "neas"
@@ -111,7 +111,8 @@ def test_api_and_cli_resolve_the_same_main_job(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     config, options = resolve()
     search = asdict(options) | {"budget_macs": 600_000_000}
-    api = json.loads(json.dumps({"run": config.to_dict(), "search": search}))
+    final = asdict(FinalOptions())
+    api = json.loads(json.dumps({"run": config.to_dict(), "search": search, "final": final}))
     assert json.loads(result.output) == api
     digits = config.data.load()
     assert config.space.build(digits) == SpaceOptions(name="mbconv").build(digits)

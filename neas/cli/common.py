@@ -21,6 +21,7 @@ from rich.console import Console
 from neas.config import (
     THREADS,
     DataOptions,
+    FinalOptions,
     RunConfig,
     SearchOptions,
     ShrinkConfig,
@@ -382,6 +383,24 @@ ShrinkSamplesOpt = Annotated[
         help="Ensembles sampled to score ops at each shrink.",
     ),
 ]
+FinalEpochsOpt = Annotated[
+    int,
+    typer.Option(
+        "--final-epochs",
+        rich_help_panel="Final training",
+        help="Train each exported ensemble E epochs as an ensemble first: the sum of the "
+        "members' own losses, each member on its own batches (0: the supernet's weights).",
+    ),
+]
+FinalInitOpt = Annotated[
+    str,
+    typer.Option(
+        "--final-init",
+        rich_help_panel="Final training",
+        help="Starting weights of the final training: inherit (all from the supernet), "
+        "branches (trunk from the supernet, each member's own layers fresh) or scratch.",
+    ),
+]
 PrintConfigOpt = Annotated[
     bool,
     typer.Option(
@@ -414,6 +433,8 @@ D_LATENCY = SearchOptions.latency
 D_SEARCH_MEMBERS = SearchOptions.search_members
 D_ENSEMBLE_SIZE = SearchOptions.ensemble_size
 D_SURROGATE = SearchOptions.surrogate
+D_FINAL_EPOCHS = FinalOptions.epochs
+D_FINAL_INIT = FinalOptions.init
 
 
 def run_config(
@@ -482,7 +503,9 @@ def run_config_from(options: dict[str, Any]) -> RunConfig:
     return run_config(**{name: options[name] for name in names})
 
 
-def print_config(config: RunConfig, options: SearchOptions | None = None) -> None:
+def print_config(
+    config: RunConfig, options: SearchOptions | None = None, final: FinalOptions | None = None
+) -> None:
     """The resolved configuration as JSON on stdout (``--print-config``)."""
     import json
     from dataclasses import asdict
@@ -490,4 +513,6 @@ def print_config(config: RunConfig, options: SearchOptions | None = None) -> Non
     out: dict[str, Any] = {"run": config.to_dict()}
     if options is not None:
         out["search"] = asdict(options) | {"budget_macs": options.budget_macs}
+    if final is not None:
+        out["final"] = asdict(final)
     typer.echo(json.dumps(out, indent=2))

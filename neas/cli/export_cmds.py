@@ -8,8 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from neas.cli.common import DeviceOpt, app, console, user_errors
-from neas.config import CASCADE_TOLERANCE, FINAL_INIT
+from neas.cli.common import (
+    D_FINAL_EPOCHS,
+    D_FINAL_INIT,
+    DeviceOpt,
+    FinalEpochsOpt,
+    FinalInitOpt,
+    app,
+    console,
+    user_errors,
+)
+from neas.config import CASCADE_TOLERANCE
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -29,22 +38,8 @@ def export_cmd(
             help="all (default), best, or ensemble ids from pareto.csv (repeat or comma-separate).",
         ),
     ] = None,
-    final_epochs: Annotated[
-        int,
-        typer.Option(
-            "--final-epochs",
-            help="Train each ensemble E epochs as an ensemble first: the sum of the members' "
-            "own losses, each member on its own batches (0: export the supernet's weights).",
-        ),
-    ] = 0,
-    final_init: Annotated[
-        str,
-        typer.Option(
-            "--final-init",
-            help="Starting weights of the final training: inherit (all from the supernet), "
-            "branches (trunk from the supernet, each member's own layers fresh) or scratch.",
-        ),
-    ] = FINAL_INIT,
+    final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
+    final_init: FinalInitOpt = D_FINAL_INIT,
     formats: Annotated[
         str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
     ] = "onnx,torch",

@@ -15,6 +15,8 @@ from neas.cli.common import (
     D_DIVERSITY,
     D_ENSEMBLE_SIZE,
     D_EPOCHS,
+    D_FINAL_EPOCHS,
+    D_FINAL_INIT,
     D_GENERATIONS,
     D_LATENCY,
     D_LATENCY_BATCH,
@@ -40,6 +42,8 @@ from neas.cli.common import (
     DiversityOpt,
     EpochsOpt,
     FeatureOpt,
+    FinalEpochsOpt,
+    FinalInitOpt,
     HeadOpt,
     LrOpt,
     MaxTrainOpt,
@@ -68,7 +72,7 @@ from neas.cli.common import (
     run_config_from,
     user_errors,
 )
-from neas.config import SearchOptions, parse_threads
+from neas.config import FinalOptions, SearchOptions, parse_threads
 
 BudgetOpt = Annotated[
     str,
@@ -266,6 +270,8 @@ def search_cmd(
     storage: StorageOpt = None,
     surrogate: SurrogateOpt = D_SURROGATE,
     export: Annotated[bool, typer.Option(help="Export the front (ONNX + PyTorch).")] = True,
+    final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
+    final_init: FinalInitOpt = D_FINAL_INIT,
     shrink_at: ShrinkAtOpt = D_SHRINK_AT,
     shrink_ratio: ShrinkRatioOpt = D_SHRINK_RATIO,
     diversity_weight: DiversityOpt = D_DIVERSITY,
@@ -300,8 +306,9 @@ def search_cmd(
         surrogate=surrogate,
         seed=seed,
     )
+    final = FinalOptions(epochs=final_epochs, init=final_init)
     if show_config:
-        print_config(config, options)
+        print_config(config, options, final)
         return
     threads = parse_threads(threads)
     from neas import pipeline  # after the options are checked: bad input needs no torch
@@ -315,6 +322,7 @@ def search_cmd(
             out=out,
             config=config,
             options=options,
+            final=final,
             device=device,
             threads=threads,
             resume=resume,

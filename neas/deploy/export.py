@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 import neas.deploy.cascade as casc
-from neas.config import FINAL_INIT, FINAL_INITS, MAX_EPOCHS, check_int
+from neas.config import FinalOptions
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.deploy.final import final_train
@@ -269,8 +269,8 @@ def export_run(
     *,
     select: str | Sequence[str] = "all",
     formats: Sequence[str] = FORMATS,
-    final_epochs: int = 0,
-    final_init: str = FINAL_INIT,
+    final_epochs: int = FinalOptions.epochs,
+    final_init: str = FinalOptions.init,
     cascade: bool = True,
     threads: int = 1,
     device: str | None = None,
@@ -297,9 +297,7 @@ def export_run(
     table = read_pareto(run)
     rows = select_rows(table, select)
     chosen = check_formats(formats)
-    check_int("--final-epochs", final_epochs, 0, MAX_EPOCHS)
-    if final_init not in FINAL_INITS:
-        raise ConfigError(f"unknown --final-init {final_init!r}; valid: {', '.join(FINAL_INITS)}")
+    FinalOptions(epochs=final_epochs, init=final_init)  # one-line errors for bad values
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
