@@ -16,12 +16,20 @@ import numpy as np
 
 import neas
 
+#: What --fast prints: its figures are a smoke test's, not the method's.
+SMOKE = (
+    "smoke run (--fast): tiny training, so accuracy near chance is expected; "
+    "run without --fast for real figures"
+)
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/fashion-mnist", help="run folder")
     p.add_argument("--data-dir", default=None, help="folder of the four IDX files")
-    p.add_argument("--fast", action="store_true", help="tiny settings (seconds, not minutes)")
+    p.add_argument(
+        "--fast", action="store_true", help="a smoke run: tiny settings, seconds not minutes"
+    )
     args = p.parse_args()
     data = neas.DataOptions(source="fashion-mnist", data_dir=args.data_dir)
     if args.fast:  # a small fixed-split copy: x/y train, x_val/y_val, x_test/y_test
@@ -55,6 +63,8 @@ def main() -> None:
         f"best by validation: {best['id']}, {best['macs'] / 1e6:.2f}M MACs, "
         f"test accuracy {best['test_accuracy']:.4f}; report: {result.report_path}"
     )
+    if args.fast:
+        print(SMOKE)
 
 
 if __name__ == "__main__":

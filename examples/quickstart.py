@@ -1,7 +1,7 @@
 """The main job from Python: train a supernet, search ensembles under 600M MACs, export the front.
 
 python examples/quickstart.py         # as `neas search --space mbconv --budget 600M`
-python examples/quickstart.py --fast  # a tiny version that runs in seconds
+python examples/quickstart.py --fast  # a smoke run in seconds (tiny training, accuracy near chance)
 """
 
 from __future__ import annotations
@@ -10,11 +10,19 @@ import argparse
 
 import neas
 
+#: What --fast prints: its figures are a smoke test's, not the method's.
+SMOKE = (
+    "smoke run (--fast): tiny training, so accuracy near chance is expected; "
+    "run without --fast for real figures"
+)
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/quickstart", help="run folder")
-    p.add_argument("--fast", action="store_true", help="tiny settings (seconds, not minutes)")
+    p.add_argument(
+        "--fast", action="store_true", help="a smoke run: tiny settings, seconds not minutes"
+    )
     args = p.parse_args()
     config, options = neas.RunConfig(), neas.SearchOptions(budget="600M")
     if args.fast:
@@ -33,6 +41,8 @@ def main() -> None:
         f"test accuracy {best['test_accuracy']:.3f})"
     )
     print(f"report: {result.report_path}")
+    if args.fast:
+        print(SMOKE)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Serve an exported ensemble with numpy, onnxruntime and Pillow only (no neas, no torch).
 
     python examples/serve_onnx.py ENSEMBLE_DIR IMAGE.png [IMAGE.png ...]
-    python examples/serve_onnx.py --fast     # exports a tiny digits ensemble, then serves it
+    python examples/serve_onnx.py --fast  # a smoke run: exports a tiny digits ensemble, serves it
 
 ENSEMBLE_DIR is RUN/ensembles/<id>/ from `neas export` (model.onnx + manifest.json).
 """
@@ -17,6 +17,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+
+#: What --fast prints: the tiny ensemble it serves is a smoke test's, not a real model.
+SMOKE = (
+    "smoke run (--fast): tiny training, so accuracy near chance (wrong classes) is expected; "
+    "serve an ensemble from a full run (e.g. examples/quickstart.py) for real predictions"
+)
 
 
 def classify(image_path: str, model_dir: str) -> tuple[str, float]:
@@ -52,7 +58,8 @@ def tiny_ensemble(root: Path) -> tuple[Path, list[Path]]:
     images = []
     for i in range(3):
         path = root / f"digit{d.target[i]}.png"
-        Image.fromarray((d.images[i] * 15).astype(np.uint8)).save(path)
+        pixels = np.round(d.images[i] * 255 / 16)  # digits are 0-16: the training scale, x 255
+        Image.fromarray(pixels.astype(np.uint8)).save(path)
         images.append(path)
     return result.exported[0], images
 
@@ -61,7 +68,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model_dir", nargs="?", help="RUN/ensembles/<id>")
     p.add_argument("images", nargs="*", help="image files")
-    p.add_argument("--fast", action="store_true", help="export a tiny ensemble and serve it")
+    p.add_argument(
+        "--fast", action="store_true", help="a smoke run: export a tiny ensemble and serve it"
+    )
     args = p.parse_args()
     if args.fast:
         model_dir, images = tiny_ensemble(Path(tempfile.mkdtemp(prefix="neas-serve-")))
@@ -72,6 +81,8 @@ def main() -> None:
     for image in images:
         name, prob = classify(str(image), str(model_dir))
         print(f"{image.name}: {name} ({prob:.2f})")
+    if args.fast:
+        print(SMOKE)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ from sklearn.datasets import load_breast_cancer
 
 import neas
 
+#: What --fast prints: its figures are a smoke test's, not the method's.
+SMOKE = (
+    "smoke run (--fast): tiny training, so its accuracy says little (it may be near chance); "
+    "run without --fast for real figures"
+)
+
 
 def write_csv(path: Path) -> None:
     d = load_breast_cancer(as_frame=True)
@@ -33,7 +39,9 @@ def write_csv(path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/tabular", help="run folder")
-    p.add_argument("--fast", action="store_true", help="tiny settings (seconds, not minutes)")
+    p.add_argument(
+        "--fast", action="store_true", help="a smoke run: tiny settings, seconds not minutes"
+    )
     args = p.parse_args()
     csv = Path(args.out).parent / "cancer.csv"
     write_csv(csv)
@@ -52,6 +60,8 @@ def main() -> None:
     labels = model.predict(model.encode_table(rows), normalize=True)
     print(f"{best['id']}: {best['macs']:,} MACs, test accuracy {best['test_accuracy']:.3f}")
     print("first rows:", [model.class_names[i] for i in labels])
+    if args.fast:
+        print(SMOKE)
 
 
 if __name__ == "__main__":

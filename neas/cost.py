@@ -129,7 +129,8 @@ def ensemble_cost(space: SearchSpace, arch: EnsembleArch) -> Cost:
 
 def supernet_params_floor(space: SearchSpace) -> int:
     """A lower bound on the parameters of any supernet over ``space`` (every weight mode holds
-    at least the stem, each member's head and each layer's largest op), from the spec alone.
+    at least the stem, each member's head and each layer's largest op among its candidates: a
+    shrunk space's supernet holds no weights for the ops shrinking dropped), from the spec alone.
 
     A file that claims ``space`` but holds fewer tensor elements than this is refused before a
     network is built for it; an honest one never is (``tests/test_hostile.py``).
@@ -140,8 +141,8 @@ def supernet_params_floor(space: SearchSpace) -> int:
     True
     """
     table = CostTable.from_space(space)
-    largest = sum(
-        max(table.layers[i][op].params for op in layer.candidates)
-        for i, layer in enumerate(space.layers)
+    largest = sum(  # the largest op still in the (possibly shrunk) space
+        max(table.layers[i][op].params for op in lay.candidates)
+        for i, lay in enumerate(space.layers)
     )
     return table.stem.params + space.num_members * table.head.params + largest

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
 from neas.cli import app
-from neas.cost import CostTable
+from neas.cost import CostTable, supernet_params_floor
 from neas.nn import Supernet, build_ensemble
 from neas.search_spaces import create_space, sample
 
@@ -100,3 +100,29 @@ def test_mlp_macs_and_params_match_flop_counter(weights: str) -> None:
         cost = table.ensemble(arch)
         assert cost.macs == counter.get_total_flops() // 2 > 0
         assert cost.params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["mbconv", "mlp"])
+@pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
+def test_params_floor_holds_for_shrunk_spaces(name: str, weights: str) -> None:
+    """A supernet over a shrunk space (each layer's largest ops dropped) holds at least the
+    floor: an honest shrunk checkpoint is never refused as too small for its space."""
+    if name == "mbconv":
+        space = create_space(
+            name,
+            image_size=8,
+            in_channels=1,
+            num_classes=10,
+            width_mult=0.25,
+            head_width=32,
+            feature_width=32,
+        )
+    else:
+        space = create_space(name, in_channels=30, num_classes=2, width_mult=0.5)
+    shrunk = space.with_candidates(
+        tuple(tuple(c for c in lay.candidates if c not in (4, 5)) for lay in space.layers)
+    )
+    for s in (space, shrunk):
+        held = sum(v.numel() for v in Supernet(s, weights=weights).state_dict().values())
+        assert supernet_params_floor(s) <= held
+    assert supernet_params_floor(shrunk) < supernet_params_floor(space)

@@ -19,6 +19,8 @@ array([3, 1, 7])
 
 from __future__ import annotations
 
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +44,18 @@ FORMAT_VERSION = 1
 REEXPORT = "export the ensemble again with `neas export`"
 _KEYS = ("arch", "space", "state_dict", "input")
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def _outside_neas() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside neas (and outside
+    torch, whose ``no_grad`` wrapper sits between a method and its caller)."""
+    frame, level = sys._getframe(1), 1  # the frame that calls ``warnings.warn`` is level 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+        "neas",
+        "torch",
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(frozen=True)
@@ -147,11 +161,15 @@ def read_ensemble_file(path: str | Path) -> dict[str, Any]:
 class DeployedEnsemble:
     """A loaded ensemble: ``predict``/``predict_proba`` on numpy arrays or tensors.
 
-    Inputs are N x C x H x W (or one C x H x W image), already normalised like the training data;
-    pass ``normalize=True`` to apply the stored mean/std to raw inputs (pixels / 255). Outputs
-    have the input's kind (numpy in, numpy out). ``cascade_threshold=t`` runs members in order and
-    stops for each sample as soon as the running mean of the members' probabilities has a max
-    above ``t`` (``t >= 1`` runs every member; ``t = 0`` only the first).
+    Inputs are N x C x H x W (or one C x H x W image; a one-channel model also takes N x H x W),
+    already normalised like the training data; pass ``normalize=True`` to apply the stored
+    mean/std to raw inputs (pixels / 255). An image model trained on raw values in [0, 1] warns
+    once (``UserWarning``) when inputs lie far outside what it expects, e.g. 8-bit pixels (0-255)
+    or scikit-learn's digits (0-16) not divided by 255 or 16 (``_check_scale``; tables, whose
+    features have no fixed range, are not checked). Outputs have the input's kind (numpy in,
+    numpy out). ``cascade_threshold=t`` runs members in order and stops for each sample as soon
+    as the running mean of the members' probabilities has a max above ``t`` (``t >= 1`` runs
+    every member; ``t = 0`` only the first).
     """
 
     def __init__(
@@ -165,6 +183,7 @@ class DeployedEnsemble:
     ) -> None:
         self.net, self.arch, self.space = net.eval(), arch, space
         self.input_spec, self.cascade_threshold = input_spec, cascade_threshold
+        self._scale_warned = False
 
     @property
     def num_members(self) -> int:
@@ -184,21 +203,66 @@ class DeployedEnsemble:
     def _tensor(self, x: np.ndarray | torch.Tensor, normalize: bool) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
         t = t.detach().to("cpu", torch.float32)
+        c, h, w = self.input_spec.shape
         if self.input_spec.is_table and t.ndim == 2:  # table rows N x F
             t = t[:, :, None, None]
-        if t.ndim == 3:
-            t = t[None]
+        if t.ndim == 3:  # one C x H x W image, or N x H x W images of a one-channel model
+            t = t[:, None] if c == 1 and tuple(t.shape[1:]) == (h, w) else t[None]
         if tuple(t.shape[1:]) != self.input_spec.shape:
-            c, h, w = self.input_spec.shape
+            also = f", or N x {h} x {w}" if c == 1 and not self.input_spec.is_table else ""
             raise InputShapeError(
-                f"expected input N x {c} x {h} x {w} (or one {c} x {h} x {w} image), "
+                f"expected input N x {c} x {h} x {w} (or one {c} x {h} x {w} image{also}), "
                 f"got {tuple(torch.as_tensor(x).shape)}"
             )
+        self._check_scale(t, normalize)
         if normalize:
             mean = torch.tensor(self.input_spec.mean).view(1, -1, 1, 1)
             std = torch.tensor(self.input_spec.std).view(1, -1, 1, 1)
             t = (t - mean) / std
         return t
+
+    def _check_scale(self, t: torch.Tensor, normalize: bool) -> None:
+        """Warn once when image inputs lie far outside the model's training scale.
+
+        Checked only for image models whose stored mean/std can come from raw values in [0, 1]
+        (every built-in dataset, uint8 images / 255); such a model expects raw values in [0, 1]
+        with ``normalize=True`` and ``(raw - mean) / std`` without. Inputs that, taken back to
+        the raw scale, reach above 2 or below -1 (a whole range beyond [0, 1]) are wrong for it:
+        pixels 0-255 or digits 0-16 not divided first, or raw inputs passed without
+        ``normalize=True``. Tables are not checked: their features have no fixed range.
+        """
+        spec = self.input_spec
+        # (getattr: an ensemble pickled before this check existed has no flag)
+        if getattr(self, "_scale_warned", False) or spec.is_table or t.numel() == 0:
+            return
+        mean, std = np.asarray(spec.mean), np.asarray(spec.std)
+        if not (np.all((mean >= 0) & (mean <= 1)) and np.all(std <= 0.5 + 1e-6)):
+            return  # trained on another scale (e.g. float images 0-16): nothing to compare
+        lo_c, hi_c = t.amin(dim=(0, 2, 3)).numpy(), t.amax(dim=(0, 2, 3)).numpy()
+        raw_lo, raw_hi = (lo_c, hi_c) if normalize else (lo_c * std + mean, hi_c * std + mean)
+        if not (raw_hi.max() > 2.0 or raw_lo.min() < -1.0):  # (NaN compares False: no warning)
+            return
+        lo, hi = float(lo_c.min()), float(hi_c.max())
+        fix = "x / 255 for 8-bit pixels, x / 16 for scikit-learn's digits"
+        if normalize:
+            message = (
+                f"inputs range over [{lo:.4g}, {hi:.4g}], but this model was trained on raw "
+                f"values in [0, 1] (8-bit pixels / 255): scale them to [0, 1] first ({fix}) "
+                "and keep normalize=True"
+            )
+        else:
+            z_lo, z_hi = float((-mean / std).min()), float(((1 - mean) / std).max())
+            message = (
+                f"inputs range over [{lo:.4g}, {hi:.4g}], but this model expects normalised "
+                f"values ((raw - mean) / std, raw values in [0, 1]), within [{z_lo:.3g}, "
+                f"{z_hi:.3g}]: pass raw values scaled to [0, 1] ({fix}) with normalize=True"
+            )
+        self._scale_warned = True
+        warnings.warn(
+            f"{message} (predictions on such inputs are unreliable; warned once per model)",
+            UserWarning,
+            stacklevel=_outside_neas(),
+        )
 
     @staticmethod
     def _like(result: torch.Tensor, x: np.ndarray | torch.Tensor) -> Any:
