@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from tests.conftest import tiny_run
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 #: Each README python block, by a string only it holds (a new block needs a test here).
-BLOCKS = ("GridSearchCV(", "def classify(", "neas.load_ensemble(")
+BLOCKS = ("GridSearchCV(", "def classify(", "neas.load_ensemble(", "neas.load_run(")
 
 
 def python_blocks() -> list[str]:
@@ -148,3 +149,13 @@ def test_load_ensemble_snippet_runs_as_written(reader_folder: Path, monkeypatch,
     labels = namespace["model"].predict(namespace["x"][:, None], normalize=True)  # N x 1 x H x W
     early = namespace["early"]
     assert printed == str(labels) and labels.shape == early.shape == (10,)
+
+
+def test_load_run_snippet_runs_as_written(reader_folder: Path, monkeypatch, capsys) -> None:
+    """The Quick start's Python view of a run, on a copy of the tiny run as runs/search-001."""
+    shutil.copytree(reader_folder / "runs" / "digits", reader_folder / "runs" / "search-001")
+    namespace = run_as_written("neas.load_run(", reader_folder, monkeypatch)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0].startswith("RunResults('runs/search-001': ")
+    assert namespace["best"]["macs"] <= 8e6 and len(namespace["front"]) >= 1
+    assert printed[1].startswith("[") and (reader_folder / "runs/search-001/report.html").is_file()
