@@ -233,7 +233,9 @@ def test_ctrl_c_prints_the_command_that_resumes(tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = ["train", "--out", str(out), *TINY, "--max-train", "300", "--shrink-at", "none"]
     args += ["--epochs", "40", "--threads", "1"]
-    proc = _neas(*args)
+    # a runner started in the background may hand its children SIGINT ignored; a user's
+    # terminal does not: the child gets the default, as at a prompt
+    proc = _neas(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (out / "supernet.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
