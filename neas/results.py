@@ -36,9 +36,9 @@ class RunResults:
         return read_pareto(self.run_dir)
 
     def best(self, *, max_macs: float | None = None, max_latency_ms: float | None = None) -> Any:
-        """The front's row with the best validation accuracy (then fewest MACs) within limits.
-
-        ``max_latency_ms`` applies to the search's predicted latency (``latency_ms``).
+        """The front's row with the best validation accuracy (then fewest MACs) within limits:
+        after final training where an export had it (``final_val_accuracy``), else the
+        search's. ``max_latency_ms`` applies to the search's predicted latency (``latency_ms``).
         """
         front = self.front
         if max_macs is not None:
@@ -51,7 +51,10 @@ class RunResults:
                 f"max_latency_ms={max_latency_ms}; the cheapest has "
                 f"{int(self.front['macs'].min()):,} MACs"
             )
-        return front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+        now = front.get("final_val_accuracy", pd.Series(index=front.index, dtype=float))
+        front = front.assign(_val=now.fillna(front["val_accuracy"]))
+        best = front.sort_values(["_val", "macs"], ascending=[False, True]).iloc[0]
+        return best.drop("_val")
 
     def ensemble(self, ensemble_id: str) -> DeployedEnsemble:
         """Ensemble ``ensemble_id``, loaded (exported first, PyTorch only, if it is not yet)."""

@@ -227,6 +227,15 @@ def test_final_training_records_before_and_after(run_dir: Path) -> None:
     ]
     assert len(changed) > len(after) // 2  # the weights were trained
     assert not (folder / "final.pt").exists()  # the checkpoint goes once the export is whole
+    front = pd.read_csv(run_dir / "pareto.csv", dtype={"id": str}).set_index("id")
+    assert front.loc["e002", "final_val_accuracy"] == pytest.approx(m["accuracy"]["val"])
+    assert front.loc["e002", "final_test_accuracy"] == pytest.approx(m["accuracy"]["test"])
+    assert front[["final_val_accuracy"]].drop(index="e002").isna().all().all()
+    original = (run_dir / "pareto.csv").read_text()
+    front.loc["e000", "final_val_accuracy"] = 1.0  # best() ranks by what final training gave
+    front.reset_index().to_csv(run_dir / "pareto.csv", index=False)
+    assert neas.load_run(run_dir).best()["id"] == "e000"
+    (run_dir / "pareto.csv").write_text(original)
     assert (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
     assert "onnx" not in m and "latency" not in m
 

@@ -44,6 +44,7 @@ from neas.run import (
     PARETO,
     SEARCH_LOCK,
     TrainedRun,
+    atomic_write_text,
     ensemble_dir,
     export_matches,
     file_lock,
@@ -342,7 +343,34 @@ def export_run(
             )
             folders.append(out)
             progress.update(task, advance=1)
+        rescore_front(run, folders)
     return folders
+
+
+#: Columns of ``pareto.csv`` with what an export's final training made of each ensemble.
+FINAL_COLUMNS = ("final_val_accuracy", "final_test_accuracy")
+
+
+def rescore_front(run_dir: Path, folders: Sequence[Path]) -> None:
+    """Write the accuracies that final training gave the exported ensembles in ``folders``
+    into ``pareto.csv`` (``FINAL_COLUMNS``, beside the search's), so the front, the report and
+    ``load_run(...).best()`` show what the user gets; ensembles without final training keep
+    empty cells. The caller holds the run's lock."""
+    table = read_pareto(run_dir)
+    for column in FINAL_COLUMNS:
+        if column not in table.columns:
+            table[column] = np.nan
+    changed = False
+    for folder in folders:
+        manifest = read_json(folder / "manifest.json")
+        if "final" not in manifest:
+            continue
+        at = table["id"] == folder.name
+        table.loc[at, "final_val_accuracy"] = manifest["accuracy"]["val"]
+        table.loc[at, "final_test_accuracy"] = manifest["accuracy"]["test"]
+        changed = True
+    if changed:
+        atomic_write_text(Path(run_dir) / PARETO, table.to_csv(index=False))
 
 
 def _finished(
