@@ -44,28 +44,30 @@ from neas.config import RunConfig, TrainConfig
 from neas.cost import supernet_params_floor
 from neas.data import Dataset
 from neas.errors import ConfigError, RunDirError
+from neas.layout import (  # noqa: F401  (the run's file names, re-exported)
+    CHECKPOINT,
+    CONFIG,
+    ENSEMBLES,
+    LATENCY_TABLE,
+    MARKER,
+    PARETO,
+    PARETO_PLOT,
+    RANKING,
+    RANKING_CSV,
+    RANKING_PLOT,
+    REPORT,
+    SEARCH_DIR,
+    SEARCH_LOCK,
+    SEARCH_SCORES,
+    SHRINK_HISTORY,
+    SHRINK_PLOT,
+    SPACE,
+    TRAIN_SUMMARY,
+)
 from neas.nn.supernet import Supernet
 from neas.search_spaces import SearchSpace
 from neas.torchfile import read_torch_file, tensor_elements, unknown_keys
 
-MARKER = "run.json"
-CONFIG = "config.json"
-SPACE = "space.json"
-CHECKPOINT = "supernet.pt"
-TRAIN_SUMMARY = "train_summary.json"
-SHRINK_HISTORY = "shrink_history.json"
-SHRINK_PLOT = "shrink_history.png"
-LATENCY_TABLE = "latency_table.json"
-SEARCH_DIR = "search"
-SEARCH_LOCK = ".search.lock"
-SEARCH_SCORES = "scores.json"  # in SEARCH_DIR
-PARETO = "pareto.csv"
-PARETO_PLOT = "pareto.png"
-ENSEMBLES = "ensembles"
-RANKING = "ranking.json"
-RANKING_CSV = "ranking.csv"
-RANKING_PLOT = "ranking.png"
-REPORT = "report.html"
 CHECKPOINT_FORMAT = 1
 #: What to do about a damaged run file that only training writes.
 RETRAIN = "train the run again with `neas train --out RUN --force`"

@@ -31,7 +31,7 @@ LAYERS = {
     **dict.fromkeys(
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
-            "budget", "device", "progress", "plots", "tabular", "torchfile",
+            "budget", "device", "progress", "plots", "tabular", "torchfile", "layout",
         ),
         0,
     ),

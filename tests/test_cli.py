@@ -109,6 +109,7 @@ def test_help_version_and_bad_input_do_not_import_torch(tmp_path) -> None:
         (["search", "--space", "nope"], 2),
         (["search", "--members", "1000000"], 2),
         (["search", "--threads", "100000"], 2),
+        (["search", "--resume"], 2),  # no unfinished run to continue
     ]
     for args, code in cases:
         done = subprocess.run(

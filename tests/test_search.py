@@ -182,7 +182,7 @@ TINY_ARGS = [
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--space", "nope"], "valid spaces: mbconv"),
+        (["--space", "nope"], "from the data), mbconv, mlp"),
         (["--strategy", "nope"], "valid strategies: nsga2, optuna, random"),
         (["--budget", "lots"], "invalid budget"),
         (["--budget", "10k"], "cheapest ensemble"),

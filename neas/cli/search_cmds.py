@@ -167,7 +167,7 @@ def _default_out(*, resume: bool) -> Path:
     """The next free ``runs/search-NNN``; with ``resume``, the most recent one whose job did
     not finish (it has no report yet), said on the console."""
     from neas.errors import RunDirError
-    from neas.run import MARKER, REPORT
+    from neas.layout import MARKER, REPORT
 
     folders = sorted(RUNS.glob("search-[0-9][0-9][0-9]"))
     if resume:
