@@ -311,10 +311,10 @@ def search_cmd(
         print_config(config, options, final)
         return
     threads = parse_threads(threads)
+    out = out or _default_out(resume=resume)
     from neas import pipeline  # after the options are checked: bad input needs no torch
 
     quiet_libraries(strategy)
-    out = out or _default_out(resume=resume)
     if resume and (note := kept_options(ctx, config, out)):
         typer.echo(note)
     with resume_on_interrupt(command_line(ctx, out=out, resume=True, force=None)):
