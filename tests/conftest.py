@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from neas.config import DataOptions, RunConfig, ShrinkConfig, SpaceOptions, TrainConfig
-from neas.search_spaces import SearchSpace, create_space
+from neas.cost import CostTable
+from neas.run import load_checkpoint, supernet_from_checkpoint
+from neas.search_spaces import SearchSpace, create_space, sample
 
 torch.set_num_threads(1)  # tiny nets: one thread is as fast, and robust to a busy machine
 
@@ -56,3 +62,43 @@ def tiny_run(
         ),
         shrink=shrink,
     ).with_seed(seed)
+
+
+def write_pareto(run: Path, n: int = 3) -> None:
+    """A pareto.csv in the search stage's format, from sampled architectures."""
+    supernet = supernet_from_checkpoint(load_checkpoint(run / "supernet.pt"), run / "supernet.pt")
+    space, table = supernet.space, CostTable.from_space(supernet.space)
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(n):
+        arch = sample(space, rng)
+        cost = table.ensemble(arch)
+        rows.append(
+            {
+                "id": f"e{i:03d}",
+                "arch": arch.to_json(space),
+                "members": arch.num_members,
+                "split": arch.split,
+                "val_accuracy": 0.5 + 0.1 * i,
+                "test_accuracy": 0.5,
+                "macs": cost.macs,
+                "params": cost.params,
+                "latency_ms": 1.0,
+                "disagreement": 0.2,
+            }
+        )
+    pd.DataFrame(rows).to_csv(run / "pareto.csv", index=False)
+
+
+def trained_tiny_run(root: Path, *, pareto: int = 0, export: str | None = None) -> Path:
+    """``root/run``: a tiny trained run (``tiny_run``), with a ``pareto`` -row pareto.csv of
+    sampled architectures and ensemble ``export`` exported (model.pt only) if asked."""
+    from neas.deploy import export_run
+    from neas.pipeline import train
+
+    run = train(out=root / "run", config=tiny_run(summary_samples=0), show_progress=False).run_dir
+    if pareto:
+        write_pareto(run, n=pareto)
+    if export is not None:
+        export_run(run, select=export, formats=["torch"], cascade=False, show_progress=False)
+    return run

@@ -13,9 +13,7 @@ import pytest
 import torch
 
 from neas.deploy import export_run
-from neas.pipeline import train
-from tests.conftest import tiny_run
-from tests.test_export import write_pareto
+from tests.conftest import trained_tiny_run
 
 
 @pytest.mark.slow
@@ -40,13 +38,7 @@ def test_same_seed_same_pareto_csv_across_processes(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A tiny trained run with a two-row pareto.csv, nothing exported yet."""
-    run = train(
-        out=tmp_path_factory.mktemp("determinism") / "run",
-        config=tiny_run(summary_samples=0),
-        show_progress=False,
-    ).run_dir
-    write_pareto(run, n=2)
-    return run
+    return trained_tiny_run(tmp_path_factory.mktemp("determinism"), pareto=2)
 
 
 def finetuned_weights(run: Path) -> dict[str, torch.Tensor]:

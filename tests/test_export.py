@@ -15,16 +15,15 @@ from typer.testing import CliRunner
 
 import neas
 from neas.cli import app
-from neas.cost import CostTable
 from neas.deploy import export_run, load_ensemble
 from neas.deploy.onnx_export import check_parity, ort_session, reference_outputs
 from neas.errors import ExportError, NeasError
 from neas.evaluate import calibration_images, recalibrate_bn
 from neas.nn import build_ensemble
 from neas.pipeline import train
-from neas.run import load_checkpoint, open_trained, read_config, supernet_from_checkpoint
-from neas.search_spaces import EnsembleArch, sample
-from tests.conftest import tiny_run
+from neas.run import open_trained, read_config
+from neas.search_spaces import EnsembleArch
+from tests.conftest import tiny_run, write_pareto
 
 runner = CliRunner()
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "inference.md"
@@ -37,32 +36,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-
-
-def write_pareto(run: Path, n: int = 3) -> None:
-    """A pareto.csv in the search stage's format, from sampled architectures."""
-    supernet = supernet_from_checkpoint(load_checkpoint(run / "supernet.pt"), run / "supernet.pt")
-    space, table = supernet.space, CostTable.from_space(supernet.space)
-    rng = np.random.default_rng(3)
-    rows = []
-    for i in range(n):
-        arch = sample(space, rng)
-        cost = table.ensemble(arch)
-        rows.append(
-            {
-                "id": f"e{i:03d}",
-                "arch": arch.to_json(space),
-                "members": arch.num_members,
-                "split": arch.split,
-                "val_accuracy": 0.5 + 0.1 * i,
-                "test_accuracy": 0.5,
-                "macs": cost.macs,
-                "params": cost.params,
-                "latency_ms": 1.0,
-                "disagreement": 0.2,
-            }
-        )
-    pd.DataFrame(rows).to_csv(run / "pareto.csv", index=False)
 
 
 @pytest.fixture(scope="module")

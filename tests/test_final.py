@@ -20,8 +20,7 @@ from neas.nn.builder import static_ensemble
 from neas.pipeline import train
 from neas.search_spaces import EnsembleArch, create_space
 from neas.training.loop import seeded_rng
-from tests.conftest import tiny_run
-from tests.test_export import write_pareto
+from tests.conftest import tiny_run, write_pareto
 
 SPACE = create_space("mlp", in_channels=6, num_classes=3, width_mult=0.125, num_members=3)
 

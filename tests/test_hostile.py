@@ -29,10 +29,7 @@ import torch
 from typer.testing import CliRunner
 
 from neas.cli import app
-from neas.deploy import export_run
-from neas.pipeline import train
-from tests.conftest import tiny_run
-from tests.test_export import write_pareto
+from tests.conftest import trained_tiny_run
 
 runner = CliRunner()
 SENTINEL = "SENTINEL"
@@ -54,14 +51,7 @@ class Hostile:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A tiny trained run with pareto.csv and ensemble e000 exported (model.pt only)."""
-    run = train(
-        out=tmp_path_factory.mktemp("hostile") / "run",
-        config=tiny_run(summary_samples=0),
-        show_progress=False,
-    ).run_dir
-    write_pareto(run, n=2)
-    export_run(run, select="e000", formats=["torch"], cascade=False, show_progress=False)
-    return run
+    return trained_tiny_run(tmp_path_factory.mktemp("hostile"), pareto=2, export="e000")
 
 
 # --- damaging helpers: each takes the case folder -------------------------------------------

@@ -26,11 +26,9 @@ from neas.cli import app
 from neas.deploy import export_run
 from neas.deploy.model_file import read_ensemble_file
 from neas.errors import EXIT_INTERRUPTED, EXIT_SYSTEM, ModelFileError, RunDirError
-from neas.pipeline import train
 from neas.results import load_run
 from neas.run import load_checkpoint
-from tests.conftest import tiny_run
-from tests.test_export import write_pareto
+from tests.conftest import trained_tiny_run
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,14 +38,7 @@ TINY = ["--width-mult", "0.25", "--head-width", "32", "--feature-width", "32"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A tiny trained run with a three-row pareto.csv and e000 exported (model.pt)."""
-    run = train(
-        out=tmp_path_factory.mktemp("trust") / "run",
-        config=tiny_run(summary_samples=0),
-        show_progress=False,
-    ).run_dir
-    write_pareto(run, n=3)
-    export_run(run, select="e000", formats=["torch"], cascade=False, show_progress=False)
-    return run
+    return trained_tiny_run(tmp_path_factory.mktemp("trust"), pareto=3, export="e000")
 
 
 @pytest.fixture
