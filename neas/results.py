@@ -77,7 +77,7 @@ class RunResults:
             front = self.front
         except NeasError as exc:
             return f"RunResults({str(self.run_dir)!r}: {exc})"
-        best = front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
+        best = self.best()
         return (
             f"RunResults({str(self.run_dir)!r}: {len(front)} ensembles on the front; best by "
             f"validation {best['id']} at {100 * best['val_accuracy']:.2f}% val, "

@@ -9,10 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import shlex
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -75,7 +72,8 @@ def user_errors(fn: F) -> F:
     """Print a ``NeasError`` as ``error: <message>`` on stderr and exit with its exit code
     (2 for bad input, 3 for a failed verification; ``neas.errors``); an ``OSError`` (a full
     disk, a read-only file system, no permission) as one line naming the path, exit 4; Ctrl-C
-    as one line, exit 130 (a command that can be resumed says how: ``resume_on_interrupt``)."""
+    as one line, exit 130 (a command that can be resumed says how:
+    ``neas.cli.resume.resume_on_interrupt``)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -94,112 +92,6 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether option ``name`` was given on the command line (not a default)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
-
-def command_line(ctx: typer.Context, **changes: Any) -> str:
-    """The command line that ran ``ctx``'s command, with the options it was given on the
-    command line (by their first name), each of ``changes`` set (``None``: dropped); e.g.
-    ``neas search --budget 7M --out runs/search-001 --resume`` for ``neas search --budget 7M``
-    and ``changes = {"out": ..., "resume": True}`` (``tests/test_cli.py``)."""
-    head, tail = ["neas", ctx.info_name or ""], []
-    for param in ctx.command.params:
-        name = param.name or ""
-        if name in changes:
-            value = changes[name]
-            if value is None:
-                continue
-        elif _given(ctx, name):
-            value = ctx.params.get(name)
-        else:
-            continue
-        if param.param_type_name == "argument":
-            head.append(str(value))
-        elif getattr(param, "is_flag", False):
-            if value or param.secondary_opts:
-                tail.append(param.opts[0] if value else param.secondary_opts[0])
-        else:
-            for v in value if isinstance(value, (list, tuple)) else [value]:
-                tail += [param.opts[0], str(v)]
-    return shlex.join(head + tail)
-
-
-@contextmanager
-def resume_on_interrupt(command: str) -> Iterator[None]:
-    """Ctrl-C in the block prints one line with ``command`` (the one that resumes) and exits
-    130; everything already written stays (run writes are atomic)."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted; resume with: {command}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-#: Where each training option of ``run_config`` lands in a ``RunConfig``.
-CONFIG_FIELDS: dict[str, tuple[str, str]] = {
-    "space": ("space", "name"),
-    "members": ("space", "members"),
-    "width_mult": ("space", "width_mult"),
-    "head_width": ("space", "head_width"),
-    "feature_width": ("space", "feature_width"),
-    "data": ("data", "source"),
-    "data_dir": ("data", "data_dir"),
-    "max_train": ("data", "max_train"),
-    "target": ("data", "target"),
-    "val_fraction": ("data", "val_fraction"),
-    "epochs": ("train", "epochs"),
-    "batch_size": ("train", "batch_size"),
-    "weights": ("train", "weights"),
-    "optimizer": ("train", "optimizer"),
-    "lr": ("train", "lr"),
-    "label_smoothing": ("train", "label_smoothing"),
-    "shrink_at": ("shrink", "at"),
-    "shrink_ratio": ("shrink", "ratio"),
-    "diversity_weight": ("shrink", "diversity_weight"),
-    "min_ops": ("shrink", "min_ops"),
-    "shrink_samples": ("shrink", "samples"),
-    "seed": ("train", "seed"),
-}
-
-
-def kept_options(ctx: typer.Context, given: RunConfig, out: Path) -> str | None:
-    """When resuming ``out``, the line that says which options given on the command line
-    differ from the stored run's and are ignored (the stored values are kept), or ``None``."""
-    from neas.run import CONFIG, read_config
-
-    if not (Path(out) / CONFIG).is_file():
-        return None
-    try:
-        stored = read_config(out)
-    except NeasError:
-        return None  # the pipeline says what is wrong with it
-    names = {p.name: p for p in ctx.command.params if p.param_type_name == "option"}
-    kept, ignored = [], []
-    for name, (part, key) in CONFIG_FIELDS.items():
-        if name not in names or not _given(ctx, name):
-            continue
-        old, new = getattr(getattr(stored, part), key), getattr(getattr(given, part), key)
-        if old != new:
-            flag = names[name].opts[0]
-            kept.append(f"{flag} {_shown(old)}")
-            ignored.append(f"{flag} {_shown(new)}")
-    if not kept:
-        return None
-    return (
-        f"resuming {out} with its stored {', '.join(kept)}; ignoring {', '.join(ignored)} "
-        "(--force starts over with them)"
-    )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return _shrink_at_text(value)
-    return "default" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class _ConsoleHandler(logging.Handler):
@@ -224,7 +116,7 @@ def quiet_libraries(strategy: str) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _shrink_at_text(at: tuple[float, ...]) -> str:
+def shrink_at_text(at: tuple[float, ...]) -> str:
     return ",".join(f"{a:g}" for a in at) or "none"
 
 
@@ -419,7 +311,7 @@ D_BATCH = TrainConfig.batch_size
 D_WEIGHTS = TrainConfig.weights
 D_OPTIMIZER = TrainConfig.optimizer
 D_SMOOTHING = TrainConfig.label_smoothing
-D_SHRINK_AT = _shrink_at_text(ShrinkConfig.at)
+D_SHRINK_AT = shrink_at_text(ShrinkConfig.at)
 D_SHRINK_RATIO = ShrinkConfig.ratio
 D_DIVERSITY = ShrinkConfig.diversity_weight
 D_MIN_OPS = ShrinkConfig.min_ops

@@ -63,15 +63,13 @@ from neas.cli.common import (
     WeightsOpt,
     WidthOpt,
     app,
-    command_line,
     console,
-    kept_options,
     print_config,
     quiet_libraries,
-    resume_on_interrupt,
     run_config_from,
     user_errors,
 )
+from neas.cli.resume import command_line, kept_options, resume_on_interrupt
 from neas.config import FinalOptions, SearchOptions, parse_threads
 
 BudgetOpt = Annotated[

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from neas.config import FINAL_INITS, TrainConfig
-from neas.errors import ConfigError
+from neas.errors import ConfigError, RunDirError
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet
 from neas.run import atomic_torch_save
@@ -217,8 +217,6 @@ def final_train(
 
 def _read_checkpoint(path: Path) -> dict[str, Any] | None:
     """A final-stage checkpoint, or ``None`` when it is not one (it is then trained anew)."""
-    from neas.errors import RunDirError
-
     try:
         saved = read_torch_file(path, error=RunDirError, advice="it is trained again")
     except RunDirError:
