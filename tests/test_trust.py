@@ -194,11 +194,14 @@ def test_a_stale_export_is_never_served(run: Path) -> None:
 
 @pytest.mark.slow
 def test_evolve_removes_the_exports_of_the_front_it_replaces(run: Path) -> None:
+    exported = json.loads((run / "ensembles" / "e000" / "manifest.json").read_text())["arch"]
     args = ["evolve", str(run), "--population", "4", "--generations", "1", "--no-latency"]
     result = runner.invoke(app, [*args, "--threads", "1"])
     assert result.exit_code == 0, result.output
     front = pd.read_csv(run / "pareto.csv", dtype={"id": str})
     archs = dict(zip(front["id"], front["arch"]))
+    assert archs.get("e000") != json.dumps(exported)  # the id now names another ensemble
+    assert not (run / "ensembles" / "e000").exists()  # so its old export is gone
     for folder in (run / "ensembles").iterdir():
         manifest = json.loads((folder / "manifest.json").read_text())
         assert json.dumps(manifest["arch"]) == archs[folder.name]
