@@ -21,6 +21,7 @@ from neas.budget import parse_budget
 from neas.cost import supernet_params_floor
 from neas.errors import ConfigError, UnknownSpaceError
 from neas.search_spaces import SearchSpace, create_space, list_spaces
+from neas.search_spaces.mlp import EMBEDDINGS
 
 if TYPE_CHECKING:  # the data readers (pandas, scikit-learn) load only when data does
     from neas.data import Dataset
@@ -84,10 +85,32 @@ FINAL_INIT = "inherit"
 AUTO_SPACE = "auto"
 #: The NEAS paper's space, what ``neas cost`` prices by default.
 PAPER_SPACE = "mbconv"
+#: Tables train by optimizer steps, not epochs (``table_schedule``): a 150-row table gets as
+#: many updates as a 7,000-row one, batches of TABLE_BATCH rows (fewer on small tables, so that
+#: an epoch has at least TABLE_MIN_STEPS of them), about TABLE_STEPS steps, and at most
+#: TABLE_ROW_PASSES rows seen in all (the cap that bounds large tables' time).
+TABLE_BATCH = 256
+TABLE_MIN_BATCH = 32
+TABLE_MIN_STEPS = 8
+TABLE_STEPS = 400
+TABLE_ROW_PASSES = 60_000
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},
 }
+
+
+def table_schedule(rows: int) -> tuple[int, int]:
+    """(epochs, batch size) for training on a table of ``rows`` training rows (see
+    ``TABLE_STEPS``).
+
+    >>> table_schedule(120), table_schedule(1_000), table_schedule(8_000)
+    ((134, 32), (50, 125), (8, 256))
+    """
+    batch = max(TABLE_MIN_BATCH, min(TABLE_BATCH, rows // TABLE_MIN_STEPS))
+    steps = max(1, rows // batch)
+    epochs = min(math.ceil(TABLE_STEPS / steps), math.ceil(TABLE_ROW_PASSES / max(1, rows)))
+    return max(1, epochs), batch
 
 
 def check_int(name: str, value: object, low: int, high: int) -> None:
@@ -192,8 +215,13 @@ class SpaceOptions:
     width_mult: float | None = None
     head_width: int | None = None
     feature_width: int | None = None
+    embedding: str | None = None
 
     def __post_init__(self) -> None:
+        if self.embedding is not None and self.embedding not in EMBEDDINGS:
+            raise ConfigError(
+                f"unknown --embedding {self.embedding!r}; valid: {', '.join(EMBEDDINGS)}"
+            )
         if self.name != AUTO_SPACE and self.name not in list_spaces():
             raise UnknownSpaceError(
                 f"unknown search space {self.name!r}; valid spaces: {AUTO_SPACE} (from the "
@@ -226,6 +254,10 @@ class SpaceOptions:
             "feature_width": self.feature_width,
         }
         overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
+        if self.embedding is not None:
+            if name != "mlp":
+                raise ConfigError("--embedding applies to tables (the mlp space) only")
+            overrides["embedding"] = self.embedding
         space = create_space(
             name,
             num_members=self.members,

@@ -42,10 +42,15 @@ def _se(channels: int, ratio: float) -> Cost:
 
 def stem_cost(stem: StemSpec, block: str = "mbconv") -> Cost:
     """conv3x3 + BN, then the depthwise-separable block with SE (3x3 dw, 1x1 pw); for ``mlp``
-    one linear layer (1x1 conv) + BN."""
+    one linear layer (1x1 conv) + BN, after the periodic embeddings (``F x k`` frequencies, one
+    shared ``2k -> d`` linear layer applied to each of the F features) when the stem has them."""
     c, size = stem.out_channels, stem.output_size
     if block == "mlp":
-        return Cost(c * stem.in_channels, c * stem.in_channels + 2 * c)
+        linear = Cost(c * stem.linear_in, c * stem.linear_in + 2 * c)
+        if not stem.frequencies:
+            return linear
+        f, k, d = stem.in_channels, stem.frequencies, stem.embedding_dim
+        return linear + Cost(f * 2 * k * d, f * k + 2 * k * d + d)  # MACs: matmuls only
     conv = Cost(size * size * c * stem.in_channels * 9, c * stem.in_channels * 9 + 2 * c)
     dw = Cost(size * size * c * 9, c * 9 + 2 * c)
     pw = Cost(size * size * c * c, c * c + 2 * c)

@@ -40,6 +40,7 @@ from neas.config import (
     ShrinkConfig,
     SpaceOptions,
     TrainConfig,
+    table_schedule,
 )
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.errors import ConfigError, NeasError
@@ -71,16 +72,19 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters are the main job's (``neas search``): ``budget`` (MACs per ensemble), ``space``
     (``"auto"``: ``mlp`` for tables, ``mbconv`` for images), ``members`` (K), ``epochs``
-    (supernet training), ``strategy``, ``population``/``generations``/``evaluations`` (search
-    proposals), ``weights`` (weight sharing), ``width_mult``/``head_width``/``feature_width``
-    (space size). ``selection`` picks the ensemble from the front: ``"best"`` validation
-    accuracy, or the ``"cheapest"`` (fewest MACs) within ``tolerance`` of it. ``latency``
-    (measured latency as a third objective) is off by default so that the same
-    ``random_state`` gives the same model (``None`` means 0). ``run_dir``: where each fit's run
-    folder is kept (a new sub-folder per fit); ``None`` uses a temporary folder that is removed.
-    ``threads``: torch CPU threads, ``None`` (torch's default; the default here, unlike the CLI's
-    ``auto``, because a timed choice can differ between fits and float sums with it), ``N`` or
-    ``"auto"`` (``neas.device.resolve_threads``).
+    (supernet training; ``None``: the main job's for images, a step budget for tables, see
+    ``neas.config.table_schedule``, which also sets tables' batch size), ``strategy``,
+    ``population``/``generations``/``evaluations`` (search proposals), ``weights`` (weight
+    sharing), ``width_mult``/``head_width``/``feature_width`` (space size), ``embedding``
+    (tables: ``"periodic"`` or ``"none"``; ``None`` keeps the space's default). ``selection``
+    picks the ensemble from the front: ``"best"`` validation accuracy, or the ``"cheapest"``
+    (fewest MACs) within ``tolerance`` of it. ``latency`` (measured latency as a third
+    objective) is off by default so that the same ``random_state`` gives the same model
+    (``None`` means 0). ``run_dir``: where each fit's run folder is kept (a new sub-folder per
+    fit); ``None`` uses a temporary folder that is removed. ``threads``: torch CPU threads,
+    ``None`` (torch's default; the default here, unlike the CLI's ``auto``, because a timed
+    choice can differ between fits and float sums with it), ``N`` or ``"auto"``
+    (``neas.device.resolve_threads``).
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for DataFrames),
     ``ensemble_`` (a ``neas.deploy.DeployedEnsemble``), ``ensemble_id_``, ``pareto_front_``
@@ -93,7 +97,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         budget: str | int = SearchOptions.budget,
         space: str = "auto",
         members: int | None = None,
-        epochs: int = TrainConfig.epochs,
+        epochs: int | None = None,
         strategy: str = SearchOptions.strategy,
         population: int = SearchOptions.population,
         generations: int = SearchOptions.generations,
@@ -102,6 +106,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         width_mult: float | None = None,
         head_width: int | None = None,
         feature_width: int | None = None,
+        embedding: str | None = None,
         shrink: bool = True,
         final_epochs: int = FinalOptions.epochs,
         final_init: str = FinalOptions.init,
@@ -126,6 +131,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         self.width_mult = width_mult
         self.head_width = head_width
         self.feature_width = feature_width
+        self.embedding = embedding
         self.shrink = shrink
         self.final_epochs = final_epochs
         self.final_init = final_init
@@ -218,7 +224,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             )
             result = search(
                 out=run,
-                config=self._config(str(data), table=self.encoder_ is not None),
+                config=self._config(str(data), rows=len(train), table=self.encoder_ is not None),
                 options=SearchOptions(
                     budget=self.budget,
                     strategy=self.strategy,
@@ -232,6 +238,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 threads=self.threads,
                 export=False,
                 show_progress=self.verbose,
+                plots=False,
             )
             assert result is not None  # one process: search returns its result
             front = result.search.front
@@ -266,8 +273,11 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
-    def _config(self, data: str, *, table: bool) -> RunConfig:
+    def _config(self, data: str, *, rows: int, table: bool) -> RunConfig:
         space = self.space if self.space != "auto" else ("mlp" if table else "mbconv")
+        epochs, batch = TrainConfig.epochs, TrainConfig.batch_size
+        if table:  # a step budget (neas.config.table_schedule)
+            epochs, batch = table_schedule(rows)
         return RunConfig(
             data=DataOptions(source=data),
             space=SpaceOptions(
@@ -276,8 +286,14 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 width_mult=self.width_mult,
                 head_width=self.head_width,
                 feature_width=self.feature_width,
+                embedding=self.embedding,
             ),
-            train=TrainConfig(epochs=self.epochs, weights=self.weights, summary_samples=0),
+            train=TrainConfig(
+                epochs=self.epochs if self.epochs is not None else epochs,
+                batch_size=batch,
+                weights=self.weights,
+                summary_samples=0,
+            ),
             shrink=ShrinkConfig() if self.shrink else ShrinkConfig(at=()),
         )
 

@@ -156,6 +156,7 @@ def train_planned(
     show_progress: bool = True,
     world: World | None = None,
     threads: Threads = THREADS,
+    plots: bool = True,
 ) -> TrainResult:
     """Run (or resume, or reuse) the training stage of ``plan`` with ``threads`` (timed for
     ``auto`` once the run folder and any checkpoint have been checked).
@@ -179,20 +180,33 @@ def train_planned(
     n_threads = training_threads(threads, plan.search_space, dataset, config=cfg.train, device=dev)
     with torch_threads(n_threads):
         supernet, state, summary = _train_stage(
-            plan, run, device=dev, show_progress=show_progress, world=world
+            plan, run, device=dev, show_progress=show_progress, world=world, plots=plots
         )
     return TrainResult(run, supernet, state, dataset, summary, threads=n_threads)
 
 
 def _train_stage(
-    plan: TrainPlan, run: Path, *, device: torch.device, show_progress: bool, world: World
+    plan: TrainPlan,
+    run: Path,
+    *,
+    device: torch.device,
+    show_progress: bool,
+    world: World,
+    plots: bool = True,
 ) -> tuple[Supernet, TrainState, dict[str, Any]]:
     cfg, dataset, dev = plan.config, plan.dataset, device
     ckpt_path = plan.out / CHECKPOINT
     torch.manual_seed(cfg.train.seed)
     supernet = Supernet(plan.search_space, weights=cfg.train.weights)
     shrinker = (
-        Shrinker(cfg.shrink, dataset=dataset, device=dev, run_dir=run, show_progress=show_progress)
+        Shrinker(
+            cfg.shrink,
+            dataset=dataset,
+            device=dev,
+            run_dir=run,
+            show_progress=show_progress,
+            plot=plots,
+        )
         if cfg.shrink.enabled  # only rank 0 calls it; train_supernet broadcasts the result
         else None
     )
@@ -291,7 +305,7 @@ class RunResult(RunResults):
         train: TrainResult,
         search: SearchResult,
         exported: list[Path],
-        report_path: Path,
+        report_path: Path | None,
     ) -> None:
         super().__init__(run_dir)
         self.train, self.search, self.exported = train, search, exported
@@ -311,14 +325,17 @@ def search(
     force: bool = False,
     export: bool = True,
     show_progress: bool = True,
+    plots: bool = True,
 ) -> RunResult | None:
     """The main job: train (with shrinking), search under the MACs budget, export the front.
 
     Stages already finished in ``out`` are reused with ``resume=True`` (a search with the same
     options is not run again, nor a finished export). ``final`` trains each exported ensemble
     as an ensemble first (``neas.deploy.final``; default ``FinalOptions()``). ``seed`` sets
-    every stage's seed. Under ``torchrun`` every rank trains; ranks other than 0 return
-    ``None`` after training, rank 0 goes on alone.
+    every stage's seed. ``plots=False`` draws no figure and writes no ``report.html`` (the
+    estimator's fits: nobody looks at them; ``report_path`` is then ``None``). Under
+    ``torchrun`` every rank trains; ranks other than 0 return ``None`` after training, rank 0
+    goes on alone.
 
     >>> result = search(out="runs/digits", options=SearchOptions(budget="600M"))  # doctest: +SKIP
     >>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
@@ -337,6 +354,7 @@ def search(
             show_progress=show_progress,
             world=world,
             threads=threads,
+            plots=plots,
         )
     if not world.is_main:
         return None
@@ -352,6 +370,7 @@ def search(
             show_progress=show_progress,
             trained=trained.opened(plan.config),
             report=False,
+            plots=plots,
         )
         exported = (
             export_run(
@@ -366,7 +385,8 @@ def search(
             if export
             else []
         )
-    return RunResult(trained.run_dir, trained, result, exported, write_report(trained.run_dir))
+    report = write_report(trained.run_dir) if plots else None
+    return RunResult(trained.run_dir, trained, result, exported, report)
 
 
 def evolve(
@@ -379,9 +399,11 @@ def evolve(
     show_progress: bool = True,
     trained: TrainedRun | None = None,
     report: bool = True,
+    plots: bool = True,
 ) -> SearchResult:
     """Only the search, on the trained supernet in ``run_dir``; ``report`` rewrites
-    ``report.html`` after it (a new front removes the exports of the old one).
+    ``report.html`` after it (a new front removes the exports of the old one); ``plots=False``
+    draws no figure.
 
     With ``resume`` a finished search with the same options is returned as it is, and an
     unfinished one (killed) continues from its checkpoint (``search/scores.json``); either
@@ -395,6 +417,7 @@ def evolve(
         resume=resume,
         show_progress=show_progress,
         trained=trained,
+        plots=plots,
     )
     if report:
         write_report(run_dir)
@@ -410,6 +433,7 @@ def _evolve(
     resume: bool,
     show_progress: bool,
     trained: TrainedRun | None,
+    plots: bool = True,
 ) -> SearchResult:
     options = options or SearchOptions()
     threads = parse_threads(threads)
@@ -432,4 +456,5 @@ def _evolve(
             device=dev,
             resume=resume,
             show_progress=show_progress,
+            plots=plots,
         )

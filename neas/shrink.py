@@ -200,10 +200,11 @@ class Shrinker:
         device: torch.device | str = "cpu",
         run_dir: Path | str | None = None,
         show_progress: bool = True,
+        plot: bool = True,
     ) -> None:
         self.config, self.dataset, self.device = config, dataset, torch.device(device)
         self.run_dir = None if run_dir is None else Path(run_dir)
-        self.show_progress = show_progress
+        self.show_progress, self.plot = show_progress, plot
         self.x_calib = calibration_images(dataset, seed=config.seed)
         self.x_val = torch.from_numpy(dataset.x_val)
         self.y_val = torch.from_numpy(dataset.y_val)
@@ -271,14 +272,16 @@ class Shrinker:
         return shrunk
 
     def record(self, step: dict[str, Any]) -> None:
-        """Add ``step`` to the history (replacing a step of the same epoch) and redraw the plot."""
+        """Add ``step`` to the history (replacing a step of the same epoch) and redraw the plot
+        (unless the hook was made with ``plot=False``)."""
         path = self.run_dir / SHRINK_HISTORY
         history = read_json(path) if path.exists() else {"format": 1, "steps": []}
         steps = [s for s in history["steps"] if s["epoch"] != step["epoch"]] + [step]
         history["config"] = asdict(self.config)
         history["steps"] = sorted(steps, key=lambda s: s["epoch"])
         write_json(path, history)
-        plot_shrink_history(history, self.run_dir / SHRINK_PLOT)
+        if self.plot:
+            plot_shrink_history(history, self.run_dir / SHRINK_PLOT)
 
 
 _FIELDS = ("potentiality", "diversity", "score", "n")

@@ -138,3 +138,37 @@ def test_estimator_errors_do_not_name_its_temp_file() -> None:
         NEASClassifier(epochs=1).fit(x, np.arange(20) % 2)
     message = str(info.value)
     assert message.startswith("X: x has shape") and tempfile.gettempdir() not in message
+
+
+def test_periodic_embeddings_are_the_tables_default_and_train(tmp_path) -> None:
+    """The mlp stem embeds each feature (trainable frequencies that learn), ``none`` feeds the
+    raw values, and ``--embedding`` on images is refused with one line."""
+    import torch
+
+    from neas.nn.builder import build_stem
+
+    cancer_csv(tmp_path / "t.csv")
+    table = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
+    periodic = SpaceOptions().build(table)
+    plain = SpaceOptions(embedding="none").build(table)
+    assert periodic.stem.frequencies > 0 and plain.stem.frequencies == 0
+    assert periodic.stem.linear_in == table.in_channels * periodic.stem.embedding_dim
+    stem = build_stem(periodic)
+    before = stem[0].frequencies.detach().clone()
+    x = torch.from_numpy(table.x_train[:64])
+    opt = torch.optim.SGD(stem.parameters(), lr=0.1)
+    stem(x).square().mean().backward()
+    opt.step()
+    assert stem(x).shape == (64, periodic.stem.out_channels, 1, 1)
+    assert not torch.equal(before, stem[0].frequencies)  # the frequencies are trained
+    assert build_stem(plain)(x).shape == (64, plain.stem.out_channels, 1, 1)
+    result = runner.invoke(
+        app, ["train", "--out", str(tmp_path / "r"), "--embedding", "none", "--epochs", "1"]
+    )
+    assert result.exit_code == 2 and "--embedding applies to tables" in result.output
+    result = runner.invoke(
+        app, ["train", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "t.csv"),
+              "--target", "diagnosis", "--embedding", "fourier"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "unknown --embedding 'fourier'" in result.output
+    assert not (tmp_path / "r").exists()

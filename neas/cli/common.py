@@ -194,6 +194,15 @@ FeatureOpt = Annotated[
         help="Head feature width (default 1280; 256 for small).",
     ),
 ]
+EmbeddingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding",
+        rich_help_panel="Space",
+        help="Tables (mlp space): how the stem sees each numeric feature, 'periodic' "
+        "(trainable sin/cos embeddings, the default) or 'none' (the raw value).",
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling and init.")]
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu or cuda (default: cuda when present).")
@@ -336,6 +345,7 @@ def run_config(
     width_mult: float | None,
     head_width: int | None,
     feature_width: int | None,
+    embedding: str | None,
     data: str,
     data_dir: str | None,
     max_train: int | None,
@@ -369,6 +379,7 @@ def run_config(
             width_mult=width_mult,
             head_width=head_width,
             feature_width=feature_width,
+            embedding=embedding,
         ),
         train=TrainConfig(
             epochs=epochs,

@@ -67,6 +67,7 @@ CONFIG_FIELDS: dict[str, tuple[str, str]] = {
     "width_mult": ("space", "width_mult"),
     "head_width": ("space", "head_width"),
     "feature_width": ("space", "feature_width"),
+    "embedding": ("space", "embedding"),
     "data": ("data", "source"),
     "data_dir": ("data", "data_dir"),
     "max_train": ("data", "max_train"),

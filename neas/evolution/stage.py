@@ -142,8 +142,10 @@ def run_search(
     device: torch.device,
     resume: bool = False,
     show_progress: bool = True,
+    plots: bool = True,
 ) -> SearchResult:
-    """Search ensembles on ``supernet`` and write the results into ``run_dir``.
+    """Search ensembles on ``supernet`` and write the results into ``run_dir`` (with the
+    Pareto and hypervolume plots unless ``plots=False``).
 
     Every scored architecture is checkpointed after each generation; with ``resume`` the
     scores a killed (or earlier) search of the same supernet left are looked up instead of
@@ -254,8 +256,9 @@ def run_search(
         atomic_write_text(run_dir / PARETO, front_df.to_csv(index=False))
         # the ids now name other architectures: exports of the old front must not be served
         remove_stale_exports(run_dir, dict(zip(front_df["id"], front_df["arch"])))
-        plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
-        plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
+        if plots:
+            plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
+            plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
         summary = {
             "options": asdict(options),
             "budget_macs": options.budget_macs,

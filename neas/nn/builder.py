@@ -18,8 +18,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from neas.nn.layers import EnsembleNet, Head, MBConv, MLPBlock, Stem, conv_bn
+from neas.nn.layers import (
+    EnsembleNet,
+    Head,
+    MBConv,
+    MLPBlock,
+    PeriodicEmbedding,
+    Stem,
+    conv_bn,
+)
 from neas.search_spaces.arch import EnsembleArch, validate
+from neas.search_spaces.mlp import FREQUENCY_SCALE
 from neas.search_spaces.spec import (
     SKIP,
     LayerSpec,
@@ -32,10 +41,17 @@ from neas.search_spaces.spec import (
 
 def build_stem(space: SearchSpace) -> nn.Module:
     """The stem: conv3x3 (stride) -> BN -> Swish, then the fixed depthwise-separable block
-    (``mbconv``); a linear layer (1x1 conv) -> BN -> Swish (``mlp``)."""
+    (``mbconv``); a linear layer (1x1 conv) -> BN -> Swish (``mlp``), after periodic embeddings
+    of the features when the space has them."""
     st = space.stem
     if space.block == "mlp":
-        return conv_bn(st.in_channels, st.out_channels, 1)
+        linear = conv_bn(st.linear_in, st.out_channels, 1)
+        if not st.frequencies:
+            return linear
+        embed = PeriodicEmbedding(
+            st.in_channels, frequencies=st.frequencies, dim=st.embedding_dim, scale=FREQUENCY_SCALE
+        )
+        return nn.Sequential(embed, *linear)
     return Stem(
         st.in_channels,
         st.out_channels,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -65,6 +66,27 @@ class MLPBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.project(self.dropout(self.expand(x)))
+
+
+class PeriodicEmbedding(nn.Module):
+    """Periodic embeddings of numeric features (Gorishniy et al. 2022, "PLR(lite)"): each
+    feature x of N x F x 1 x 1 becomes ReLU(W [cos 2pi c x, sin 2pi c x] + b) with ``k``
+    trainable frequencies c per feature and one linear layer W (2k -> d) shared by all
+    features; out: N x (F d) x 1 x 1. Frequencies start at N(0, ``scale``^2)."""
+
+    def __init__(self, features: int, *, frequencies: int, dim: int, scale: float) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(torch.randn(features, frequencies) * scale)
+        self.linear = nn.Parameter(torch.empty(2 * frequencies, dim))
+        self.bias = nn.Parameter(torch.empty(dim))
+        bound = (2 * frequencies) ** -0.5  # nn.Linear's default initialisation
+        nn.init.uniform_(self.linear, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = 2 * math.pi * self.frequencies * x.flatten(1).unsqueeze(-1)  # N x F x k
+        h = torch.relu(torch.cat([torch.cos(z), torch.sin(z)], dim=-1) @ self.linear + self.bias)
+        return h.flatten(1)[:, :, None, None]
 
 
 class DepthwiseSeparable(nn.Module):

@@ -23,6 +23,13 @@ from neas.search_spaces.spec import (
 OPS = tuple(OpChoice(1, e, d) for e in (1, 2, 4) for d in (0.0, 0.2))  # k1e1 ... k1e4d20
 WIDTH = 128
 LAYERS = 6
+#: How the stem sees each numeric feature: ``periodic`` embeddings (``neas.nn.layers.
+#: PeriodicEmbedding``: FREQUENCIES trainable frequencies, EMBEDDING_DIM values per feature,
+#: frequencies initialised N(0, FREQUENCY_SCALE^2)) or ``none`` (the raw value).
+EMBEDDINGS = ("periodic", "none")
+FREQUENCIES = 16
+EMBEDDING_DIM = 16
+FREQUENCY_SCALE = 0.1
 
 
 def mlp_space(
@@ -36,6 +43,7 @@ def mlp_space(
     feature_width: int = 128,
     dropout: float = 0.1,
     num_layers: int = LAYERS,
+    embedding: str = EMBEDDINGS[0],
 ) -> SearchSpace:
     """The MLP space over ``in_channels`` features (``image_size`` must be 1).
 
@@ -54,6 +62,9 @@ def mlp_space(
         raise ConfigError(f"width_mult must be > 0, got {width_mult}")
     if num_layers < 1:
         raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
+    if embedding not in EMBEDDINGS:
+        raise ConfigError(f"unknown embedding {embedding!r}; valid: {', '.join(EMBEDDINGS)}")
+    periodic = embedding == "periodic"
     width = make_divisible(WIDTH * width_mult)
     all_ops = tuple(range(len(OPS)))
     layers = tuple(
@@ -72,7 +83,14 @@ def mlp_space(
     return SearchSpace(
         name="mlp",
         ops=OPS,
-        stem=StemSpec(in_channels=in_channels, out_channels=width, stride=1, input_size=1),
+        stem=StemSpec(
+            in_channels=in_channels,
+            out_channels=width,
+            stride=1,
+            input_size=1,
+            frequencies=FREQUENCIES if periodic else 0,
+            embedding_dim=EMBEDDING_DIM if periodic else 0,
+        ),
         layers=layers,
         head=HeadSpec(
             in_channels=width,
@@ -96,6 +114,7 @@ def mlp_space(
             "feature_width": feature_width,
             "dropout": dropout,
             "num_layers": num_layers,
+            "embedding": embedding,
         },
         block="mlp",
     )

@@ -61,13 +61,22 @@ class OpChoice:
 
 @dataclass(frozen=True)
 class StemSpec:
-    """conv3x3 (stride) -> BN -> Swish, then a fixed depthwise-separable block with SE."""
+    """conv3x3 (stride) -> BN -> Swish, then a fixed depthwise-separable block with SE
+    (``mbconv``); for ``mlp``, a linear layer -> BN -> Swish, after periodic embeddings of each
+    feature when ``frequencies`` > 0 (``embedding_dim`` values per feature)."""
 
     in_channels: int
     out_channels: int
     stride: int
     input_size: int
     se_ratio: float = 0.25
+    frequencies: int = 0
+    embedding_dim: int = 0
+
+    @property
+    def linear_in(self) -> int:
+        """Width entering the stem's linear layer: the features, or their embeddings."""
+        return self.in_channels * (self.embedding_dim if self.frequencies else 1)
 
     @property
     def output_size(self) -> int:
