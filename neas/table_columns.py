@@ -37,7 +37,7 @@ TEXT_COMPONENTS = 30
 FREE_TEXT_WORDS = 3
 #: What the encoded parts of a date are, in order; ``hour`` only when the fit column has times.
 DATE_PARTS = ("year", "month", "day", "weekday", "hour", "total_seconds")
-_ID_NAME = re.compile(r"(?i)(^|[^a-z])(id|uuid|guid|index|key)$|^(id|row)([^a-z]|$)")
+_ID_NAME = re.compile(r"(?i:(^|[^a-z])(id|uuid|guid|index|key)$|^id([^a-z]|$))|[a-z](Id|ID)$")
 _PROBE = "neas: a fixed text whose hashes pin skrub's MinHash"
 
 

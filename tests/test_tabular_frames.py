@@ -151,6 +151,10 @@ def test_dropped_columns_are_named_in_one_notice(caplog) -> None:
         TableEncoder.fit(frame[["a"]])
     with pytest.raises(DataError, match="no rows"):
         TableEncoder.fit(frame.iloc[:0])
+    # distinct integers are ids by name (customerId) or when they count up by one
+    spread = np.random.default_rng(0).permutation(1000)[:50] * 7
+    named = TableEncoder.fit(pd.DataFrame({"customerId": spread, "row_count": spread, "b": 1}))
+    assert named.columns == ("row_count", "b") and set(named.dropped) == {"customerId"}
     # distinct numbers that are no row ids, free text and small tables are kept
     keep = pd.DataFrame({"n": np.linspace(0, 1, 50), "t": [f"a b c {i}" for i in range(50)]})
     assert TableEncoder.fit(keep).columns == ("n", "t")
