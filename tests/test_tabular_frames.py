@@ -8,12 +8,13 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from neas import NEASClassifier
 from neas.cli import app
 from neas.deploy import load_ensemble
-from neas.errors import DataError
+from neas.errors import DataError, ModelFileError
 from neas.table_columns import DATE_PARTS
 from neas.tabular import TableEncoder
 
@@ -111,6 +112,16 @@ def test_a_real_frame_fits_predicts_and_serves_from_model_pt(fitted) -> None:
         np.testing.assert_allclose(served, expected, atol=1e-6)
     manifest = json.loads((model_file.parent / "manifest.json").read_text())
     assert manifest["input"]["preprocessing"] == model.input_spec.preprocessing
+
+
+def test_a_model_pt_with_a_damaged_encoding_is_refused_on_load(fitted, tmp_path) -> None:
+    (model_file,) = fitted.run_dir_.glob("ensembles/*/model.pt")
+    payload = torch.load(model_file, weights_only=True)
+    payload["input"]["preprocessing"]["dates"]["when"]["parts"] = ["year", "__import__"]
+    torch.save(payload, tmp_path / "model.pt")
+    with pytest.raises(ModelFileError, match="damaged neas ensemble: unknown date parts") as info:
+        load_ensemble(tmp_path / "model.pt")
+    assert "\n" not in str(info.value)
 
 
 def test_encoder_round_trips_through_json_with_the_same_transform() -> None:
