@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import json
 import math
 import os
 import pickle
@@ -147,9 +148,10 @@ def load_dataset(
 
     ``source`` is one of :data:`BUILTIN` or a path. An ``.npz`` holds ``x`` (N x H x W,
     N x H x W x C with C in {1, 3, 4}, N x C x H x W with C in {1, 3}, or a table N x F) and
-    ``y`` (N integer or string labels; class names are the sorted unique labels). A CSV file is a
-    table whose label column is ``target``; its other columns are encoded by
-    ``neas.tabular.TableEncoder`` (medians for missing numbers, one-hot text columns), recorded in
+    ``y`` (N integer or string labels; class names are the sorted unique labels), and for a
+    table optionally ``preprocessing`` (the JSON text of the ``TableEncoder`` that made it). A CSV
+    file is a table whose label column is ``target``; its other columns are encoded by
+    ``neas.tabular.TableEncoder`` (numbers, dates, categories, text; ids dropped), recorded in
     ``Dataset.preprocessing``. Tables become N x F x 1 x 1 arrays. A folder holds one sub-folder per
     class of same-sized png/jpg/jpeg/bmp/gif images (not resized). ``mnist`` and ``cifar10`` read
     their standard files from ``data_dir``; ``fashion-mnist`` defaults to :data:`FASHION_MNIST_DIR`.
@@ -423,6 +425,7 @@ def _load_npz(path: Path) -> _Raw:
             if missing:
                 raise DataError(f"{path} lacks array(s) {missing}; it holds {f.files}")
             arrays = {k: f[k] for k in _NPZ_KEYS if k in f.files}
+            recorded = f["preprocessing"] if "preprocessing" in f.files else None
     except DataError:
         raise
     except ValueError as exc:
@@ -457,8 +460,9 @@ def _load_npz(path: Path) -> _Raw:
         _checked(_to_float(x, str(path)), lab, names, where=str(path), min_classes=1 if i else 2)
         for i, (x, lab) in enumerate(zip(xs, parts))
     ]
+    preprocessing = _npz_encoding(recorded, xs[0].shape[1:], path)
     if len(raws) == 1:
-        return raws[0]
+        return _Raw(raws[0].x, raws[0].y, names, preprocessing=preprocessing)
     by = dict(zip(splits, raws))
     val = by.get("_val")
     return _Raw(
@@ -467,9 +471,27 @@ def _load_npz(path: Path) -> _Raw:
         names,
         by["_test"].x,
         by["_test"].y,
+        preprocessing=preprocessing,
         x_val=None if val is None else val.x,
         y_val=None if val is None else val.y,
     )
+
+
+def _npz_encoding(recorded: np.ndarray | None, shape: tuple, path: Path) -> dict | None:
+    """An ``.npz``'s optional ``preprocessing``: the JSON text of the ``TableEncoder`` that made
+    its table (``NEASClassifier`` writes it), checked against the table's features."""
+    if recorded is None:
+        return None
+    try:
+        data = json.loads(str(recorded.item()))
+        encoder = TableEncoder.from_dict(data)
+    except (ValueError, TypeError) as exc:  # DataError is a ValueError
+        raise DataError(f"{path}: preprocessing is no table encoding: {exc}") from None
+    if shape != (len(encoder.features), 1, 1):
+        raise DataError(
+            f"{path}: preprocessing encodes {len(encoder.features)} features, x holds {shape}"
+        )
+    return encoder.to_dict()
 
 
 _NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test")

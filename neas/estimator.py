@@ -2,8 +2,8 @@
 
 ``fit(X, y)`` writes the data to a run folder, runs the one pipeline (train with shrinking,
 search under the MACs budget), picks one ensemble of the Pareto front and keeps it in memory;
-``predict``/``predict_proba`` run it. Tables (2-D arrays or DataFrames, text columns one-hot,
-missing values imputed: ``neas.tabular``) use the ``mlp`` space, images (N x H x W or
+``predict``/``predict_proba`` run it. Tables (2-D arrays or DataFrames with numbers, dates,
+categories and text, ids dropped: ``neas.tabular``) use the ``mlp`` space, images (N x H x W or
 N x C x H x W, uint8 pixels or floats) the ``mbconv`` space. Every default is the main job's
 (``neas.config``).
 
@@ -16,6 +16,7 @@ N x C x H x W, uint8 pixels or floats) the ``mbconv`` space. Every default is th
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -182,7 +183,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             self.encoder_ = TableEncoder.fit(frame)
         elif self.encoder_ is None:
             raise ValueError("this classifier was fitted on images, not on a table")
-        return self.encoder_.transform(frame.set_axis(list(self.encoder_.columns), axis=1))
+        return self.encoder_.transform(frame.set_axis(list(self.encoder_.inputs), axis=1))
 
     # -- fit / predict -------------------------------------------------------------------------
 
@@ -221,6 +222,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 y_val=y_idx[val],
                 x_test=x[val],  # the estimator keeps no test split: scores on it are val's
                 y_test=y_idx[val],
+                **self._encoding(),
             )
             result = search(
                 out=run,
@@ -265,6 +267,12 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         self.pareto_front_ = front.copy()
         self.run_dir_ = run if keep else None
         return self
+
+    def _encoding(self) -> dict[str, np.ndarray]:
+        """The table encoding for the run's ``.npz``, so the exported model records it."""
+        if self.encoder_ is None:
+            return {}
+        return {"preprocessing": np.array(json.dumps(self.encoder_.to_dict()))}
 
     def _seed(self) -> int:
         if self.random_state is None:

@@ -1,12 +1,23 @@
-"""Tables to feature matrices: numeric columns with missing values imputed, text columns one-hot.
+"""Tables to feature matrices: any DataFrame's columns as numbers, recorded for serving.
 
-A :class:`TableEncoder` is fitted once (``fit``) and recorded (``to_dict``) with the run, the
-exported model's manifest and ``model.pt``, so serving applies exactly the same encoding
-(``transform``) to new rows. Numeric columns: missing values become the column's median. A
-column of text counts as numeric when every value is a number, a missing-value marker
-(:data:`MISSING_MARKERS`) or a number with thousands separators (``"1,234,567.5"``).
-Categorical columns (other text, ``category`` dtype): one 0/1 feature per category seen in the
-fit; a missing or unseen value sets none of them. Torch is not needed here.
+A :class:`TableEncoder` is fitted once (``fit``) and recorded (``to_dict``, plain JSON) with the
+run, the exported model's manifest and ``model.pt``, so serving applies exactly the same encoding
+(``transform``, or ``load_ensemble(...).encode_table(frame)``) to new rows. What each column
+becomes (the kinds and thresholds of skrub's ``TableVectorizer``):
+
+- numbers: missing values become the column's median. A column of text counts as numeric when
+  every value is a number, a missing-value marker (:data:`MISSING_MARKERS`) or a number with
+  thousands separators (``"1,234,567.5"``); durations count in seconds;
+- dates (datetime columns, or text that parses as dates in one format): year, month, day,
+  weekday, hour (if any value has a time) and seconds since 1970 (``neas.table_columns``);
+- text with at most 40 distinct values (``category`` dtype included): one 0/1 feature per
+  category seen in the fit; a missing or unseen value sets none of them;
+- text with more: free text, names and codes as skrub's ``MinHashEncoder`` features;
+- dropped, with one logged notice naming them: all-missing columns and row ids (more than 40
+  values, all distinct: short text such as names or codes, or integers counting up by one or
+  under an id-like name). A table left with no column, or with no rows, is a ``DataError``.
+
+Torch is not needed here.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"age": [30, None, 50], "city": ["Oslo", "Rome", None]})
@@ -19,18 +30,19 @@ fit; a missing or unseen value sets none of them. Torch is not needed here.
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_datetime64_any_dtype as is_datetime
 
 from neas.errors import DataError
+from neas.table_columns import CARDINALITY_THRESHOLD, DateColumn, TextColumn, as_dates, id_like
 
-#: A text column with more distinct values than this is refused (an id or free text).
-MAX_CATEGORIES = 100
-
+log = logging.getLogger(__name__)
 
 #: Text read as a missing value: pandas' own markers (``NA``, ``N/A``, ``NaN``, ``null``, empty,
 #: ...) and ``?`` and ``-``.
@@ -40,6 +52,8 @@ MISSING_MARKERS = frozenset(
 )  # fmt: skip
 #: The largest magnitude a float32 feature holds.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: The version of ``TableEncoder.to_dict``'s record (version 1: numbers and categories only).
+VERSION = 2
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?")
 
 
@@ -65,37 +79,84 @@ def _numbers(series: pd.Series) -> tuple[pd.Series, bool]:
     return values, not bool((values.isna() & cleaned.notna()).any())
 
 
+def _kind(name: str, col: pd.Series) -> tuple[str, Any]:
+    """What a column becomes: ``("number", median)``, ``("date", DateColumn)``,
+    ``("category", values)``, ``("text", TextColumn)`` or ``("drop", reason)``."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(object)
+    if col.map(_clean).isna().all():
+        return "drop", "no values"
+    if pd.api.types.is_timedelta64_dtype(col):
+        col = col / pd.Timedelta(seconds=1)
+    numbers, numeric = _numbers(col) if not is_datetime(col) else (None, False)
+    if numbers is not None and numeric:
+        if id_like(name, numbers, numeric=True):
+            return "drop", "a row id"
+        finite = numbers[np.isfinite(numbers)]
+        return "number", float(finite.median()) if len(finite) else 0.0
+    dates = as_dates(col)
+    if dates is not None:
+        return "date", dates
+    text = col.map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+    values = sorted(set(text.dropna()))
+    if len(values) <= CARDINALITY_THRESHOLD:
+        return "category", tuple(values)
+    if id_like(name, text, numeric=False):
+        return "drop", "an id: every value distinct"
+    return "text", TextColumn.fit()
+
+
 @dataclass(frozen=True)
 class TableEncoder:
-    """The fitted encoding of a table's columns (see the module docstring)."""
+    """The fitted encoding of a table's columns (see the module docstring).
+
+    ``inputs`` are the fitted table's columns, ``columns`` those encoded (in order), each in
+    ``medians`` (numbers), ``categories`` (one-hot text), ``dates`` or ``texts`` (MinHash);
+    ``dropped`` maps the other columns to the reason."""
 
     columns: tuple[str, ...]
     medians: dict[str, float]
     categories: dict[str, tuple[str, ...]]
+    dates: dict[str, DateColumn] = field(default_factory=dict)
+    texts: dict[str, TextColumn] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
 
     @classmethod
     def fit(cls, frame: pd.DataFrame) -> TableEncoder:
-        """Read each column's kind, its median (numeric) or categories (text)."""
+        """Read each column's kind and what encoding it needs (median, categories, ...)."""
         if frame.shape[1] == 0:
             raise DataError("the table has no feature columns")
-        medians: dict[str, float] = {}
-        categories: dict[str, tuple[str, ...]] = {}
+        if frame.shape[0] == 0:
+            raise DataError("the table has no rows")
+        frame = frame.rename(columns=str)
+        parts: dict[str, dict[str, Any]] = {
+            k: {} for k in ("number", "category", "date", "text", "drop")
+        }
         for name in frame.columns:
-            col = frame[name]
-            numbers, numeric = _numbers(col)
-            if not numeric:
-                values = sorted({str(v) for v in col.dropna()})
-                if len(values) > MAX_CATEGORIES:
-                    raise DataError(
-                        f"column {name!r} has {len(values)} distinct text values (more than "
-                        f"{MAX_CATEGORIES}): it looks like an id or free text; drop it or encode "
-                        "it as numbers first"
-                    )
-                categories[str(name)] = tuple(values)
-            else:
-                finite = numbers[np.isfinite(numbers)]
-                medians[str(name)] = float(finite.median()) if len(finite) else 0.0
-        return cls(tuple(str(c) for c in frame.columns), medians, categories)
+            kind, value = _kind(name, frame[name])
+            parts[kind][name] = value
+        dropped = parts["drop"]
+        kept = tuple(c for c in frame.columns if c not in dropped)
+        if not kept:
+            raise DataError(
+                "the table has no usable feature column: "
+                + ", ".join(f"{k!r} is {why}" for k, why in dropped.items())
+            )
+        if dropped:
+            log.warning(
+                "table: dropped column(s) "
+                + ", ".join(f"{k!r} ({why})" for k, why in dropped.items())
+            )
+        return cls(
+            kept,
+            parts["number"],
+            parts["category"],
+            parts["date"],
+            parts["text"],
+            dropped,
+            tuple(frame.columns),
+        )
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -104,6 +165,10 @@ class TableEncoder:
         for name in self.columns:
             if name in self.categories:
                 out += [f"{name}={v}" for v in self.categories[name]]
+            elif name in self.dates:
+                out += [f"{name}_{p}" for p in self.dates[name].parts]
+            elif name in self.texts:
+                out += [f"{name}_minhash{i}" for i in range(self.texts[name].components)]
             else:
                 out.append(name)
         return tuple(out)
@@ -120,7 +185,13 @@ class TableEncoder:
             if name in self.categories:
                 text = col.map(lambda v: None if pd.isna(v) else str(v))
                 parts += [(text == v).to_numpy(np.float32) for v in self.categories[name]]
+            elif name in self.dates:
+                parts += list(self.dates[name].transform(col).T)
+            elif name in self.texts:
+                parts += list(self.texts[name].transform(col).T)
             else:
+                if pd.api.types.is_timedelta64_dtype(col):
+                    col = col / pd.Timedelta(seconds=1)
                 values = _numbers(col)[0].to_numpy(np.float64)
                 if np.isinf(values).any():
                     raise DataError(f"column {name!r} holds infinite values")
@@ -135,19 +206,71 @@ class TableEncoder:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "table",
+            "version": VERSION,
+            "inputs": list(self.inputs),
             "columns": list(self.columns),
             "medians": dict(self.medians),
             "categories": {k: list(v) for k, v in self.categories.items()},
+            "dates": {k: v.to_dict() for k, v in self.dates.items()},
+            "texts": {k: v.to_dict() for k, v in self.texts.items()},
+            "dropped": dict(self.dropped),
             "features": list(self.features),
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TableEncoder:
-        return cls(
-            columns=tuple(data["columns"]),
-            medians={k: float(v) for k, v in data["medians"].items()},
-            categories={k: tuple(v) for k, v in data["categories"].items()},
+    def from_dict(cls, data: Any) -> TableEncoder:
+        """The encoder ``to_dict`` wrote (version 1, numbers and categories only, or
+        :data:`VERSION`); a one-line ``DataError`` for anything else."""
+        if not isinstance(data, dict) or data.get("kind", "table") != "table":
+            raise DataError("the table encoding is not a dict of kind 'table'")
+        version = data.get("version", 1)
+        if version not in (1, VERSION) or isinstance(version, bool):
+            raise DataError(f"table encoding version {version!r}; this neas reads 1 to {VERSION}")
+        v2 = version == VERSION
+
+        def names(key: str) -> tuple[str, ...]:
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"the table encoding's {key!r} is not a list of names")
+            return tuple(value)
+
+        def table(key: str, read: Any) -> dict[str, Any]:
+            value = data.get(key, {}) if v2 or key in ("medians", "categories") else {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise DataError(f"the table encoding's {key!r} is not a dict by column")
+            try:
+                return {k: read(v) for k, v in value.items()}
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, DataError):
+                    raise
+                raise DataError(f"the table encoding's {key!r}: {exc}") from None
+
+        def number(v: Any) -> float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{v!r} is not a number")
+            return float(v)
+
+        def labels(v: Any) -> tuple[str, ...]:
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                raise TypeError("categories are not a list of text")
+            return tuple(v)
+
+        columns = names("columns")
+        enc = cls(
+            columns=columns,
+            medians=table("medians", number),
+            categories=table("categories", labels),
+            dates=table("dates", DateColumn.from_dict),
+            texts=table("texts", TextColumn.from_dict),
+            dropped=table("dropped", str),
+            inputs=names("inputs") if v2 else columns,
         )
+        kinds = (enc.medians, enc.categories, enc.dates, enc.texts)
+        if any(sum(c in k for k in kinds) != 1 for c in columns) or sum(map(len, kinds)) != len(
+            columns
+        ):
+            raise DataError("the table encoding's columns do not match their encodings")
+        return enc
 
 
 def read_csv(path: str, *, target: str | None) -> tuple[pd.DataFrame, pd.Series]:

@@ -31,7 +31,8 @@ LAYERS = {
     **dict.fromkeys(
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
-            "budget", "device", "progress", "plots", "tabular", "torchfile", "layout",
+            "budget", "device", "progress", "plots", "tabular", "table_columns", "torchfile",
+            "layout",
         ),
         0,
     ),

@@ -820,6 +820,27 @@ CASES = [
         "'label' 2 times",
         needs_run=False,
     ),
+    Case(
+        "csv-one-valued-target",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", "a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n")],
+        "at least 2 classes",
+        needs_run=False,
+    ),
+    Case(
+        "csv-all-nan-feature",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", "a,label\n,x\nNA,y\n?,x\n,y\n")],
+        "t.csv: the table has no usable feature column: 'a' is no values",
+        needs_run=False,
+    ),
+    Case(
+        "csv-header-only",
+        [*_data("{tmp}/t.csv", "--target", "label"), "--space", "mlp"],
+        [write("t.csv", "a,b,when,label\n")],
+        "t.csv: the table has no rows",
+        needs_run=False,
+    ),
     *(
         Case(
             f"csv-{name}",

@@ -19,7 +19,8 @@ from neas.config import SpaceOptions
 from neas.data import load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import DataError
-from neas.tabular import MAX_CATEGORIES, TableEncoder, read_csv
+from neas.table_columns import CARDINALITY_THRESHOLD
+from neas.tabular import TableEncoder, read_csv
 
 runner = CliRunner()
 
@@ -49,9 +50,9 @@ def test_encoder_imputes_one_hots_and_round_trips() -> None:
     np.testing.assert_array_equal(again.transform(unseen), [[2.0, 0.0, 0.0, 0.0]])
     with pytest.raises(DataError, match="lacks column"):
         enc.transform(frame.drop(columns=["b"]))
-    ids = pd.DataFrame({"id": [f"row{i}" for i in range(MAX_CATEGORIES + 1)]})
-    with pytest.raises(DataError, match="looks like an id"):
-        TableEncoder.fit(ids)
+    ids = pd.DataFrame({"id": [f"row{i}" for i in range(CARDINALITY_THRESHOLD + 1)]})
+    with pytest.raises(DataError, match="no usable feature column: 'id' is an id"):
+        TableEncoder.fit(ids)  # ids are dropped: nothing is left
 
 
 def test_csv_loads_as_a_table(tmp_path) -> None:

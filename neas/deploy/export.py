@@ -238,7 +238,8 @@ def export_ensemble(
         {
             "layout": "N x F x 1 x 1 float32 (F encoded features), batch dimension dynamic",
             "normalization": "x = (encode(row) - mean) / std per feature; encode: preprocessing "
-            "(numeric: missing -> median; text: one 0/1 feature per category)",
+            "(numeric: missing -> median; dates: parts; text: one 0/1 feature per category, or "
+            "MinHash for many values; neas.tabular)",
         }
         if spec.is_table
         else {

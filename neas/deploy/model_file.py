@@ -352,6 +352,10 @@ def load_ensemble(path: str | Path) -> DeployedEnsemble:
             net = static_ensemble(space, arch)
         net.load_state_dict(payload["state_dict"])
         spec = InputSpec.from_dict(payload["input"])
+        if spec.preprocessing is not None:  # a table's encoding: checked before it is needed
+            features = TableEncoder.from_dict(spec.preprocessing).features
+            if spec.shape != (len(features), 1, 1):
+                raise ValueError(f"its table encoding has {len(features)} features")
         threshold = payload.get("cascade_threshold")
         threshold = None if threshold is None else float(threshold)
     except NeasError as exc:

@@ -1,0 +1,216 @@
+"""Real DataFrames: dates, ids, free text, missing and unseen values fit, predict and serve."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from neas import NEASClassifier
+from neas.cli import app
+from neas.deploy import load_ensemble
+from neas.errors import DataError, ModelFileError
+from neas.table_columns import DATE_PARTS
+from neas.tabular import TableEncoder
+
+runner = CliRunner()
+WORDS = [
+    "red",
+    "green",
+    "blue",
+    "fast",
+    "slow",
+    "big",
+    "small",
+    "cat",
+    "dog",
+    "bird",
+    "runs",
+    "eats",
+    "sleeps",
+    "near",
+    "far",
+]
+
+
+def real_frame(n: int = 300, *, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every kind of column a real table has, and a label that depends on some of them."""
+    rng = np.random.default_rng(seed)
+    when = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700 * 24, n), unit="h")
+    day = [f"2024-{m:02d}-{d:02d}" for m, d in zip(rng.integers(1, 13, n), rng.integers(1, 29, n))]
+    frame = pd.DataFrame(
+        {
+            "when": when,  # a datetime column
+            "day": day,  # dates as text
+            "name": [f"user{i:05d}" for i in rng.permutation(n)],  # an id: dropped
+            "note": [" ".join(rng.choice(WORDS, 4)) for _ in range(n)],  # free text
+            "color": rng.choice(["red", "green", "blue"], n).astype(object),
+            "x": rng.normal(size=n),
+            "empty": np.full(n, np.nan),  # all missing: dropped
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "color"] = None
+    frame.loc[rng.random(n) < 0.1, "x"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "when"] = pd.NaT
+    y = np.where((frame["x"].fillna(0) > 0) ^ (frame["color"] == "red"), "yes", "no")
+    return frame, y
+
+
+def unseen_frame() -> pd.DataFrame:
+    """New rows: unseen categories, strings, ids and dates, and missing values everywhere."""
+    return pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2030-05-05 10:00", None, "1999-12-31 23:59"]),
+            "day": ["2031-02-03", "not a date", None],
+            "name": ["someone new", "user00001", None],
+            "note": ["a purple elephant sings", "", None],
+            "color": ["purple", None, "red"],
+            "x": [np.nan, 1e6, -3.0],
+            "empty": [1.0, np.nan, "text"],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> NEASClassifier:
+    frame, y = real_frame()
+    clf = NEASClassifier(
+        epochs=1,
+        population=2,
+        generations=1,
+        width_mult=0.25,
+        head_width=16,
+        feature_width=16,
+        shrink=False,
+        final_epochs=1,
+        threads=1,
+        run_dir=tmp_path_factory.mktemp("frames"),
+    )
+    return clf.fit(frame, y)
+
+
+def test_a_real_frame_fits_predicts_and_serves_from_model_pt(fitted) -> None:
+    enc = fitted.encoder_
+    assert set(enc.dropped) == {"name", "empty"}
+    assert set(enc.dates) == {"when", "day"} and set(enc.texts) == {"note"}
+    assert set(enc.categories) == {"color"} and set(enc.medians) == {"x"}
+    new = unseen_frame()
+    probs = fitted.predict_proba(new)
+    assert probs.shape == (3, 2) and np.all(np.isfinite(probs))
+    assert set(fitted.predict(new)) <= {"yes", "no"}
+    (model_file,) = fitted.run_dir_.glob("ensembles/*/model.pt")
+    model = load_ensemble(model_file)
+    frame, _ = real_frame()
+    lean = new.drop(columns=["name", "empty"])  # serving needs no dropped column
+    for rows, expected in ((frame, fitted.predict_proba(frame)), (new, probs), (lean, probs)):
+        served = model.predict_proba(model.encode_table(rows), normalize=True)
+        np.testing.assert_allclose(served, expected, atol=1e-6)
+    manifest = json.loads((model_file.parent / "manifest.json").read_text())
+    assert manifest["input"]["preprocessing"] == model.input_spec.preprocessing
+
+
+def test_a_model_pt_with_a_damaged_encoding_is_refused_on_load(fitted, tmp_path) -> None:
+    (model_file,) = fitted.run_dir_.glob("ensembles/*/model.pt")
+    payload = torch.load(model_file, weights_only=True)
+    payload["input"]["preprocessing"]["dates"]["when"]["parts"] = ["year", "__import__"]
+    torch.save(payload, tmp_path / "model.pt")
+    with pytest.raises(ModelFileError, match="damaged neas ensemble: unknown date parts") as info:
+        load_ensemble(tmp_path / "model.pt")
+    assert "\n" not in str(info.value)
+
+
+def test_encoder_round_trips_through_json_with_the_same_transform() -> None:
+    frame, _ = real_frame(120, seed=1)
+    enc = TableEncoder.fit(frame)
+    data = json.loads(json.dumps(enc.to_dict()))
+    assert data["version"] == 2 and data["features"] == list(enc.features)
+    again = TableEncoder.from_dict(data)
+    for rows in (frame, unseen_frame()):
+        np.testing.assert_array_equal(again.transform(rows), enc.transform(rows))
+    assert enc.features[:6] == tuple(f"when_{p}" for p in DATE_PARTS)  # it has times of day
+    assert "day_hour" not in enc.features and "note_minhash29" in enc.features
+
+
+def test_minhash_is_the_same_for_two_fits_on_unseen_text() -> None:
+    a = TableEncoder.fit(real_frame(100, seed=2)[0])
+    b = TableEncoder.fit(real_frame(100, seed=3)[0])
+    new = unseen_frame()
+    cols = [i for i, f in enumerate(a.features) if f.startswith("note_")]
+    np.testing.assert_array_equal(a.transform(new)[:, cols], b.transform(new)[:, cols])
+    assert np.all(a.transform(new)[2, cols] == 0)  # missing text: zeros
+
+
+def test_dropped_columns_are_named_in_one_notice(caplog) -> None:
+    frame = pd.DataFrame(
+        {"id": np.arange(50) + 1000, "code": [f"c{i}" for i in range(50)], "a": [np.nan] * 50}
+    )
+    frame["b"] = np.arange(50) % 3
+    with caplog.at_level(logging.WARNING, logger="neas"):
+        enc = TableEncoder.fit(frame)
+    assert enc.columns == ("b",)
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "table: dropped column(s) 'id' (a row id), 'code' (an id: every value distinct), "
+        "'a' (no values)"
+    )
+    with pytest.raises(DataError, match="no usable feature column: 'a' is no values"):
+        TableEncoder.fit(frame[["a"]])
+    with pytest.raises(DataError, match="no rows"):
+        TableEncoder.fit(frame.iloc[:0])
+    # distinct integers are ids by name (customerId) or when they count up by one
+    spread = np.random.default_rng(0).permutation(1000)[:50] * 7
+    named = TableEncoder.fit(pd.DataFrame({"customerId": spread, "row_count": spread, "b": 1}))
+    assert named.columns == ("row_count", "b") and set(named.dropped) == {"customerId"}
+    # distinct numbers that are no row ids, free text and small tables are kept
+    keep = pd.DataFrame({"n": np.linspace(0, 1, 50), "t": [f"a b c {i}" for i in range(50)]})
+    assert TableEncoder.fit(keep).columns == ("n", "t")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: d.update(version=7), "version 7"),
+        (lambda d: d.update(columns="when"), "'columns' is not a list"),
+        (lambda d: d["dates"]["when"].update(parts=["eon"]), "unknown date parts"),
+        (lambda d: d["dates"]["when"].update(median="soon"), "'median' is a str"),
+        (lambda d: d["texts"]["note"].update(probe=[1.0]), "components"),
+        (lambda d: d["texts"]["note"].update(encoder="pickle"), "unknown text encoder"),
+        (lambda d: d["medians"].update(x=[1]), "'medians'"),
+        (lambda d: d["columns"].append("ghost"), "do not match"),
+    ],
+)
+def test_a_damaged_encoding_is_one_line(damage, message) -> None:
+    data = TableEncoder.fit(real_frame(60)[0]).to_dict()
+    damage(data)
+    with pytest.raises(DataError, match=message) as info:
+        TableEncoder.from_dict(json.loads(json.dumps(data)))
+    assert "\n" not in str(info.value)
+
+
+def test_a_version_1_encoding_still_reads() -> None:
+    old = {"kind": "table", "columns": ["a", "b"], "medians": {"a": 2.0},
+           "categories": {"b": ["x", "y"]}, "features": ["a", "b=x", "b=y"]}  # fmt: skip
+    enc = TableEncoder.from_dict(old)
+    rows = pd.DataFrame({"a": [np.nan], "b": ["y"]})
+    np.testing.assert_array_equal(enc.transform(rows), [[2.0, 0.0, 1.0]])
+
+
+def test_cli_trains_on_a_real_csv(tmp_path) -> None:
+    frame, y = real_frame()
+    frame.assign(label=y).to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "out"
+    args = ["search", "--data", str(tmp_path / "t.csv"), "--target", "label", "--out", str(out),
+            "--width-mult", "0.25", "--head-width", "16", "--feature-width", "16",
+            "--epochs", "1", "--shrink-at", "none", "--population", "2", "--generations", "1",
+            "--final-epochs", "1", "--threads", "1", "--no-latency"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "dropped column(s) 'name' (an id: every value distinct), 'empty'" in result.output
+    (model_file, *_) = sorted(out.glob("ensembles/*/model.pt"))
+    enc = TableEncoder.from_dict(load_ensemble(model_file).input_spec.preprocessing)
+    assert enc.dates["day"].format == "%Y-%m-%d" and enc.dates["when"].format is not None
