@@ -94,6 +94,10 @@ TABLE_MIN_BATCH = 32
 TABLE_MIN_STEPS = 8
 TABLE_STEPS = 400
 TABLE_ROW_PASSES = 60_000
+#: Tables' final training (``NEASClassifier``): as many epochs as the supernet's, from
+#: TABLE_FINAL_INIT, stopped after TABLE_PATIENCE epochs without a better validation score.
+TABLE_FINAL_INIT = "branches"
+TABLE_PATIENCE = 16
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},
@@ -450,13 +454,16 @@ class SearchOptions:
 class FinalOptions:
     """The final training stage of exported ensembles (``neas.deploy.final``): ``epochs``
     (0: export the supernet's weights as they are) from the starting weights ``init``
-    (``FINAL_INITS``)."""
+    (``FINAL_INITS``); ``patience`` > 0 stops early when the ensemble's validation score has
+    not improved for that many epochs, and keeps its best epoch (the start included)."""
 
     epochs: int = 0
     init: str = FINAL_INIT
+    patience: int = 0
 
     def __post_init__(self) -> None:
         check_int("--final-epochs", self.epochs, 0, MAX_EPOCHS)
+        check_int("--final-patience", self.patience, 0, MAX_EPOCHS)
         if self.init not in FINAL_INITS:
             raise ConfigError(
                 f"unknown --final-init {self.init!r}; valid: {', '.join(FINAL_INITS)}"

@@ -33,6 +33,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from neas.config import (
     CASCADE_TOLERANCE,
+    TABLE_FINAL_INIT,
+    TABLE_PATIENCE,
     VAL_FRACTION,
     DataOptions,
     FinalOptions,
@@ -109,8 +111,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         feature_width: int | None = None,
         embedding: str | None = None,
         shrink: bool = True,
-        final_epochs: int = FinalOptions.epochs,
-        final_init: str = FinalOptions.init,
+        final_epochs: int | None = None,
+        final_init: str | None = None,
+        final_patience: int | None = None,
         selection: str = "best",
         tolerance: float = CASCADE_TOLERANCE,
         latency: bool = False,
@@ -136,6 +139,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         self.shrink = shrink
         self.final_epochs = final_epochs
         self.final_init = final_init
+        self.final_patience = final_patience
         self.selection = selection
         self.tolerance = tolerance
         self.latency = latency
@@ -245,13 +249,15 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             assert result is not None  # one process: search returns its result
             front = result.search.front
             chosen = self._select(front)
+            final = self._final(rows=len(train), table=self.encoder_ is not None)
             (folder,) = export_run(
                 run,
                 select=[chosen],
                 formats=("torch",),
                 cascade=False,
-                final_epochs=self.final_epochs,
-                final_init=self.final_init,
+                final_epochs=final.epochs,
+                final_init=final.init,
+                final_patience=final.patience,
                 device=self.device,
                 show_progress=self.verbose,
             )
@@ -303,6 +309,17 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 summary_samples=0,
             ),
             shrink=ShrinkConfig() if self.shrink else ShrinkConfig(at=()),
+        )
+
+    def _final(self, *, rows: int, table: bool) -> FinalOptions:
+        """The final training stage: the main job's for images; for tables as long as the
+        supernet's training (``table_schedule``), stopped early on validation."""
+        base = FinalOptions(epochs=table_schedule(rows)[0], init=TABLE_FINAL_INIT,
+                            patience=TABLE_PATIENCE) if table else FinalOptions()  # fmt: skip
+        return FinalOptions(
+            epochs=self.final_epochs if self.final_epochs is not None else base.epochs,
+            init=self.final_init if self.final_init is not None else base.init,
+            patience=self.final_patience if self.final_patience is not None else base.patience,
         )
 
     def _select(self, front: pd.DataFrame) -> str:

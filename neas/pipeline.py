@@ -378,6 +378,7 @@ def search(
                 select="all",
                 final_epochs=final.epochs,
                 final_init=final.init,
+                final_patience=final.patience,
                 device=str(dev),
                 show_progress=show_progress,
                 resume=resume,

@@ -15,7 +15,14 @@ import torch.nn.functional as F
 
 from neas.config import FINAL_INITS, TrainConfig
 from neas.deploy import export_run
-from neas.deploy.final import final_config, final_train, initialise, member_loss, member_seed
+from neas.deploy.final import (
+    final_config,
+    final_train,
+    initialise,
+    member_loss,
+    member_seed,
+)
+from neas.deploy.final import val_score as final_val_score
 from neas.nn.builder import static_ensemble
 from neas.pipeline import train
 from neas.search_spaces import EnsembleArch, create_space
@@ -136,6 +143,35 @@ def test_a_resumed_final_stage_equals_an_uninterrupted_one(tmp_path: Path) -> No
         copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, **{**kwargs, "init": "scratch"}
     )
     assert other.resumed_from == 0  # a checkpoint of another init is not resumed
+
+
+def test_early_stopping_keeps_the_best_epoch_and_never_loses_to_the_start(tmp_path: Path) -> None:
+    """With ``patience`` and validation data the stage stops once ``patience`` epochs have not
+    beaten the best, returns the best weights (the start is a candidate: labels that are noise
+    cannot be learnt, so training only overfits), and a kill and resume changes nothing."""
+    arch = _arch(split=1)
+    with seeded_rng(2):
+        start = static_ensemble(SPACE, arch)
+    x, y = (t.numpy() for t in _data(96))
+    vx, vy = (t.numpy() for t in _data(48))
+    vy = np.random.default_rng(0).integers(0, 3, len(vy))  # noise: nothing generalises
+    cfg = TrainConfig(batch_size=16, channels_last=False, seed=4, augment=False)
+    kwargs = dict(epochs=30, init="inherit", config=cfg, patience=2, val=(vx, vy))
+    done = final_train(copy.deepcopy(start), SPACE, arch, x, y, **kwargs)
+    assert done.epochs < 30 and done.epochs - done.best_epoch == 2
+    score = final_val_score(done.net, torch.from_numpy(vx), torch.from_numpy(vy), "cpu")
+    assert score >= final_val_score(start, torch.from_numpy(vx), torch.from_numpy(vy), "cpu")
+    if done.best_epoch == 0:
+        assert _same(_params(done.net), _params(start))
+    ckpt = tmp_path / "final.pt"
+    cut = final_train(copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, stop_after=1,
+                      **kwargs)  # fmt: skip
+    assert cut.epochs == 1
+    resumed = final_train(copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, **kwargs)
+    assert (resumed.epochs, resumed.best_epoch) == (done.epochs, done.best_epoch)
+    assert _same(_params(resumed.net), _params(done.net))
+    again = final_train(copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, **kwargs)
+    assert again.resumed_from == done.epochs and _same(_params(again.net), _params(done.net))
 
 
 def test_fresh_inits_train_at_the_run_rate_with_warm_up() -> None:

@@ -302,6 +302,15 @@ FinalInitOpt = Annotated[
         "branches (trunk from the supernet, each member's own layers fresh) or scratch.",
     ),
 ]
+FinalPatienceOpt = Annotated[
+    int,
+    typer.Option(
+        "--final-patience",
+        rich_help_panel="Final training",
+        help="Stop the final training after this many epochs without a better validation "
+        "score and keep its best epoch, the start included (0: train every epoch).",
+    ),
+]
 PrintConfigOpt = Annotated[
     bool,
     typer.Option(
@@ -336,6 +345,7 @@ D_ENSEMBLE_SIZE = SearchOptions.ensemble_size
 D_SURROGATE = SearchOptions.surrogate
 D_FINAL_EPOCHS = FinalOptions.epochs
 D_FINAL_INIT = FinalOptions.init
+D_FINAL_PATIENCE = FinalOptions.patience
 
 
 def run_config(

@@ -11,9 +11,11 @@ from rich.table import Table
 from neas.cli.common import (
     D_FINAL_EPOCHS,
     D_FINAL_INIT,
+    D_FINAL_PATIENCE,
     DeviceOpt,
     FinalEpochsOpt,
     FinalInitOpt,
+    FinalPatienceOpt,
     app,
     console,
     user_errors,
@@ -40,6 +42,7 @@ def export_cmd(
     ] = None,
     final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
     final_init: FinalInitOpt = D_FINAL_INIT,
+    final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
     formats: Annotated[
         str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
     ] = "onnx,torch",
@@ -68,6 +71,7 @@ def export_cmd(
         formats=_split([formats]),
         final_epochs=final_epochs,
         final_init=final_init,
+        final_patience=final_patience,
         cascade=cascade,
         threads=threads,
         device=device,

@@ -17,6 +17,7 @@ from neas.cli.common import (
     D_EPOCHS,
     D_FINAL_EPOCHS,
     D_FINAL_INIT,
+    D_FINAL_PATIENCE,
     D_GENERATIONS,
     D_LATENCY,
     D_LATENCY_BATCH,
@@ -45,6 +46,7 @@ from neas.cli.common import (
     FeatureOpt,
     FinalEpochsOpt,
     FinalInitOpt,
+    FinalPatienceOpt,
     HeadOpt,
     LrOpt,
     MaxTrainOpt,
@@ -272,6 +274,7 @@ def search_cmd(
     export: Annotated[bool, typer.Option(help="Export the front (ONNX + PyTorch).")] = True,
     final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
     final_init: FinalInitOpt = D_FINAL_INIT,
+    final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
     shrink_at: ShrinkAtOpt = D_SHRINK_AT,
     shrink_ratio: ShrinkRatioOpt = D_SHRINK_RATIO,
     diversity_weight: DiversityOpt = D_DIVERSITY,
@@ -306,7 +309,7 @@ def search_cmd(
         surrogate=surrogate,
         seed=seed,
     )
-    final = FinalOptions(epochs=final_epochs, init=final_init)
+    final = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)
     if show_config:
         print_config(config, options, final)
         return

@@ -141,6 +141,7 @@ def export_ensemble(
     formats: tuple[str, ...],
     final_epochs: int = FinalOptions.epochs,
     final_init: str = FinalOptions.init,
+    final_patience: int = FinalOptions.patience,
     cascade: bool = True,
     threads: int = 1,
     device: torch.device,
@@ -188,12 +189,17 @@ def export_ensemble(
             device=device,
             checkpoint=out_dir / FINAL_CHECKPOINT,
             show_progress=show_progress,
+            patience=final_patience,
+            val=(ds.x_val, ds.y_val),
         )
         net = done.net
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
         manifest["final"] = {
             "epochs": final_epochs,
             "init": final_init,
+            "patience": final_patience,
+            "epochs_trained": done.epochs,
+            "best_epoch": done.best_epoch,
             "seconds": done.seconds,
             "resumed_from_epoch": done.resumed_from,
             "loss": "sum of the members' own cross-entropies, each member on its own batches; "
@@ -273,6 +279,7 @@ def export_run(
     formats: Sequence[str] = FORMATS,
     final_epochs: int = FinalOptions.epochs,
     final_init: str = FinalOptions.init,
+    final_patience: int = FinalOptions.patience,
     cascade: bool = True,
     threads: int = 1,
     device: str | None = None,
@@ -290,7 +297,8 @@ def export_run(
     not oversubscribe). Fine-tuning runs on ``device``; export and timing run on the CPU.
 
     ``final_epochs`` > 0 trains each selected ensemble as an ensemble first, members apart,
-    from the starting weights ``final_init`` picks (``neas.deploy.final``).
+    from the starting weights ``final_init`` picks (``neas.deploy.final``), stopping early
+    after ``final_patience`` epochs without a better validation score (0: never).
 
     >>> export_run("runs/digits", select=["e000", "e003"], final_epochs=2)  # doctest: +SKIP
     [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
@@ -299,7 +307,7 @@ def export_run(
     table = read_pareto(run)
     rows = select_rows(table, select)
     chosen = check_formats(formats)
-    FinalOptions(epochs=final_epochs, init=final_init)  # one-line errors for bad values
+    FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)  # one-line errors
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
@@ -325,7 +333,7 @@ def export_run(
         for _, row in rows.iterrows():
             progress.update(task, info=str(row["id"]))
             out = writable_dir(ensemble_dir(run, row["id"]))
-            final = (final_epochs, final_init if final_epochs else None)
+            final = (final_epochs, final_init, final_patience) if final_epochs else (0, None, 0)
             if resume and _finished(out, str(row["arch"]), chosen, final, cascade):
                 folders.append(out)
                 progress.update(task, advance=1)
@@ -337,6 +345,7 @@ def export_run(
                 formats=chosen,
                 final_epochs=final_epochs,
                 final_init=final_init,
+                final_patience=final_patience,
                 cascade=cascade,
                 threads=threads,
                 device=dev,
@@ -378,11 +387,11 @@ def _finished(
     folder: Path,
     arch: str,
     formats: tuple[str, ...],
-    final: tuple[int, str | None],
+    final: tuple[int, str | None, int],
     cascade: bool,
 ) -> bool:
     """Whether ``folder`` holds a finished export of ``arch`` made with these settings
-    (``final``: final-training epochs and init, ``(0, None)`` for none)."""
+    (``final``: final-training epochs, init and patience, ``(0, None, 0)`` for none)."""
     if not export_matches(folder, arch):
         return False
     manifest = read_json(folder / "manifest.json")
@@ -390,7 +399,7 @@ def _finished(
     done = manifest.get("final") or {}
     return (
         all(f in files and (folder / files[f]).is_file() for f in formats)
-        and (done.get("epochs", 0), done.get("init")) == final
+        and (done.get("epochs", 0), done.get("init"), done.get("patience", 0)) == final
         and (not cascade or "cascade" in manifest)
     )
 

@@ -144,6 +144,19 @@ class FinalResult:
     seconds: float
     epochs: int
     resumed_from: int  # epochs a checkpoint already held
+    best_epoch: int | None = None  # with early stopping: the epoch kept (0: the start)
+
+
+def val_score(net: EnsembleNet, x: torch.Tensor, y: torch.Tensor, device) -> tuple[float, float]:
+    """(accuracy, -NLL) of the ensemble's averaged probabilities on (``x``, ``y``): larger is
+    better, accuracy first and the likelihood breaking its ties (small validation sets)."""
+    net.eval()
+    with torch.no_grad():
+        chunks = [net(x[i : i + 1024].to(device)).float().cpu() for i in range(0, len(x), 1024)]
+        probs = torch.cat(chunks)
+    acc = float((probs.argmax(1) == y).float().mean())
+    nll = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
+    return acc, -nll
 
 
 def final_train(
@@ -160,17 +173,29 @@ def final_train(
     checkpoint: Path | None = None,
     show_progress: bool = False,
     stop_after: int | None = None,
+    patience: int = 0,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FinalResult:
     """Train ``net`` (built from the supernet for ``arch``) as the final stage: ``init`` picks
     its starting weights, then ``epochs`` epochs of per-member training (module doc). With a
     ``checkpoint`` path, each epoch is saved there and a matching checkpoint is resumed;
-    ``stop_after`` ends after that many epochs in total, as if killed (tests)."""
+    ``stop_after`` ends after that many epochs in total, as if killed (tests).
+
+    Early stopping (``patience`` > 0 and ``val`` = (x, y)): after every epoch the ensemble is
+    scored on ``val`` (``val_score``); training ends when ``patience`` epochs have not beaten
+    the best, and the best weights are returned, the starting ones included (so inherited
+    weights are never made worse on validation)."""
     if epochs < 1:
         raise ConfigError(f"--final-epochs must be at least 1 to train, got {epochs}")
+    early = patience > 0 and val is not None
     cfg = final_config(config, epochs=epochs, init=init)
     key = {"arch": arch.to_json(space), "init": init, "epochs": epochs, "seed": cfg.seed}
+    if early:
+        key["patience"] = patience
     net = initialise(net, space, arch, init=init, seed=cfg.seed)
     state, optimizer = TrainState(), None
+    vx, vy = (torch.from_numpy(np.asarray(a)) for a in val) if early else (None, None)
+    best: dict[str, Any] | None = None
     if checkpoint is not None and checkpoint.is_file():
         saved = _read_checkpoint(checkpoint)
         if saved is not None and saved.get("key") == key:
@@ -178,9 +203,24 @@ def final_train(
             optimizer = make_optimizer(net.to(device), cfg)
             optimizer.load_state_dict(saved["optimizer"])
             state = TrainState(epoch=int(saved["epoch"]), history=list(saved["history"]))
+            best = saved.get("best")
     resumed = state.epoch
+    if early and best is None:  # the starting weights are the first candidate
+        best = {
+            "epoch": 0,
+            "score": list(val_score(net.to(device), vx, vy, device)),
+            "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        }
 
     def save(model: torch.nn.Module, opt: torch.optim.Optimizer, st: TrainState):
+        nonlocal best
+        if early:
+            score = list(val_score(model, vx, vy, device))
+            st.history[-1]["val_accuracy"], st.history[-1]["val_nll"] = score[0], -score[1]
+            if score > best["score"]:
+                state_now = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best = {"epoch": st.epoch, "score": score, "model": state_now}
+            st.stop = st.epoch - best["epoch"] >= patience
         if checkpoint is not None:
             atomic_torch_save(
                 {
@@ -190,6 +230,7 @@ def final_train(
                     "optimizer": opt.state_dict(),
                     "epoch": st.epoch,
                     "history": st.history,
+                    **({"best": best} if early else {}),
                 },
                 checkpoint,
             )
@@ -197,6 +238,8 @@ def final_train(
 
     tx, ty = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))
     t0 = time.perf_counter()
+    if early and state.epoch and state.epoch - best["epoch"] >= patience:
+        state.stop = True  # a checkpoint written when it stopped: nothing left to train
     with seeded_rng(cfg.seed, device):
         net, _, state = fit(
             net,
@@ -211,6 +254,11 @@ def final_train(
             on_epoch_end=save,
             description=f"final training ({init})",
             show_progress=show_progress,
+        )
+    if early:
+        net.load_state_dict(best["model"])
+        return FinalResult(
+            net.eval(), time.perf_counter() - t0, state.epoch, resumed, int(best["epoch"])
         )
     return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
 

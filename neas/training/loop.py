@@ -54,6 +54,7 @@ class TrainState:
 
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    stop: bool = False  # set by an epoch hook to end training early (e.g. early stopping)
 
 
 EpochHook = Callable[
@@ -207,6 +208,8 @@ def fit(
     warmup = int(round(config.warmup_epochs * steps))
     use_amp = config.amp and device.type == "cuda"
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    if state.stop:  # stopped early before a resume: nothing left to train
+        last = state.epoch
     lr = config.base_lr
     with make_progress(show=show_progress and world.is_main) as progress:
         task = progress.add_task(description, total=total, completed=state.epoch * steps, info="")
@@ -257,4 +260,6 @@ def fit(
             if on_epoch_end is not None:
                 model, optimizer = on_epoch_end(model, optimizer, state)
                 model = model.to(device, memory_format=fmt)
+            if state.stop:
+                break
     return model, optimizer, state
