@@ -98,6 +98,10 @@ TABLE_ROW_PASSES = 60_000
 #: TABLE_FINAL_INIT, stopped after TABLE_PATIENCE epochs without a better validation score.
 TABLE_FINAL_INIT = "branches"
 TABLE_PATIENCE = 16
+#: A training checkpoint is written after an epoch once this many seconds have passed since the
+#: last one (and always after the last epoch, a shrink step or a ``stop_after`` cut): the many
+#: short epochs of a small table would otherwise spend most of their time writing.
+CHECKPOINT_SECONDS = 10.0
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},

@@ -27,6 +27,7 @@ def tiny(**kw) -> NEASClassifier:
         head_width=16,
         feature_width=16,
         shrink=False,
+        final_epochs=1,  # tables' default trains the chosen ensemble as long as the supernet
         threads=1,
     )
     return NEASClassifier(**(params | kw))

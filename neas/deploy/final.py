@@ -52,6 +52,7 @@ from neas.search_spaces.spec import SearchSpace
 from neas.torchfile import read_torch_file
 from neas.training.loop import (
     LossFn,
+    SaveClock,
     TrainState,
     fit,
     make_optimizer,
@@ -212,6 +213,8 @@ def final_train(
             "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         }
 
+    clock, last = SaveClock(), epochs if stop_after is None else min(epochs, stop_after)
+
     def save(model: torch.nn.Module, opt: torch.optim.Optimizer, st: TrainState):
         nonlocal best
         if early:
@@ -221,7 +224,7 @@ def final_train(
                 state_now = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 best = {"epoch": st.epoch, "score": score, "model": state_now}
             st.stop = st.epoch - best["epoch"] >= patience
-        if checkpoint is not None:
+        if checkpoint is not None and clock.due(force=st.stop or st.epoch >= last):
             atomic_torch_save(
                 {
                     "format": FINAL_CHECKPOINT_FORMAT,

@@ -15,7 +15,7 @@ with the gradient averaged over the ranks; each rank seeds torch's generator (dr
 from (seed, epoch, rank); only rank 0 shows progress.
 
 >>> import torch
->>> from neas.config import TrainConfig
+>>> from neas.config import CHECKPOINT_SECONDS, TrainConfig
 >>> model = torch.nn.Linear(4, 3)
 >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
 >>> def loss_fn(m, xb, yb, epoch, step):
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.config import TrainConfig
+from neas.config import CHECKPOINT_SECONDS, TrainConfig
 from neas.errors import ConfigError
 from neas.progress import make_progress
 from neas.training.distributed import World, rank_seed
@@ -55,6 +55,27 @@ class TrainState:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     stop: bool = False  # set by an epoch hook to end training early (e.g. early stopping)
+
+
+class SaveClock:
+    """When an epoch's checkpoint is due: ``CHECKPOINT_SECONDS`` after the last write, or when
+    ``due(force=True)`` (the last epoch, a cut). A resume starts from the last write; training
+    is deterministic from any checkpoint, so the result is the same whichever epochs wrote.
+
+    >>> clock = SaveClock(seconds=3600.0)
+    >>> clock.due(), clock.due(force=True)
+    (False, True)
+    """
+
+    def __init__(self, seconds: float = CHECKPOINT_SECONDS) -> None:
+        self.seconds, self.last = seconds, time.perf_counter()
+
+    def due(self, *, force: bool = False) -> bool:
+        now = time.perf_counter()
+        if force or now - self.last >= self.seconds:
+            self.last = now
+            return True
+        return False
 
 
 EpochHook = Callable[

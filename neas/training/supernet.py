@@ -3,7 +3,8 @@
 The architecture of step ``t`` of epoch ``e`` comes from ``default_rng([seed, e, t])``, so every
 data-parallel rank samples the same architecture and a resumed run repeats an uninterrupted one
 exactly (CPU). A checkpoint (model, optimizer, RNG state, current space, history) is written
-atomically after every epoch (``neas.run.save_checkpoint``).
+atomically after an epoch (every epoch, or every ``CHECKPOINT_SECONDS`` when epochs are short:
+``neas.training.loop.SaveClock``; ``neas.run.save_checkpoint``).
 
 Under ``torchrun`` (``world``): every rank starts from rank 0's weights, only rank 0 writes the
 checkpoint, and at a shrink point only rank 0 runs the shrink hook (it evaluates and records);
@@ -32,6 +33,7 @@ from neas.search_spaces.spec import SearchSpace
 from neas.training.distributed import World
 from neas.training.loop import (
     LossFn,
+    SaveClock,
     TrainState,
     fit,
     make_optimizer,
@@ -146,18 +148,24 @@ def train_supernet(
         torch.set_rng_state(ckpt["torch_rng"])
         state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
     world.broadcast_state(supernet)
+    clock, last = SaveClock(), config.epochs if stop_after is None else stop_after
 
     def after_epoch(
         model: nn.Module, opt: torch.optim.Optimizer, st: TrainState
     ) -> tuple[nn.Module, torch.optim.Optimizer]:
-        if shrink is not None and st.epoch in shrink_epochs:
+        shrank = shrink is not None and st.epoch in shrink_epochs
+        if shrank:
             shrunk = shrink(model, st.epoch) if world.is_main else model
             space = world.broadcast(shrunk.space.to_json())  # rank 0 decides, the others follow
             if space != shrunk.space.to_json():
                 shrunk = shrink_supernet(model, SearchSpace.from_json(space))
             model = shrunk.to(torch.device(device))
             opt = rebuild_optimizer(opt, model, config)
-        if checkpoint is not None and world.is_main:
+        if (
+            checkpoint is not None
+            and world.is_main
+            and clock.due(force=shrank or st.epoch >= min(last, config.epochs))
+        ):
             save_checkpoint(
                 checkpoint,
                 supernet=model,
