@@ -172,6 +172,10 @@ def test_early_stopping_keeps_the_best_epoch_and_never_loses_to_the_start(tmp_pa
     assert _same(_params(resumed.net), _params(done.net))
     again = final_train(copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, **kwargs)
     assert again.resumed_from == done.epochs and _same(_params(again.net), _params(done.net))
+    # fresh branches: the weights as given (the supernet's) still compete as epoch 0
+    fresh = final_train(copy.deepcopy(start), SPACE, arch, x, y, **{**kwargs, "init": "branches"})
+    vxt, vyt = torch.from_numpy(vx), torch.from_numpy(vy)
+    assert final_val_score(fresh.net, vxt, vyt, "cpu") >= final_val_score(start, vxt, vyt, "cpu")
 
 
 def test_fresh_inits_train_at_the_run_rate_with_warm_up() -> None:

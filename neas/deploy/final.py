@@ -184,8 +184,9 @@ def final_train(
 
     Early stopping (``patience`` > 0 and ``val`` = (x, y)): after every epoch the ensemble is
     scored on ``val`` (``val_score``); training ends when ``patience`` epochs have not beaten
-    the best, and the best weights are returned, the starting ones included (so inherited
-    weights are never made worse on validation)."""
+    the best, and the best weights are returned, ``net`` as given included (epoch 0, before
+    ``init`` replaces any weight): the stage never returns an ensemble that scores worse on
+    validation than the supernet's own weights."""
     if epochs < 1:
         raise ConfigError(f"--final-epochs must be at least 1 to train, got {epochs}")
     early = patience > 0 and val is not None
@@ -193,10 +194,16 @@ def final_train(
     key = {"arch": arch.to_json(space), "init": init, "epochs": epochs, "seed": cfg.seed}
     if early:
         key["patience"] = patience
-    net = initialise(net, space, arch, init=init, seed=cfg.seed)
-    state, optimizer = TrainState(), None
     vx, vy = (torch.from_numpy(np.asarray(a)) for a in val) if early else (None, None)
     best: dict[str, Any] | None = None
+    if early:  # the weights as given (the supernet's) are the first candidate, whatever init
+        best = {
+            "epoch": 0,
+            "score": list(val_score(net.to(device), vx, vy, device)),
+            "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        }
+    net = initialise(net, space, arch, init=init, seed=cfg.seed)
+    state, optimizer = TrainState(), None
     if checkpoint is not None and checkpoint.is_file():
         saved = _read_checkpoint(checkpoint)
         if saved is not None and saved.get("key") == key:
@@ -204,14 +211,8 @@ def final_train(
             optimizer = make_optimizer(net.to(device), cfg)
             optimizer.load_state_dict(saved["optimizer"])
             state = TrainState(epoch=int(saved["epoch"]), history=list(saved["history"]))
-            best = saved.get("best")
+            best = saved.get("best", best)
     resumed = state.epoch
-    if early and best is None:  # the starting weights are the first candidate
-        best = {
-            "epoch": 0,
-            "score": list(val_score(net.to(device), vx, vy, device)),
-            "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-        }
 
     clock, last = SaveClock(), epochs if stop_after is None else min(epochs, stop_after)
 
