@@ -247,8 +247,16 @@ def report(data: dict) -> list[str]:
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     tables = [t for t in TABLES if any(r["table"] == t for r in rows)]
 
+    def seeds(t, m):
+        return {r["seed"] for r in rows if (r["table"], r["method"]) == (t, m) and r["accuracy"]}
+
+    # Per table, the seeds every method has a result for; means (and ranks) use only those, so
+    # that a run cut short compares like with like. Without a common seed: each method's own.
+    common = {t: set.intersection(*(seeds(t, m) for m in methods)) for t in tables}
+
     def cell(t, m, key):
-        v = [r[key] for r in rows if r["table"] == t and r["method"] == m and r[key] is not None]
+        v = [r[key] for r in rows if (r["table"], r["method"]) == (t, m) and r[key] is not None
+             and (not common[t] or r["seed"] in common[t])]  # fmt: skip
         return float(np.mean(v)) if v else None
 
     lines = [
@@ -266,17 +274,18 @@ def report(data: dict) -> list[str]:
             if data.get("tabm_time_limit_s")
             else ""
         )
-        + "Mean test accuracy (%) over seeds; – : no result (see `error` in "
+        + "Mean test accuracy (%) over the seeds where every method has a result (column "
+        "`seeds`; 0: no such seed, each method's own seeds); – : no result (see `error` in "
         "`results/tables.json`).",
         "",
-        "| table | rows | features | " + " | ".join(methods) + " |",
-        "|---|---|---|" + "---|" * len(methods),
+        "| table | rows | features | seeds | " + " | ".join(methods) + " |",
+        "|---|---|---|---|" + "---|" * len(methods),
     ]
     for t in tables:
         r0 = next(r for r in rows if r["table"] == t)
         accs = [cell(t, m, "accuracy") for m in methods]
         lines.append(
-            f"| {t} | {r0['rows']} | {r0['features']} | "
+            f"| {t} | {r0['rows']} | {r0['features']} | {len(common[t])} | "
             + " | ".join("–" if a is None else f"{100 * a:.2f}" for a in accs)
             + " |"
         )
@@ -289,12 +298,11 @@ def report(data: dict) -> list[str]:
     if complete:
         acc_r = np.mean(ranks["accuracy"], 0)
         ll_r = np.mean(ranks["log_loss"], 0)
-        fit = [np.mean([r["fit_s"] for r in rows if r["method"] == m and r["fit_s"] is not None])
-               for m in methods]  # fmt: skip
+        fit = [np.mean([cell(t, m, "fit_s") for t in complete]) for m in methods]
         lines.append(
             f"Mean rank over the {len(complete)} of {len(tables)} tables where every method has "
-            "a result (1 = best; ties averaged), accuracy / log-loss, and mean fit seconds over "
-            "all its fits: "
+            "a result (1 = best; ties averaged), accuracy / log-loss, and mean fit seconds on "
+            "those tables: "
             + "; ".join(
                 f"**{m}** {a:.2f} / {ll:.2f}, {f:.1f} s"
                 for m, a, ll, f in zip(methods, acc_r, ll_r, fit, strict=True)
@@ -308,6 +316,13 @@ def report(data: dict) -> list[str]:
         lines.append(
             f"neas fit time / reference workload time (`shared/tools/ref_workload.py`, one "
             f"thread; tables ≤ {MAX_ROWS:,} rows, {len(neas)} fits): {ratio:.1f} on average."
+        )
+    tabm = {t: cell(t, "tabm", "epochs") for t in tables if "tabm" in methods}
+    if any(v is not None for v in tabm.values()):
+        lines.append(
+            "TabM epochs trained (mean over seeds; the time cap ends the big tables early): "
+            + ", ".join(f"{t} {v:.0f}" for t, v in tabm.items() if v is not None)
+            + "."
         )
     errors = sorted({(r["method"], r["table"], r["error"]) for r in rows if r["error"]})
     if errors:
