@@ -227,6 +227,13 @@ def save_row(row: dict, meta: dict) -> None:
         os.replace(tmp, RESULTS)
 
 
+def done() -> set:
+    """(table, method, seed) already measured without error, read afresh: two runs with
+    ``--skip-done`` can share the work."""
+    rows = read_results()["rows"]
+    return {(r["table"], r["method"], r["seed"]) for r in rows if r["accuracy"] is not None}
+
+
 def ref_workload() -> float | None:
     if not REF.exists():
         print(f"reference workload not found at {REF}; ref_workload_s is None", flush=True)
@@ -342,7 +349,7 @@ def main() -> None:
     p.add_argument(
         "--skip-done",
         action="store_true",
-        help="keep rows already measured without error (resume a cut-short run)",
+        help="skip rows already measured without error (resume a run, or share the work)",
     )
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -359,14 +366,12 @@ def main() -> None:
         if "tabm" in methods:
             meta |= {"tabm_max_epochs": args.tabm_max_epochs,
                      "tabm_time_limit_s": args.tabm_time_limit}  # fmt: skip
-        done = {(r["table"], r["method"], r["seed"]) for r in read_results()["rows"]
-                if r["accuracy"] is not None}  # fmt: skip
         # Seed-major order: a run cut short still has every table for the first seed(s).
         for seed in seeds:
             for table in tables:
                 X, y = load(table)
                 for method in methods:
-                    if args.skip_done and (table, method, seed) in done:
+                    if args.skip_done and (table, method, seed) in done():
                         continue
                     row = measure(table, X, y, method, seed, args, ref_s)
                     save_row(row, meta)
