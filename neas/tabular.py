@@ -5,7 +5,12 @@ run, the exported model's manifest and ``model.pt``, so serving applies exactly 
 (``transform``, or ``load_ensemble(...).encode_table(frame)``) to new rows. What each column
 becomes (the kinds and thresholds of skrub's ``TableVectorizer``):
 
-- numbers: missing values become the column's median. A column of text counts as numeric when
+- numbers: missing values become the column's median; a column with more than
+  :data:`QUANTILE_MIN_DISTINCT` distinct values is then mapped through its fitted quantiles
+  (:data:`QUANTILES` of them) to normal scores, as scikit-learn's ``QuantileTransformer(
+  output_distribution="normal")`` does (the preprocessing of TabM and of Gorishniy et al.'s
+  MLPs: skewed and heavy-tailed columns reach the network spread, not squeezed next to an
+  outlier). A column of text counts as numeric when
   every value is a number, a missing-value marker (:data:`MISSING_MARKERS`) or a number with
   thousands separators (``"1,234,567.5"``); durations count in seconds;
 - dates (datetime columns, or text that parses as dates in one format): year, month, day,
@@ -54,6 +59,45 @@ MISSING_MARKERS = frozenset(
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: The version of ``TableEncoder.to_dict``'s record (version 1: numbers and categories only).
 VERSION = 2
+#: Numeric columns with more distinct values than this get the quantile (normal-score) map,
+#: fitted on at most QUANTILES grid points; the others (flags, small codes) keep their values.
+QUANTILE_MIN_DISTINCT = 10
+QUANTILES = 256
+#: Probabilities are clipped to [bound, 1 - bound] before the normal quantile (scikit-learn's).
+_BOUND = 1e-7
+
+
+def fit_quantiles(values: np.ndarray) -> tuple[float, ...] | None:
+    """The quantile grid of a numeric column (finite values), or ``None`` when it has at most
+    :data:`QUANTILE_MIN_DISTINCT` distinct values.
+
+    >>> q = fit_quantiles(np.arange(100.0))
+    >>> len(q), q[0], q[-1], fit_quantiles(np.array([0.0, 1.0, 1.0]))
+    (100, 0.0, 99.0, None)
+    """
+    finite = values[np.isfinite(values)]
+    if len(np.unique(finite)) <= QUANTILE_MIN_DISTINCT:
+        return None
+    grid = np.nanquantile(finite, np.linspace(0.0, 1.0, min(QUANTILES, len(finite))))
+    return tuple(float(v) for v in np.maximum.accumulate(grid))
+
+
+def normal_scores(values: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """``values`` through the quantile grid to standard-normal scores (scikit-learn's
+    ``QuantileTransformer`` rule: the mean of the increasing and the decreasing interpolation,
+    so that ties land in the middle of their range).
+
+    >>> normal_scores(np.array([0.0, 50.0, 99.0, 1e9]), fit_quantiles(np.arange(100.0))).round(2)
+    array([-5.2 ,  0.01,  5.2 ,  5.2 ])
+    """
+    from scipy.special import ndtri
+
+    q = np.asarray(quantiles, dtype=np.float64)
+    ref = np.linspace(0.0, 1.0, len(q))
+    p = 0.5 * (np.interp(values, q, ref) - np.interp(-values, -q[::-1], -ref[::-1]))
+    return ndtri(np.clip(p, _BOUND, 1.0 - _BOUND))
+
+
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][+-]?\d+)?")
 
 
@@ -121,6 +165,7 @@ class TableEncoder:
     texts: dict[str, TextColumn] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()
+    quantiles: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, frame: pd.DataFrame) -> TableEncoder:
@@ -148,6 +193,14 @@ class TableEncoder:
                 "table: dropped column(s) "
                 + ", ".join(f"{k!r} ({why})" for k, why in dropped.items())
             )
+        quantiles = {}
+        for name in parts["number"]:
+            col = frame[name]
+            if pd.api.types.is_timedelta64_dtype(col):
+                col = col / pd.Timedelta(seconds=1)
+            grid = fit_quantiles(_numbers(col)[0].to_numpy(np.float64))
+            if grid is not None:
+                quantiles[name] = grid
         return cls(
             kept,
             parts["number"],
@@ -156,6 +209,7 @@ class TableEncoder:
             parts["text"],
             dropped,
             tuple(frame.columns),
+            quantiles,
         )
 
     @property
@@ -200,7 +254,10 @@ class TableEncoder:
                         f"column {name!r} holds values too large for float32 features (beyond "
                         f"{FLOAT32_MAX:.3g}); rescale it first"
                     )
-                parts.append(np.where(np.isnan(values), self.medians[name], values))
+                values = np.where(np.isnan(values), self.medians[name], values)
+                if name in self.quantiles:
+                    values = normal_scores(values, self.quantiles[name])
+                parts.append(values)
         return np.stack(parts, axis=1).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +271,7 @@ class TableEncoder:
             "dates": {k: v.to_dict() for k, v in self.dates.items()},
             "texts": {k: v.to_dict() for k, v in self.texts.items()},
             "dropped": dict(self.dropped),
+            "quantiles": {k: list(v) for k, v in self.quantiles.items()},
             "features": list(self.features),
         }
 
@@ -250,6 +308,14 @@ class TableEncoder:
                 raise TypeError(f"{v!r} is not a number")
             return float(v)
 
+        def grid(v: Any) -> tuple[float, ...]:
+            if not isinstance(v, list) or len(v) < 2:
+                raise TypeError("a quantile grid is not a list of at least two numbers")
+            out = tuple(number(x) for x in v)
+            if not all(np.isfinite(out)) or any(b < a for a, b in zip(out, out[1:])):
+                raise TypeError("a quantile grid is not finite and non-decreasing")
+            return out
+
         def labels(v: Any) -> tuple[str, ...]:
             if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
                 raise TypeError("categories are not a list of text")
@@ -264,12 +330,15 @@ class TableEncoder:
             texts=table("texts", TextColumn.from_dict),
             dropped=table("dropped", str),
             inputs=names("inputs") if v2 else columns,
+            quantiles=table("quantiles", grid),
         )
         kinds = (enc.medians, enc.categories, enc.dates, enc.texts)
         if any(sum(c in k for k in kinds) != 1 for c in columns) or sum(map(len, kinds)) != len(
             columns
         ):
             raise DataError("the table encoding's columns do not match their encodings")
+        if any(c not in enc.medians for c in enc.quantiles):
+            raise DataError("the table encoding has quantiles for a column that is no number")
         return enc
 
 

@@ -136,6 +136,30 @@ def test_encoder_round_trips_through_json_with_the_same_transform() -> None:
     assert "day_hour" not in enc.features and "note_minhash29" in enc.features
 
 
+def test_skewed_numbers_reach_the_network_as_normal_scores() -> None:
+    """A heavy-tailed column is spread by its quantiles (scikit-learn's QuantileTransformer
+    with a normal output, to rounding), flags and small codes keep their values, and the
+    recorded grid reproduces the map after a JSON round trip."""
+    from sklearn.preprocessing import QuantileTransformer
+
+    rng = np.random.default_rng(0)
+    income = rng.lognormal(10, 2, 400)
+    income[:5] = np.nan
+    frame = pd.DataFrame({"income": income, "flag": rng.integers(0, 2, 400),
+                          "grade": rng.integers(1, 6, 400)})  # fmt: skip
+    enc = TableEncoder.fit(frame)
+    assert set(enc.quantiles) == {"income"}
+    x = enc.transform(frame)
+    filled = np.where(np.isnan(income), np.nanmedian(income), income)
+    expected = QuantileTransformer(n_quantiles=256, output_distribution="normal")
+    want = expected.fit(income[~np.isnan(income), None]).transform(filled[:, None])[:, 0]
+    np.testing.assert_allclose(x[:, 0], want, atol=1e-5)
+    assert abs(x[:, 0].mean()) < 0.1 and 0.8 < x[:, 0].std() < 1.2  # spread, not squeezed
+    np.testing.assert_array_equal(x[:, 1:], frame[["flag", "grade"]].to_numpy(np.float32))
+    again = TableEncoder.from_dict(json.loads(json.dumps(enc.to_dict())))
+    np.testing.assert_array_equal(again.transform(frame), x)
+
+
 def test_minhash_is_the_same_for_two_fits_on_unseen_text() -> None:
     a = TableEncoder.fit(real_frame(100, seed=2)[0])
     b = TableEncoder.fit(real_frame(100, seed=3)[0])
@@ -182,6 +206,9 @@ def test_dropped_columns_are_named_in_one_notice(caplog) -> None:
         (lambda d: d["texts"]["note"].update(encoder="pickle"), "unknown text encoder"),
         (lambda d: d["medians"].update(x=[1]), "'medians'"),
         (lambda d: d["columns"].append("ghost"), "do not match"),
+        (lambda d: d["quantiles"].update(x=[3.0, 1.0]), "non-decreasing"),
+        (lambda d: d["quantiles"].update(x=[1.0]), "at least two"),
+        (lambda d: d["quantiles"].update(color=[0.0, 1.0]), "no number"),
     ],
 )
 def test_a_damaged_encoding_is_one_line(damage, message) -> None:
