@@ -79,7 +79,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     ``neas.config.table_schedule``, which also sets tables' batch size), ``strategy``,
     ``population``/``generations``/``evaluations`` (search proposals), ``weights`` (weight
     sharing), ``width_mult``/``head_width``/``feature_width`` (space size), ``embedding``
-    (tables: ``"periodic"`` or ``"none"``; ``None`` keeps the space's default). ``selection``
+    (tables: ``"none"`` or ``"periodic"``; ``None`` keeps the space's default). ``selection``
     picks the ensemble from the front: ``"best"`` validation accuracy, or the ``"cheapest"``
     (fewest MACs) within ``tolerance`` of it. ``latency`` (measured latency as a third
     objective) is off by default so that the same ``random_state`` gives the same model

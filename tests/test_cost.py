@@ -87,9 +87,12 @@ def test_cost_cli_reads_our_json(tmp_path) -> None:
     assert json.loads(result.output)["macs"] == CostTable.from_space(space).ensemble(arch).macs
 
 
+@pytest.mark.parametrize("embedding", ["none", "periodic"])
 @pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
-def test_mlp_macs_and_params_match_flop_counter(weights: str) -> None:
-    space = create_space("mlp", in_channels=13, num_classes=3, num_members=3, width_mult=0.5)
+def test_mlp_macs_and_params_match_flop_counter(weights: str, embedding: str) -> None:
+    space = create_space(
+        "mlp", in_channels=13, num_classes=3, num_members=3, width_mult=0.5, embedding=embedding
+    )
     table, net = CostTable.from_space(space), Supernet(space, weights=weights)
     rng = np.random.default_rng(1)
     for _ in range(8):

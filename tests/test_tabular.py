@@ -73,7 +73,7 @@ def test_csv_search_export_and_onnx_serving(tmp_path) -> None:
     args = ["search", "--data", str(tmp_path / "cancer.csv"), "--target",
             "diagnosis", "--budget", "300k", "--epochs", "6", "--population", "6",
             "--generations", "2", "--width-mult", "0.5", "--threads", "1",
-            "--out", str(out)]  # fmt: skip
+            "--embedding", "periodic", "--out", str(out)]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     front = pd.read_csv(out / "pareto.csv")
@@ -141,17 +141,17 @@ def test_estimator_errors_do_not_name_its_temp_file() -> None:
     assert message.startswith("X: x has shape") and tempfile.gettempdir() not in message
 
 
-def test_periodic_embeddings_are_the_tables_default_and_train(tmp_path) -> None:
-    """The mlp stem embeds each feature (trainable frequencies that learn), ``none`` feeds the
-    raw values, and ``--embedding`` on images is refused with one line."""
+def test_periodic_embeddings_are_an_option_and_train(tmp_path) -> None:
+    """``periodic`` makes the mlp stem embed each feature (trainable frequencies that learn),
+    the default feeds the values, and ``--embedding`` on images is refused with one line."""
     import torch
 
     from neas.nn.builder import build_stem
 
     cancer_csv(tmp_path / "t.csv")
     table = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
-    periodic = SpaceOptions().build(table)
-    plain = SpaceOptions(embedding="none").build(table)
+    periodic = SpaceOptions(embedding="periodic").build(table)
+    plain = SpaceOptions().build(table)  # the default: the features' own values
     assert periodic.stem.frequencies > 0 and plain.stem.frequencies == 0
     assert periodic.stem.linear_in == table.in_channels * periodic.stem.embedding_dim
     stem = build_stem(periodic)

@@ -199,8 +199,8 @@ EmbeddingOpt = Annotated[
     typer.Option(
         "--embedding",
         rich_help_panel="Space",
-        help="Tables (mlp space): how the stem sees each numeric feature, 'periodic' "
-        "(trainable sin/cos embeddings, the default) or 'none' (the raw value).",
+        help="Tables (mlp space): how the stem sees each numeric feature, 'none' (its "
+        "value, the default) or 'periodic' (trainable sin/cos embeddings).",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling and init.")]
