@@ -99,8 +99,8 @@ TABLE_ROW_PASSES = 60_000
 TABLE_FINAL_INIT = "branches"
 TABLE_PATIENCE = 16
 #: A training checkpoint is written after an epoch once this many seconds have passed since the
-#: last one (and always after the last epoch, a shrink step or a ``stop_after`` cut): the many
-#: short epochs of a small table would otherwise spend most of their time writing.
+#: last one (and always after the first and the last epoch, a shrink step or a ``stop_after``
+#: cut): the many short epochs of a small table would otherwise spend most of their time writing.
 CHECKPOINT_SECONDS = 10.0
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {

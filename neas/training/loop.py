@@ -58,21 +58,22 @@ class TrainState:
 
 
 class SaveClock:
-    """When an epoch's checkpoint is due: ``CHECKPOINT_SECONDS`` after the last write, or when
+    """When an epoch's checkpoint is due: after the first epoch (so a kill soon after the start
+    loses one epoch at most), then ``CHECKPOINT_SECONDS`` after the last write, or when
     ``due(force=True)`` (the last epoch, a cut). A resume starts from the last write; training
     is deterministic from any checkpoint, so the result is the same whichever epochs wrote.
 
     >>> clock = SaveClock(seconds=3600.0)
-    >>> clock.due(), clock.due(force=True)
-    (False, True)
+    >>> clock.due(), clock.due(), clock.due(force=True)
+    (True, False, True)
     """
 
     def __init__(self, seconds: float = CHECKPOINT_SECONDS) -> None:
-        self.seconds, self.last = seconds, time.perf_counter()
+        self.seconds, self.last = seconds, None
 
     def due(self, *, force: bool = False) -> bool:
         now = time.perf_counter()
-        if force or now - self.last >= self.seconds:
+        if force or self.last is None or now - self.last >= self.seconds:
             self.last = now
             return True
         return False
