@@ -200,7 +200,7 @@ def final_train(
         best = {
             "epoch": 0,
             "score": list(val_score(net.to(device), vx, vy, device)),
-            "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            "model": _snapshot(net),
         }
     net = initialise(net, space, arch, init=init, seed=cfg.seed)
     state, optimizer = TrainState(), None
@@ -222,8 +222,7 @@ def final_train(
             score = list(val_score(model, vx, vy, device))
             st.history[-1]["val_accuracy"], st.history[-1]["val_nll"] = score[0], -score[1]
             if score > best["score"]:
-                state_now = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                best = {"epoch": st.epoch, "score": score, "model": state_now}
+                best = {"epoch": st.epoch, "score": score, "model": _snapshot(model)}
             st.stop = st.epoch - best["epoch"] >= patience
         if checkpoint is not None and clock.due(force=st.stop or st.epoch >= last):
             atomic_torch_save(
@@ -265,6 +264,11 @@ def final_train(
             net.eval(), time.perf_counter() - t0, state.epoch, resumed, int(best["epoch"])
         )
     return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s weights on the CPU (the best epoch so far)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any] | None:
