@@ -102,6 +102,27 @@ TABLE_PATIENCE = 16
 #: last one (and always after the first and the last epoch, a shrink step or a ``stop_after``
 #: cut): the many short epochs of a small table would otherwise spend most of their time writing.
 CHECKPOINT_SECONDS = 10.0
+#: ``--time-limit`` (``neas.time_limit``): when a stage starts it gets its share of the time
+#: left, divided by the shares of the stages still to run, so a stage that ends early leaves
+#: its time to the later ones and final training and export are reserved from the start.
+TIME_SHARES: tuple[tuple[str, float], ...] = (
+    ("train", 0.60),
+    ("search", 0.22),
+    ("final", 0.12),
+    ("export", 0.06),
+)
+#: Seconds the export stage leaves for the report and the last writes.
+TIME_REPORT_S = 5.0
+#: Of the final stage's time (after its export), the part its epochs are planned to fill (the
+#: rest: scoring each epoch and the slack of the estimate).
+TIME_FINAL_TRAIN_FRACTION = 0.85
+#: An export's cost in the search's scorings (BN calibration, validation and test splits scored,
+#: the graphs written and checked), until one export has been timed.
+EXPORT_SCORINGS = 3
+#: Times per epoch a training loop under a time limit reads the clock (and at the epoch's end):
+#: one Fashion-MNIST supernet epoch is minutes long on a CPU, too coarse a point to stop at.
+STOP_CHECKS = 50
+MIN_TIME_LIMIT, MAX_TIME_LIMIT = 60.0, 30 * 24 * 3600.0  # one minute .. thirty days
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},

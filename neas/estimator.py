@@ -46,9 +46,12 @@ from neas.config import (
     table_schedule,
 )
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
+from neas.device import resolve_device
 from neas.errors import ConfigError, NeasError
-from neas.pipeline import search
+from neas.pipeline import finish_in_time, search
+from neas.run import read_config
 from neas.tabular import TableEncoder
+from neas.time_limit import parse_duration
 from neas.training.distributed import world_from_env
 
 SELECTIONS = ("best", "cheapest")
@@ -87,7 +90,10 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     fit); ``None`` uses a temporary folder that is removed. ``threads``: torch CPU threads,
     ``None`` (torch's default; the default here, unlike the CLI's ``auto``, because a timed
     choice can differ between fits and float sums with it), ``N`` or ``"auto"``
-    (``neas.device.resolve_threads``).
+    (``neas.device.resolve_threads``). ``time_limit`` (seconds, or ``"30m"``) fits within that
+    wall-clock time (``neas.time_limit``): epochs, proposals and the chosen ensemble's
+    final-training epochs come from a plan timed on this machine (``final_epochs`` caps the
+    last); ``None`` (default) runs the configured work however long it takes.
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for DataFrames),
     ``ensemble_`` (a ``neas.deploy.DeployedEnsemble``), ``ensemble_id_``, ``pareto_front_``
@@ -122,6 +128,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
         run_dir: str | Path | None = None,
+        time_limit: float | str | None = None,
     ) -> None:
         self.budget = budget
         self.space = space
@@ -148,6 +155,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.run_dir = run_dir
+        self.time_limit = time_limit
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -211,6 +219,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has {len(self.classes_)} class; a classifier needs at least 2")
         seed = self._seed()
+        limit = parse_duration(self.time_limit) if self.time_limit is not None else None
         keep = self.run_dir is not None
         root = Path(self.run_dir) if keep else Path(tempfile.mkdtemp(prefix="neas-fit-"))
         run = root / f"fit-{uuid.uuid4().hex[:8]}" if keep else root / "run"
@@ -245,22 +254,37 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 export=False,
                 show_progress=self.verbose,
                 plots=False,
+                time_limit=limit,
             )
             assert result is not None  # one process: search returns its result
             front = result.search.front
             chosen = self._select(front)
             final = self._final(rows=len(train), table=self.encoder_ is not None)
-            (folder,) = export_run(
-                run,
-                select=[chosen],
-                formats=("torch",),
-                cascade=False,
-                final_epochs=final.epochs,
-                final_init=final.init,
-                final_patience=final.patience,
-                device=self.device,
-                show_progress=self.verbose,
-            )
+            if result.clock is not None:
+                (folder,) = finish_in_time(
+                    result.train.opened(read_config(run)),
+                    result.clock,
+                    final=final,
+                    device=resolve_device(self.device),
+                    show_progress=self.verbose,
+                    resume=False,
+                    select=chosen,
+                    rest=False,
+                    formats=("torch",),
+                    cascade=False,
+                )
+            else:
+                (folder,) = export_run(
+                    run,
+                    select=[chosen],
+                    formats=("torch",),
+                    cascade=False,
+                    final_epochs=final.epochs,
+                    final_init=final.init,
+                    final_patience=final.patience,
+                    device=self.device,
+                    show_progress=self.verbose,
+                )
             self.ensemble_: DeployedEnsemble = load_ensemble(folder / "model.pt")
         except NeasError as exc:  # the loader names its file, here an internal one: say X
             if str(data) not in str(exc):

@@ -19,3 +19,4 @@ RANKING = "ranking.json"
 RANKING_CSV = "ranking.csv"
 RANKING_PLOT = "ranking.png"
 REPORT = "report.html"
+TIME_RECORD = "time_limit.json"  # --time-limit: the plan and the seconds each stage took

@@ -5,6 +5,11 @@ names in ``neas.run``): train (with shrinking) -> search -> export. Defaults com
 config dataclasses (``neas.config``) alone, so ``search(out=...)`` runs what
 ``neas search --space mbconv --budget 600M`` runs.
 
+Under a time limit (``time_limit``, ``neas.time_limit``) a ``JobClock`` splits the limit among
+the stages: training's epochs, the search's proposals and the best ensemble's final-training
+epochs are planned from timed probes, each stage stops at a clean point when its time is spent,
+and the export takes the front's ensembles (the best first) as long as time is left.
+
 Under ``torchrun`` the training stage runs data parallel (``neas.training.distributed``): every
 rank trains, only rank 0 writes the run folder; ``search`` then goes on with rank 0 alone and
 returns ``None`` on the other ranks.
@@ -17,6 +22,7 @@ returns ``None`` on the other ranks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,12 +30,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from neas.config import THREADS, FinalOptions, RunConfig, SearchOptions
+from neas.config import (
+    EXPORT_SCORINGS,
+    THREADS,
+    TIME_REPORT_S,
+    FinalOptions,
+    RunConfig,
+    SearchOptions,
+)
 from neas.data import Dataset
 from neas.deploy import export_run
+from neas.deploy.export import FORMATS, read_pareto, select_rows
+from neas.deploy.final import epoch_seconds
 from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import NeasError
-from neas.evaluate import calibration_images, evaluate_arch
+from neas.evaluate import calibration_images, evaluate_arch, member_logits, recalibrate_bn
 from neas.evolution import (
     SearchResult,
     check_search,
@@ -37,15 +52,19 @@ from neas.evolution import (
     preflight_search,
     run_search,
 )
+from neas.evolution.stage import latency_table_for
+from neas.nn.ensemble import build_ensemble
 from neas.nn.supernet import Supernet
 from neas.report import write_report
 from neas.results import RunResults
 from neas.run import (
     CHECKPOINT,
     CONFIG,
+    SEARCH_LOCK,
     SPACE,
     TRAIN_SUMMARY,
     TrainedRun,
+    file_lock,
     load_checkpoint,
     open_trained,
     prepare_run_dir,
@@ -56,8 +75,16 @@ from neas.run import (
     write_json,
 )
 from neas.search_spaces import SearchSpace, sample
+from neas.search_spaces.arch import EnsembleArch
 from neas.shrink import Shrinker
-from neas.training import TrainState, train_supernet, training_threads
+from neas.time_limit import (
+    JobClock,
+    parse_duration,
+    plan_epochs,
+    plan_evaluations,
+    plan_final_epochs,
+)
+from neas.training import TrainState, probe_step, train_supernet, training_threads
 from neas.training.distributed import World, data_parallel
 
 
@@ -82,10 +109,16 @@ class TrainResult:
     dataset: Dataset
     summary: dict[str, Any]
     threads: int | None = None  # the torch thread count training ran with (None: torch's)
+    config: RunConfig | None = None  # the configuration it trained with, when it trained
 
     def opened(self, config: RunConfig) -> TrainedRun:
         return TrainedRun(
-            self.run_dir, config, self.supernet, self.dataset, self.state.epoch, self.state.history
+            self.run_dir,
+            self.config or config,
+            self.supernet,
+            self.dataset,
+            self.state.epoch,
+            self.state.history,
         )
 
 
@@ -157,9 +190,14 @@ def train_planned(
     world: World | None = None,
     threads: Threads = THREADS,
     plots: bool = True,
+    clock: JobClock | None = None,
 ) -> TrainResult:
     """Run (or resume, or reuse) the training stage of ``plan`` with ``threads`` (timed for
     ``auto`` once the run folder and any checkpoint have been checked).
+
+    Under a time limit (``clock``) the epochs are planned from a timed probe when the stage
+    starts (and written into the run's ``config.json``), and training stops after the epoch in
+    which the stage's time runs out.
 
     Under ``torchrun`` (``world``) every rank trains; only rank 0 writes the run folder and
     shows progress, and only rank 0's summary has the random ensembles' scores.
@@ -169,20 +207,110 @@ def train_planned(
     cfg, dataset = plan.config, plan.dataset
     ckpt_path = plan.out / CHECKPOINT
     run = prepare_on_main(plan, resume=resume, force=force, world=world)
+    if clock is not None and world.is_main:
+        clock.attach(run)
     show_progress = show_progress and world.is_main
     if plan.resuming and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["epoch"] >= cfg.train.epochs and (run / TRAIN_SUMMARY).exists():
+        done = ckpt["epoch"] >= cfg.train.epochs or (clock is not None and clock.ended("train"))
+        if done and (run / TRAIN_SUMMARY).exists():
             state = TrainState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]))
             net = supernet_from_checkpoint(ckpt, ckpt_path).to(dev)
             return TrainResult(run, net, state, dataset, read_json(run / TRAIN_SUMMARY))
     # threads are timed only now: bad input (an occupied folder, a damaged checkpoint) has failed
     n_threads = training_threads(threads, plan.search_space, dataset, config=cfg.train, device=dev)
     with torch_threads(n_threads):
+        if clock is not None:
+            plan = _plan_training_time(plan, clock, device=dev, world=world)
         supernet, state, summary = _train_stage(
-            plan, run, device=dev, show_progress=show_progress, world=world, plots=plots
+            plan,
+            run,
+            device=dev,
+            show_progress=show_progress,
+            world=world,
+            plots=plots,
+            stop_when=clock.stopper("train") if clock is not None else None,
         )
-    return TrainResult(run, supernet, state, dataset, summary, threads=n_threads)
+    if clock is not None:
+        clock.end("train", epochs=state.epoch, stopped_early=state.stop)
+    return TrainResult(
+        run, supernet, state, dataset, summary, threads=n_threads, config=plan.config
+    )
+
+
+def probe_seconds(plan: TrainPlan, *, device: torch.device, calibration: int) -> dict[str, float]:
+    """What a time limit is planned from, timed here at the current thread count: one
+    supernet training step (``step_s``), the steps of an epoch, and one ensemble scored as the
+    search scores it (``eval_s``: BN recalibration on ``calibration`` images and the
+    validation split). Torch's RNG is left as it was."""
+    cfg, dataset = plan.config, plan.dataset
+    x, y = torch.from_numpy(dataset.x_train), torch.from_numpy(dataset.y_train)
+    with torch.random.fork_rng(devices=[]):
+        step = probe_step(plan.search_space, x, y, config=cfg.train, device=device)
+        step()  # warm-up
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        net = Supernet(plan.search_space, weights=cfg.train.weights)
+        net = net.to(device, memory_format=torch.channels_last)  # as the search scores
+        rng = np.random.default_rng([cfg.train.seed, 31])
+        calib = calibration_images(dataset, n=calibration, seed=cfg.train.seed)
+        x_val = torch.from_numpy(dataset.x_val[:calibration])
+        evals = []
+        for _ in range(3):  # the first warms up; ensembles differ in cost: the mean of two
+            arch = sample(plan.search_space, rng)
+            t0 = time.perf_counter()
+            recalibrate_bn(net, arch, calib, device=device)
+            t1 = time.perf_counter()
+            member_logits(net, arch, x_val, device=device)
+            t2 = time.perf_counter()  # scoring scales with the validation images: timed on
+            evals.append(t1 - t0 + (t2 - t1) * len(dataset.x_val) / len(x_val))  # a part
+        eval_s = float(np.mean(evals[1:]))
+    return {
+        "step_s": float(np.median(times)),
+        "steps_per_epoch": max(1, len(x) // cfg.train.batch_size),
+        "eval_s": eval_s,
+    }
+
+
+def _plan_training_time(
+    plan: TrainPlan, clock: JobClock, *, device: torch.device, world: World
+) -> TrainPlan:
+    """Start (or go on with) the training stage under ``clock``; a fresh stage times the
+    probe and plans its epochs and shrink steps: the epochs the allowance holds after the
+    summary's and as many shrink steps' scorings as leave at least as many epochs to shrink
+    at (the later steps are dropped). Rank 0 decides; the plan goes into ``config.json``."""
+    clock.begin("train")
+    epochs = clock.planned("train", "epochs")
+    if epochs is None:
+        cfg = plan.config
+        probe = clock.record.get("probe") or probe_seconds(
+            plan, device=device, calibration=SearchOptions().calibration_images
+        )
+        clock.record["probe"] = probe
+        epoch_s, left = probe["step_s"] * probe["steps_per_epoch"], clock.left("train")
+        at = cfg.shrink.at
+        for shrinks in range(len(at), -1, -1):  # as many shrink steps as the time pays for
+            scorings = cfg.train.summary_samples + shrinks * cfg.shrink.samples
+            epochs = plan_epochs(left, epoch_s=epoch_s, fixed_s=scorings * probe["eval_s"])
+            if len(cfg.shrink.epochs(epochs)) >= shrinks:
+                break
+        epochs, at = world.broadcast((epochs, at[:shrinks]))
+        clock.plan("train", epochs=epochs, shrink_at=list(at))
+    at = tuple(clock.planned("train", "shrink_at") or ())
+    config = plan.config
+    if (epochs, at) == (config.train.epochs, config.shrink.at):
+        return plan
+    config = replace(
+        config,
+        train=replace(config.train, epochs=int(epochs)),
+        shrink=replace(config.shrink, at=at),
+    )
+    if world.is_main:
+        write_config(plan.out, config)
+    return replace(plan, config=config)
 
 
 def _train_stage(
@@ -193,6 +321,7 @@ def _train_stage(
     show_progress: bool,
     world: World,
     plots: bool = True,
+    stop_when: Callable[[], bool] | None = None,
 ) -> tuple[Supernet, TrainState, dict[str, Any]]:
     cfg, dataset, dev = plan.config, plan.dataset, device
     ckpt_path = plan.out / CHECKPOINT
@@ -223,9 +352,11 @@ def _train_stage(
         shrink_epochs=cfg.shrink.epochs(cfg.train.epochs),
         shrink=shrinker,
         world=world,
+        stop_when=stop_when,
     )
     summary = {
         "epochs": state.epoch,
+        "stopped_by_time_limit": state.stop,
         "train_seconds": time.perf_counter() - t0,
         "history": state.history,
         "device": str(dev),
@@ -243,7 +374,12 @@ def _train_stage(
     if world.is_main:
         summary.update(
             random_ensemble_accuracy(
-                supernet, dataset, n=cfg.train.summary_samples, seed=cfg.train.seed, device=dev
+                supernet,
+                dataset,
+                n=cfg.train.summary_samples,
+                seed=cfg.train.seed,
+                device=dev,
+                stop_when=stop_when,
             )
         )
         write_json(run / TRAIN_SUMMARY, summary)
@@ -270,19 +406,28 @@ def prepare_on_main(plan: TrainPlan, *, resume: bool, force: bool, world: World)
 
 
 def random_ensemble_accuracy(
-    supernet: Supernet, dataset: Dataset, *, n: int, seed: int, device: torch.device
+    supernet: Supernet,
+    dataset: Dataset,
+    *,
+    n: int,
+    seed: int,
+    device: torch.device,
+    stop_when: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
     """Validation accuracy, member disagreement and ensemble gain (ensemble accuracy minus
-    mean member accuracy) of ``n`` uniformly sampled ensembles (BN recalibrated for each)."""
-    if n < 1:
-        return {}
+    mean member accuracy) of ``n`` uniformly sampled ensembles (BN recalibrated for each);
+    fewer (perhaps none) when ``stop_when()`` says time is up."""
     rng = np.random.default_rng([seed, 7919])
     calib = calibration_images(dataset, seed=seed)
     x, y = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
-    accs = [
-        evaluate_arch(supernet, sample(supernet.space, rng), x_calib=calib, x=x, y=y, device=device)
-        for _ in range(n)
-    ]
+    accs = []
+    for _ in range(n):
+        if stop_when is not None and stop_when():
+            break
+        arch = sample(supernet.space, rng)
+        accs.append(evaluate_arch(supernet, arch, x_calib=calib, x=x, y=y, device=device))
+    if not accs:
+        return {}
     return {
         "random_val_accuracy_mean": float(np.mean([m.accuracy for m in accs])),
         "random_val_accuracy_max": float(np.max([m.accuracy for m in accs])),
@@ -290,7 +435,7 @@ def random_ensemble_accuracy(
         "random_val_ensemble_gain_mean": float(
             np.mean([m.accuracy - np.mean(m.member_accuracy) for m in accs])
         ),
-        "random_val_samples": n,
+        "random_val_samples": len(accs),
     }
 
 
@@ -306,10 +451,11 @@ class RunResult(RunResults):
         search: SearchResult,
         exported: list[Path],
         report_path: Path | None,
+        clock: JobClock | None = None,
     ) -> None:
         super().__init__(run_dir)
         self.train, self.search, self.exported = train, search, exported
-        self.report_path = report_path
+        self.report_path, self.clock = report_path, clock
 
 
 def search(
@@ -326,8 +472,20 @@ def search(
     export: bool = True,
     show_progress: bool = True,
     plots: bool = True,
+    time_limit: float | str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    started: float | None = None,
 ) -> RunResult | None:
     """The main job: train (with shrinking), search under the MACs budget, export the front.
+
+    ``time_limit`` (seconds, or a duration such as ``"30m"``) splits that much wall-clock time
+    among the stages (module doc; ``clock`` is the time it reads, a fake one in tests): the
+    epochs, proposals and final-training epochs come from the plan, not from ``config``,
+    ``options`` and ``final`` (a ``final.epochs`` > 0 caps the final stage's), only the best
+    ensemble is trained by the final stage, and what the clock leaves of the front is exported.
+    The plan and the seconds each stage took are in ``time_limit.json``; a resumed run counts
+    the time the killed one spent. The clock starts before the data are read, or at
+    ``started`` (a reading of ``clock``: the CLI's start, so that loading torch counts too).
 
     Stages already finished in ``out`` are reused with ``resume=True`` (a search with the same
     options is not run again, nor a finished export). ``final`` trains each exported ensemble
@@ -343,6 +501,11 @@ def search(
     config, options = resolve(config=config, options=options, seed=seed)
     final = final or FinalOptions()
     threads = parse_threads(threads)
+    limit = parse_duration(time_limit) if time_limit is not None else None
+    job = None
+    if limit is not None:
+        resuming = resume and (Path(out) / CONFIG).exists()
+        job = JobClock.for_run(out, limit, resume=resuming, now=clock, started=started)
     with data_parallel(resolve_device(device)) as (world, dev):
         plan = plan_training(out=out, config=config, resume=resume)
         check_search(options, plan.search_space)  # before anything is trained or written
@@ -355,12 +518,27 @@ def search(
             world=world,
             threads=threads,
             plots=plots,
+            clock=job,
         )
     if not world.is_main:
         return None
     # the count training ran with; when training was already done, evolve resolves ``threads``
     later = trained.threads if trained.threads is not None else threads
+    opened = trained.opened(plan.config)
     with torch_threads(later if isinstance(later, int) else None):
+        if job is not None:
+
+            def latency_table() -> None:  # measured (once) before the proposals are planned
+                with file_lock(opened.path / SEARCH_LOCK):
+                    latency_table_for(
+                        opened.path,
+                        opened.supernet,
+                        device=dev,
+                        batch=options.latency_batch,
+                        show_progress=show_progress,
+                    )
+
+            options = _plan_search_time(job, options, first=latency_table)
         result = evolve(
             trained.run_dir,
             options=options,
@@ -368,12 +546,22 @@ def search(
             threads=later,
             resume=resume,
             show_progress=show_progress,
-            trained=trained.opened(plan.config),
+            trained=opened,
             report=False,
             plots=plots,
+            stop_when=job.stopper("search") if job is not None else None,
         )
-        exported = (
-            export_run(
+        if job is not None and not job.ended("search"):
+            stopped = bool(result.summary.get("stopped_by_time_limit"))
+            job.end("search", proposals=result.summary["proposals"], stopped_early=stopped)
+        if not export:
+            exported = []
+        elif job is not None:
+            exported = finish_in_time(
+                opened, job, final=final, device=dev, show_progress=show_progress, resume=resume
+            )
+        else:
+            exported = export_run(
                 trained.run_dir,
                 select="all",
                 final_epochs=final.epochs,
@@ -383,11 +571,124 @@ def search(
                 show_progress=show_progress,
                 resume=resume,
             )
-            if export
-            else []
-        )
     report = write_report(trained.run_dir) if plots else None
-    return RunResult(trained.run_dir, trained, result, exported, report)
+    if job is not None:
+        job.save()
+    return RunResult(trained.run_dir, trained, result, exported, report, clock=job)
+
+
+def _plan_search_time(
+    job: JobClock, options: SearchOptions, *, first: Callable[[], None]
+) -> SearchOptions:
+    """Start (or go on with) the search stage under ``job``: ``first()`` (the latency table)
+    runs, then the proposals are what the rest of the allowance holds at the probe's seconds
+    per scoring, less a population's worth for the front's test accuracy (planned once; a
+    resumed run keeps the plan)."""
+    evaluations = job.planned("search", "evaluations")
+    if evaluations is None:
+        job.begin("search")
+        if options.latency:
+            first()
+        probe = job.record["probe"]
+        evaluations = plan_evaluations(
+            job.left("search"), eval_s=probe["eval_s"], reserve=options.population
+        )
+        job.plan("search", evaluations=evaluations)
+    elif not job.ended("search"):
+        job.begin("search")  # resumed inside the stage: its deadline stands
+    population = max(2, min(options.population, int(evaluations)))
+    return replace(options, population=population, evaluations=max(population, int(evaluations)))
+
+
+def finish_in_time(
+    run: TrainedRun,
+    job: JobClock,
+    *,
+    final: FinalOptions,
+    device: torch.device,
+    show_progress: bool,
+    resume: bool,
+    select: str = "best",
+    rest: bool = True,
+    formats: tuple[str, ...] = FORMATS,
+    cascade: bool = True,
+) -> list[Path]:
+    """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
+    id) is final-trained for the epochs its allowance holds (timed on a probe; ``final.epochs``
+    > 0 caps them, ``final.init`` and ``final.patience`` as given) and exported; then, with
+    ``rest``, the other front ensembles are exported without final training while the export
+    stage has time (``TIME_REPORT_S`` kept for the report). Returns the exported folders."""
+    table = read_pareto(run.path)
+    first = select_rows(table, select).iloc[0]
+    if not job.ended("final"):
+        allowance = job.begin("final", last=not rest)
+        epochs = job.planned("final", "epochs")
+        if epochs is None:
+            arch = EnsembleArch.from_json(str(first["arch"]), run.space)
+            ds = run.dataset
+            epoch_s = epoch_seconds(
+                build_ensemble(run.supernet, arch),
+                run.space,
+                arch,
+                ds.x_train,
+                ds.y_train,
+                init=final.init,
+                config=run.config.train,
+                device=device,
+                val=(ds.x_val, ds.y_val) if final.patience else None,
+            )
+            export_s = EXPORT_SCORINGS * float(job.record["probe"]["eval_s"])
+            epochs = plan_final_epochs(
+                min(allowance, job.left("final")) - export_s, epoch_s=epoch_s, cap=final.epochs
+            )
+            job.plan("final", epochs=epochs, epoch_s=epoch_s)
+    epochs = int(job.planned("final", "epochs"))
+    folders = export_run(
+        run.path,
+        select=[str(first["id"])],
+        formats=formats,
+        final_epochs=epochs,
+        final_init=final.init,
+        final_patience=final.patience if epochs else 0,
+        cascade=cascade,
+        device=str(device),
+        show_progress=show_progress,
+        resume=True,  # a finished export of this plan is kept (a resumed job)
+        final_stop_when=job.stopper("final"),
+        trained=run,
+    )
+    if not job.ended("final"):
+        job.end("final", ensemble=str(first["id"]))
+    others = [i for i in table["id"].astype(str) if i != str(first["id"])]
+    if rest and others:
+        job.begin("export")
+        # an export's seconds: first guessed (EXPORT_SCORINGS), then the last one's; the next
+        # starts only if that much is left, and the report's
+        last: dict[str, float | None] = {
+            "at": None,
+            "took": EXPORT_SCORINGS * job.record["probe"]["eval_s"],
+        }
+
+        def no_time_for_another() -> bool:
+            now = job.elapsed()
+            if last["at"] is not None:  # called before each export: the gap is the last one
+                last["took"] = now - last["at"]
+            last["at"] = now
+            return job.passed("export") or job.left("export") <= TIME_REPORT_S + last["took"]
+
+        folders += export_run(
+            run.path,
+            select=others,
+            formats=formats,
+            cascade=cascade,
+            device=str(device),
+            show_progress=show_progress,
+            resume=resume,
+            stop_when=no_time_for_another,
+            trained=run,
+        )
+        job.end("export", exported=len(folders))
+    return folders
 
 
 def evolve(
@@ -401,6 +702,7 @@ def evolve(
     trained: TrainedRun | None = None,
     report: bool = True,
     plots: bool = True,
+    stop_when: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Only the search, on the trained supernet in ``run_dir``; ``report`` rewrites
     ``report.html`` after it (a new front removes the exports of the old one); ``plots=False``
@@ -419,6 +721,7 @@ def evolve(
         show_progress=show_progress,
         trained=trained,
         plots=plots,
+        stop_when=stop_when,
     )
     if report:
         write_report(run_dir)
@@ -435,6 +738,7 @@ def _evolve(
     show_progress: bool,
     trained: TrainedRun | None,
     plots: bool = True,
+    stop_when: Callable[[], bool] | None = None,
 ) -> SearchResult:
     options = options or SearchOptions()
     threads = parse_threads(threads)
@@ -458,4 +762,5 @@ def _evolve(
             resume=resume,
             show_progress=show_progress,
             plots=plots,
+            stop_when=stop_when,
         )

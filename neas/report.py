@@ -40,6 +40,7 @@ from neas.run import (
     SHRINK_HISTORY,
     SHRINK_PLOT,
     SPACE,
+    TIME_RECORD,
     TRAIN_SUMMARY,
     atomic_write_text,
     export_matches,
@@ -412,6 +413,38 @@ def _config_section(run: Path) -> str:
             )
         )
     return "".join(parts)
+
+
+def _time_section(run: Path) -> str:
+    """Under ``--time-limit``: the plan against the seconds each stage took."""
+    if not (run / TIME_RECORD).is_file():
+        return ""
+    rec = _json(run / TIME_RECORD)
+    limit, spent = _finite(rec.get("limit_s")), _finite(rec.get("spent_s"))
+    rows = []
+    for name, st in (rec.get("stages") or {}).items():
+        planned = ", ".join(f"{v} {k}" for k, v in (st.get("planned") or {}).items()
+                            if k in ("epochs", "evaluations"))  # fmt: skip
+        done = [f"{st[k]} {k}" for k in ("epochs", "proposals", "exported") if k in st]
+        rows.append(
+            [
+                _e(name),
+                _seconds(st.get("allowance_s")),
+                _seconds(st.get("seconds")) if "seconds" in st else "unfinished",
+                planned or "-",
+                ", ".join(done) or "-",
+                "yes" if st.get("stopped_early") else "no",
+            ]
+        )
+    over = _finite(rec.get("overrun_s")) or 0.0
+    head = (
+        f"<p>Limit {_seconds(limit)}, spent {_seconds(spent)}"
+        + (f", over by {_seconds(over)}" if over > 0 else "")
+        + ". Each stage got its share of the time left when it started; it stopped at an "
+        "epoch, a generation or an exported ensemble once its time was spent.</p>"
+    )
+    header = ["stage", "allowance", "took", "planned", "done", "stopped early"]
+    return "<h2>Time limit</h2>" + head + _table(header, rows)
 
 
 def _exported_manifests(folders: Sequence[Path]) -> dict[str, dict[str, Any]]:
@@ -985,6 +1018,7 @@ def render_report(run_dir: str | Path) -> str:
         f"<h1>neas run <code>{html.escape(run.name)}</code></h1>",
         f'<p class="muted">{html.escape(str(run.resolve()))}</p>',
         _section(_config_section, run, run / f"{CONFIG} or {TRAIN_SUMMARY}"),
+        _section(_time_section, run, run / TIME_RECORD),
         _section(lambda r: _search_section(r, manifests), run, run / f"{PARETO} or {SEARCH_DIR}/"),
         _section(_shrink_section, run, run / SHRINK_HISTORY),
         _section(_ranking_section, run, run / RANKING),

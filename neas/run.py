@@ -16,6 +16,8 @@ A run folder holds (each name is a constant below, used everywhere else):
     ensembles/<id>/           exported front ensembles (``neas.deploy``)
     ranking.json/.csv/.png    ranking diagnostics (``neas rank``)
     report.html               everything above on one self-contained page (``neas report``)
+    time_limit.json           under ``--time-limit``: the plan, the seconds each stage took and
+                              the time spent so far (a resumed run counts it; ``neas.time_limit``)
 
 An existing non-empty folder is never overwritten unless the caller resumes it or forces a
 fresh start. Every file is written atomically (a temp file ``.NAME.XXXXXXXX.tmp`` in the same
@@ -62,6 +64,7 @@ from neas.layout import (  # noqa: F401  (the run's file names, re-exported)
     SHRINK_HISTORY,
     SHRINK_PLOT,
     SPACE,
+    TIME_RECORD,
     TRAIN_SUMMARY,
 )
 from neas.nn.supernet import Supernet

@@ -110,6 +110,7 @@ def test_help_version_and_bad_input_do_not_import_torch(tmp_path) -> None:
         (["search", "--members", "1000000"], 2),
         (["search", "--threads", "100000"], 2),
         (["search", "--resume"], 2),  # no unfinished run to continue
+        (["search", "--time-limit", "ten minutes"], 2),
     ]
     for args, code in cases:
         done = subprocess.run(

@@ -346,6 +346,19 @@ D_SURROGATE = SearchOptions.surrogate
 D_FINAL_EPOCHS = FinalOptions.epochs
 D_FINAL_INIT = FinalOptions.init
 D_FINAL_PATIENCE = FinalOptions.patience
+TimeLimitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time-limit",
+        help="Wall-clock limit for the whole job, e.g. 30m, 1h30m or 900s (off by default). "
+        "neas times a training step and a scoring, then splits the limit among the stages "
+        "(training, search, final training of the best ensemble, export): epochs, proposals "
+        "and final epochs come from the plan instead of --epochs/--evaluations/"
+        "--final-epochs (a --final-epochs above 0 caps the final stage). Each stage stops at "
+        "a clean point when its share is spent; the best found is always exported. Plan and "
+        "seconds per stage: time_limit.json and the report. --resume counts the time spent.",
+    ),
+]
 
 
 def run_config(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -62,6 +63,7 @@ from neas.cli.common import (
     SpaceOpt,
     TargetOpt,
     ThreadsOpt,
+    TimeLimitOpt,
     ValFractionOpt,
     WeightsOpt,
     WidthOpt,
@@ -74,6 +76,7 @@ from neas.cli.common import (
 )
 from neas.cli.resume import command_line, kept_options, resume_on_interrupt
 from neas.config import FinalOptions, SearchOptions, parse_threads
+from neas.time_limit import parse_duration
 
 BudgetOpt = Annotated[
     str,
@@ -291,10 +294,13 @@ def search_cmd(
         ),
     ] = False,
     force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
+    time_limit: TimeLimitOpt = None,
     show_config: PrintConfigOpt = False,
 ) -> None:
     """The main job: train (with shrinking), search under the budget, export, report."""
+    started = time.monotonic()  # a time limit counts loading torch and the data
     config = run_config_from(locals())
+    limit = parse_duration(time_limit) if time_limit is not None else None
     options = SearchOptions(
         budget=budget,
         strategy=strategy,
@@ -331,6 +337,8 @@ def search_cmd(
             resume=resume,
             force=force,
             export=export,
+            time_limit=limit,
+            started=started,
         )
     if result is None:  # torchrun: ranks other than 0 stop after training
         return

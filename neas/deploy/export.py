@@ -18,7 +18,8 @@ Every ONNX export is checked (ONNX checker, ORT vs PyTorch on real validation im
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ from neas.run import (
     write_json,
 )
 from neas.search_spaces.arch import EnsembleArch
+
+log = logging.getLogger("neas")
 
 FORMATS: tuple[str, ...] = ("onnx", "torch")
 ARTIFACTS = ("manifest.json", "model.onnx", "model.pt", "cascade.csv", "cascade.png")
@@ -146,6 +149,7 @@ def export_ensemble(
     threads: int = 1,
     device: torch.device,
     show_progress: bool = False,
+    final_stop_when: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Export one Pareto row into ``out_dir``; returns its manifest (also written there).
 
@@ -191,6 +195,7 @@ def export_ensemble(
             show_progress=show_progress,
             patience=final_patience,
             val=(ds.x_val, ds.y_val),
+            stop_when=final_stop_when,
         )
         net = done.net
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
@@ -285,6 +290,9 @@ def export_run(
     device: str | None = None,
     show_progress: bool = True,
     resume: bool = False,
+    stop_when: Callable[[], bool] | None = None,
+    final_stop_when: Callable[[], bool] | None = None,
+    trained: TrainedRun | None = None,
 ) -> list[Path]:
     """Export the selected ensembles of ``run_dir``; returns their folders (see module doc).
 
@@ -300,6 +308,11 @@ def export_run(
     from the starting weights ``final_init`` picks (``neas.deploy.final``), stopping early
     after ``final_patience`` epochs without a better validation score (0: never).
 
+    A time limit: ``stop_when()`` is asked before each ensemble, and once it says so the rest
+    are left unexported (one logged line names them); ``final_stop_when()`` is asked after
+    every final-training epoch. ``trained``: the run already open (the pipeline's), so it is
+    not read again.
+
     >>> export_run("runs/digits", select=["e000", "e003"], final_epochs=2)  # doctest: +SKIP
     [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
     """
@@ -311,7 +324,7 @@ def export_run(
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
-    trained = open_trained(run, device=dev)
+    trained = trained or open_trained(run, device=dev)
     for _, row in rows.iterrows():  # every architecture fits the run before anything is written
         try:
             EnsembleArch.from_json(str(row["arch"]), trained.space)
@@ -330,7 +343,11 @@ def export_run(
     ):
         remove_stale_exports(run, front_archs(read_pareto(run)))  # the front may have changed
         task = progress.add_task("export", total=len(rows), info="")
-        for _, row in rows.iterrows():
+        for i, (_, row) in enumerate(rows.iterrows()):
+            if stop_when is not None and stop_when():
+                left = ", ".join(map(str, rows["id"].iloc[i:]))
+                log.info(f"time limit: not exported {left} (export them with `neas export`)")
+                break
             progress.update(task, info=str(row["id"]))
             out = writable_dir(ensemble_dir(run, row["id"]))
             final = (final_epochs, final_init, final_patience) if final_epochs else (0, None, 0)
@@ -350,6 +367,7 @@ def export_run(
                 threads=threads,
                 device=dev,
                 show_progress=show_progress,
+                final_stop_when=final_stop_when,
             )
             folders.append(out)
             progress.update(task, advance=1)

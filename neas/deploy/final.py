@@ -33,7 +33,9 @@ forked generator, so the stage is deterministic for a seed and thread count and 
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -176,6 +178,7 @@ def final_train(
     stop_after: int | None = None,
     patience: int = 0,
     val: tuple[np.ndarray, np.ndarray] | None = None,
+    stop_when: Callable[[], bool] | None = None,
 ) -> FinalResult:
     """Train ``net`` (built from the supernet for ``arch``) as the final stage: ``init`` picks
     its starting weights, then ``epochs`` epochs of per-member training (module doc). With a
@@ -186,7 +189,8 @@ def final_train(
     scored on ``val`` (``val_score``); training ends when ``patience`` epochs have not beaten
     the best, and the best weights are returned, ``net`` as given included (epoch 0, before
     ``init`` replaces any weight): the stage never returns an ensemble that scores worse on
-    validation than the supernet's own weights."""
+    validation than the supernet's own weights. ``stop_when()`` (a time limit) is asked
+    during and after every epoch (``fit``): when it says so, training ends there."""
     if epochs < 1:
         raise ConfigError(f"--final-epochs must be at least 1 to train, got {epochs}")
     early = patience > 0 and val is not None
@@ -223,7 +227,7 @@ def final_train(
             st.history[-1]["val_accuracy"], st.history[-1]["val_nll"] = score[0], -score[1]
             if score > best["score"]:
                 best = {"epoch": st.epoch, "score": score, "model": _snapshot(model)}
-            st.stop = st.epoch - best["epoch"] >= patience
+            st.stop = st.stop or st.epoch - best["epoch"] >= patience
         if checkpoint is not None and clock.due(force=st.stop or st.epoch >= last):
             atomic_torch_save(
                 {
@@ -257,6 +261,7 @@ def final_train(
             on_epoch_end=save,
             description=f"final training ({init})",
             show_progress=show_progress,
+            stop_when=stop_when,
         )
     if early:
         net.load_state_dict(best["model"])
@@ -264,6 +269,46 @@ def final_train(
             net.eval(), time.perf_counter() - t0, state.epoch, resumed, int(best["epoch"])
         )
     return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
+
+
+def epoch_seconds(
+    net: EnsembleNet,
+    space: SearchSpace,
+    arch: EnsembleArch,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    init: str,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
+    """Seconds one epoch of ``final_train`` takes here: two timed steps of its loss (after one
+    warm-up) on a copy of ``net``, times the steps of an epoch, plus one validation score when
+    ``val`` is given (early stopping). Nothing of ``net`` or the caller's RNG changes."""
+    cfg = final_config(config, epochs=1, init=init)
+    tx, ty = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))
+    fmt, batch = memory_format(cfg), min(cfg.batch_size, len(tx))
+    with seeded_rng(cfg.seed, device):
+        probe = initialise(copy.deepcopy(net), space, arch, init=init, seed=cfg.seed)
+        probe = probe.to(device, memory_format=fmt).train()
+        loss_fn = member_loss(tx, ty, config=cfg, seed=cfg.seed, num_members=len(probe.branches))
+        opt = make_optimizer(probe, cfg)
+        xb, yb = tx[:batch].to(device).contiguous(memory_format=fmt), ty[:batch].to(device)
+        times = []
+        for step in range(3):
+            t0 = time.perf_counter()
+            loss, _ = loss_fn(probe, xb, yb, 0, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        seconds = float(np.median(times[1:])) * max(1, len(tx) // cfg.batch_size)
+        if val is not None:
+            t0 = time.perf_counter()
+            val_score(probe, *(torch.from_numpy(np.asarray(a)) for a in val), device)
+            seconds += time.perf_counter() - t0
+    return seconds
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ it, so the last to finish leaves the complete front.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,15 @@ class SearchResult:
     history: pd.DataFrame
     progress: pd.DataFrame
     summary: dict[str, Any]
+
+
+#: Columns of ``search/hypervolume.csv`` (one row per finished generation; a search stopped by
+#: a time limit inside its first generation has none).
+PROGRESS_COLUMNS = ("generation", "evaluations", "hypervolume", "best_val_accuracy")
+
+
+class _Stopped(Exception):
+    """Raised after a proposal to end the search early (``stop_when``)."""
 
 
 def _rows(evaluations: list[Evaluation], space) -> pd.DataFrame:
@@ -143,9 +153,11 @@ def run_search(
     resume: bool = False,
     show_progress: bool = True,
     plots: bool = True,
+    stop_when: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Search ensembles on ``supernet`` and write the results into ``run_dir`` (with the
-    Pareto and hypervolume plots unless ``plots=False``).
+    Pareto and hypervolume plots unless ``plots=False``). ``stop_when()`` (a time limit) is
+    asked after every proposal: when it says so, the search ends there with what it found.
 
     Every scored architecture is checkpointed after each generation; with ``resume`` the
     scores a killed (or earlier) search of the same supernet left are looked up instead of
@@ -191,6 +203,8 @@ def run_search(
             if ev.feasible:
                 best[0] = max(best[0], 1.0 - ev.val_error)
             progress.update(task, advance=1, info=f"best val acc {best[0]:.4f}")
+            if stop_when is not None and len(problem.history) < total and stop_when():
+                raise _Stopped
 
         problem = SearchProblem(
             space=space,
@@ -224,13 +238,17 @@ def run_search(
         strategy = create_strategy(
             options.strategy, storage=options.storage, surrogate=options.surrogate
         )
-        strategy.run(
-            problem,
-            evaluations=total,
-            population=options.population,
-            seed=options.seed,
-            on_generation=on_generation,
-        )
+        stopped = False
+        try:
+            strategy.run(
+                problem,
+                evaluations=total,
+                population=options.population,
+                seed=options.seed,
+                on_generation=on_generation,
+            )
+        except _Stopped:
+            stopped = True
         checkpoint.save()  # a strategy may stop without closing its last generation
     # workers on one study take turns: the last to write read the whole study last
     with file_lock(run_dir / SEARCH_LOCK), make_progress(show=show_progress) as progress:
@@ -248,7 +266,7 @@ def run_search(
         front_df = _rows(front, space).drop(columns=["generation", "feasible"])
         front_df.insert(0, "id", [f"e{i:03d}" for i in range(len(front))])
         front_df.insert(front_df.columns.get_loc("val_accuracy") + 1, "test_accuracy", test_acc)
-        progress_df = pd.DataFrame(progress_rows)
+        progress_df = pd.DataFrame(progress_rows, columns=PROGRESS_COLUMNS)
         search_dir = run_dir / SEARCH_DIR
         search_dir.mkdir(exist_ok=True)
         atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
@@ -277,6 +295,7 @@ def run_search(
                 else None
             ),
             "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
+            "stopped_by_time_limit": stopped,
             "scores_reused": checkpoint.reused,
             "scores_discarded": checkpoint.discarded,
             "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),

@@ -15,7 +15,7 @@ with the gradient averaged over the ranks; each rank seeds torch's generator (dr
 from (seed, epoch, rank); only rank 0 shows progress.
 
 >>> import torch
->>> from neas.config import CHECKPOINT_SECONDS, TrainConfig
+>>> from neas.config import CHECKPOINT_SECONDS, STOP_CHECKS, TrainConfig
 >>> model = torch.nn.Linear(4, 3)
 >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
 >>> def loss_fn(m, xb, yb, epoch, step):
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.config import CHECKPOINT_SECONDS, TrainConfig
+from neas.config import CHECKPOINT_SECONDS, STOP_CHECKS, TrainConfig
 from neas.errors import ConfigError
 from neas.progress import make_progress
 from neas.training.distributed import World, rank_seed
@@ -203,6 +203,7 @@ def fit(
     description: str = "train",
     show_progress: bool = True,
     world: World | None = None,
+    stop_when: Callable[[], bool] | None = None,
 ) -> tuple[nn.Module, torch.optim.Optimizer, TrainState]:
     """Train ``model`` on (``x``, ``y``) from ``state.epoch`` to ``config.epochs``.
 
@@ -211,6 +212,10 @@ def fit(
     its optimizer and the state. Under ``torchrun``, ``world`` shards each batch over the ranks
     (the caller starts every rank from the same weights); ``state.history`` holds the loss over
     all ranks.
+
+    ``stop_when()`` (a time limit) is asked ``STOP_CHECKS`` times an epoch and at its end (rank
+    0 decides, under ``torchrun``); once it says so, the epoch ends there, counted as done,
+    ``state.stop`` is set and ``on_epoch_end`` runs as after any epoch (it may checkpoint).
     """
     world = world or World()
     if config.batch_size % world.size:
@@ -233,6 +238,11 @@ def fit(
     if state.stop:  # stopped early before a resume: nothing left to train
         last = state.epoch
     lr = config.base_lr
+    check_every = max(1, steps // STOP_CHECKS)
+
+    def time_is_up() -> bool:
+        return stop_when is not None and bool(world.broadcast(stop_when() if world.is_main else 0))
+
     with make_progress(show=show_progress and world.is_main) as progress:
         task = progress.add_task(description, total=total, completed=state.epoch * steps, info="")
         for epoch in range(state.epoch, last):
@@ -269,6 +279,11 @@ def fit(
                     info=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / seen:.3f} "
                     f"{rate:.0f} img/s",
                 )
+                if (step + 1) % check_every == 0 and step + 1 < steps and time_is_up():
+                    state.stop = True
+                    break
+            if not state.stop and epoch + 1 < last and time_is_up():
+                state.stop = True
             loss_sum, seen = world.sum([loss_sum, seen], device)
             state.epoch = epoch + 1
             state.history.append(

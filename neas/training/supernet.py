@@ -124,6 +124,7 @@ def train_supernet(
     shrink_epochs: tuple[int, ...] = (),
     shrink: ShrinkHook | None = None,
     world: World | None = None,
+    stop_when: Callable[[], bool] | None = None,
 ) -> tuple[Supernet, TrainState]:
     """Train ``supernet`` on (``x``, ``y``) for ``config.epochs`` epochs; returns it and its state.
 
@@ -132,7 +133,8 @@ def train_supernet(
     total (as if killed), which tests use to check that resuming equals an uninterrupted run.
     After each epoch count in ``shrink_epochs``, ``shrink(supernet, epochs_done)`` may replace
     the supernet; the optimizer keeps the state of surviving parameters. ``world`` trains data
-    parallel under ``torchrun`` (module doc).
+    parallel under ``torchrun`` (module doc). ``stop_when()`` (a time limit) is asked during
+    and after every epoch (``fit``): when it says so, training ends there, with a checkpoint.
     """
     world = world or World()
     torch.manual_seed(config.seed)
@@ -153,7 +155,7 @@ def train_supernet(
     def after_epoch(
         model: nn.Module, opt: torch.optim.Optimizer, st: TrainState
     ) -> tuple[nn.Module, torch.optim.Optimizer]:
-        shrank = shrink is not None and st.epoch in shrink_epochs
+        shrank = shrink is not None and st.epoch in shrink_epochs and not st.stop
         if shrank:
             shrunk = shrink(model, st.epoch) if world.is_main else model
             space = world.broadcast(shrunk.space.to_json())  # rank 0 decides, the others follow
@@ -164,7 +166,7 @@ def train_supernet(
         if (
             checkpoint is not None
             and world.is_main
-            and clock.due(force=shrank or st.epoch >= min(last, config.epochs))
+            and clock.due(force=shrank or st.stop or st.epoch >= min(last, config.epochs))
         ):
             save_checkpoint(
                 checkpoint,
@@ -190,5 +192,6 @@ def train_supernet(
         description="train supernet",
         show_progress=show_progress,
         world=world,
+        stop_when=stop_when,
     )
     return supernet, state  # type: ignore[return-value]

@@ -1,0 +1,285 @@
+"""``--time-limit``: a duration parser, the job's clock, and the rule that splits a limit among
+the stages.
+
+A limited job first times what its stages are made of (one supernet training step, one
+ensemble scored), then plans: each stage, when it starts, gets its share (``TIME_SHARES``) of
+the time left, divided by the shares of the stages still to run. Training turns its allowance
+into epochs, the search into proposals, the final stage into epochs of the best ensemble, the
+export into as many front ensembles as fit. Every stage also checks the clock at each clean
+point (an epoch, a generation, an exported ensemble) and stops there once its allowance is
+spent; the best found so far is always kept, exported and reported.
+
+The plan and the seconds each stage took are written to ``time_limit.json`` in the run folder
+at every check, with the time spent so far: a run killed and resumed counts what it had spent
+(up to the last check) against the same limit.
+
+>>> parse_duration("1h30m"), parse_duration("900s"), parse_duration("2.5m"), parse_duration(600)
+(5400.0, 900.0, 150.0, 600.0)
+>>> t = [0.0]  # a fake clock
+>>> clock = JobClock(1000.0, now=lambda: t[0])
+>>> clock.begin("train")  # the training stage's share of 1000 s
+600.0
+>>> t[0] = 400.0
+>>> clock.begin("search")  # 400 s spent: the search's share of the 600 s left
+330.0
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from neas.config import (
+    MAX_EPOCHS,
+    MAX_TIME_LIMIT,
+    MIN_TIME_LIMIT,
+    TIME_FINAL_TRAIN_FRACTION,
+    TIME_SHARES,
+)
+from neas.errors import ConfigError, RunDirError
+from neas.layout import TIME_RECORD
+
+log = logging.getLogger("neas")
+
+STAGES: tuple[str, ...] = tuple(name for name, _ in TIME_SHARES)
+_SHARE = dict(TIME_SHARES)
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*([dhms])")
+RECORD_FORMAT = 1
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds in a duration: ``30m``, ``1h30m``, ``900s``, ``2.5h``, ``1d`` or plain seconds.
+
+    >>> parse_duration("10 min")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    neas.errors.ConfigError: --time-limit: cannot read '10 min' as a duration; write e.g. ...
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"--time-limit: cannot read {value!r} as a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _PART.findall(text)
+            if not parts or re.sub(r"\s+", "", _PART.sub("", text)):
+                raise ConfigError(
+                    f"--time-limit: cannot read {value!r} as a duration; write e.g. 900s, 30m "
+                    "or 1h30m"
+                ) from None
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not math.isfinite(seconds) or seconds < MIN_TIME_LIMIT:
+        raise ConfigError(
+            f"--time-limit must be at least {MIN_TIME_LIMIT:.0f}s (a job cannot train, search "
+            f"and export in less), got {value!r}"
+        )
+    if seconds > MAX_TIME_LIMIT:
+        raise ConfigError(
+            f"--time-limit must be at most {MAX_TIME_LIMIT / 86400:.0f}d, got {value!r}"
+        )
+    return seconds
+
+
+def clock_text(seconds: float) -> str:
+    """``h:mm:ss`` or ``m:ss``.
+
+    >>> clock_text(75.4), clock_text(3725)
+    ('1:15', '1:02:05')
+    """
+    s = max(0, int(round(seconds)))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def plan_epochs(allowance_s: float, *, epoch_s: float, fixed_s: float = 0.0) -> int:
+    """Epochs that fit ``allowance_s`` after ``fixed_s`` of other work (at least one).
+
+    >>> plan_epochs(100.0, epoch_s=9.0, fixed_s=10.0), plan_epochs(5.0, epoch_s=9.0)
+    (10, 1)
+    """
+    fit = math.floor(max(0.0, allowance_s - fixed_s) / max(epoch_s, 1e-9))
+    return int(min(MAX_EPOCHS, max(1, fit)))
+
+
+def plan_evaluations(allowance_s: float, *, eval_s: float, reserve: int = 0) -> int:
+    """Ensembles the search can score in ``allowance_s`` after ``reserve`` scorings of other
+    work (the front's test accuracy), at least two.
+
+    >>> plan_evaluations(100.0, eval_s=1.0, reserve=16), plan_evaluations(3.0, eval_s=1.0)
+    (84, 3)
+    """
+    return int(min(10**6, max(2, math.floor(allowance_s / max(eval_s, 1e-9)) - reserve)))
+
+
+def plan_final_epochs(allowance_s: float, *, epoch_s: float, cap: int = 0) -> int:
+    """Final-training epochs in ``TIME_FINAL_TRAIN_FRACTION`` of ``allowance_s`` (0 when not
+    even one fits; ``cap`` > 0 is the most the user asked for).
+
+    >>> plan_final_epochs(100.0, epoch_s=10.0), plan_final_epochs(100.0, epoch_s=10.0, cap=3)
+    (8, 3)
+    """
+    fit = math.floor(max(0.0, allowance_s) * TIME_FINAL_TRAIN_FRACTION / max(epoch_s, 1e-9))
+    fit = min(fit, MAX_EPOCHS)
+    return int(min(fit, cap) if cap > 0 else fit)
+
+
+class JobClock:
+    """A job's time against its limit: the seconds spent (with what an earlier, killed run
+    spent), each stage's allowance and deadline, and their record (``time_limit.json`` once
+    ``attach``-ed to a run folder). ``now`` is the clock it reads (tests pass a fake one)."""
+
+    def __init__(
+        self,
+        limit_s: float,
+        *,
+        spent_s: float = 0.0,
+        now: Callable[[], float] = time.monotonic,
+        record: dict[str, Any] | None = None,
+    ) -> None:
+        self.limit_s, self._now, self._spent0 = float(limit_s), now, float(spent_s)
+        self._t0 = now()
+        self.record: dict[str, Any] = record or {"format": RECORD_FORMAT, "stages": {}}
+        self.record["limit_s"] = self.limit_s
+        self.path: Path | None = None
+
+    @classmethod
+    def for_run(
+        cls,
+        run_dir: str | Path,
+        limit_s: float,
+        *,
+        resume: bool,
+        now: Callable[[], float] = time.monotonic,
+        started: float | None = None,
+    ) -> JobClock:
+        """The clock of a job in ``run_dir``: resumed, it goes on from the spent time and the
+        plan the earlier run recorded (``limit_s`` may differ from that run's). ``started``:
+        the reading of ``now`` at which this process's job began (default: now)."""
+        path = Path(run_dir) / TIME_RECORD
+        record = read_record(path) if resume and path.is_file() else None
+        spent = float(record.get("spent_s", 0.0)) if record else 0.0
+        if started is not None:
+            spent += max(0.0, now() - started)
+        return cls(limit_s, spent_s=spent, now=now, record=record)
+
+    def attach(self, run_dir: str | Path) -> None:
+        """Write the record into ``run_dir`` from now on (once the folder is the run's)."""
+        self.path = Path(run_dir) / TIME_RECORD
+        self.save()
+
+    # -- time -------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self._spent0 + (self._now() - self._t0)
+
+    def remaining(self) -> float:
+        return max(0.0, self.limit_s - self.elapsed())
+
+    # -- stages -----------------------------------------------------------------------------
+    def stage(self, name: str) -> dict[str, Any]:
+        return self.record["stages"].setdefault(name, {})
+
+    def begin(self, name: str, *, last: bool = False) -> float:
+        """Start stage ``name`` (or go on with it after a resume); its allowance in seconds
+        (``last``: no stage follows it in this job, so it gets all the time left)."""
+        if name not in _SHARE:
+            raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+        st = self.stage(name)
+        if "deadline_s" in st and "seconds" not in st:  # resumed inside this stage
+            return float(st["allowance_s"])
+        later = STAGES[STAGES.index(name) :]
+        now = self.elapsed()
+        share = 1.0 if last else _SHARE[name] / sum(_SHARE[s] for s in later)
+        allowance = max(0.0, self.limit_s - now) * share
+        st.clear()
+        st.update(start_s=now, allowance_s=allowance, deadline_s=now + allowance)
+        self.save()
+        log.info(
+            f"time limit {clock_text(self.limit_s)}: {clock_text(now)} spent, "
+            f"{clock_text(self.limit_s - now)} left; {name} gets {clock_text(allowance)}"
+        )
+        return allowance
+
+    def left(self, name: str) -> float:
+        """Seconds left of stage ``name``'s allowance."""
+        return max(0.0, float(self.stage(name)["deadline_s"]) - self.elapsed())
+
+    def passed(self, name: str) -> bool:
+        """Whether stage ``name``'s allowance is spent (the record is saved on the way, so a
+        kill loses at most the time since the last check)."""
+        self.save()
+        return self.elapsed() >= float(self.stage(name)["deadline_s"])
+
+    def stopper(self, name: str) -> Callable[[], bool]:
+        """``passed`` for one stage, as the stop test a training loop or search calls."""
+        return lambda: self.passed(name)
+
+    def plan(self, name: str, **planned: Any) -> None:
+        """Record what stage ``name`` planned to do (epochs, proposals)."""
+        self.stage(name).setdefault("planned", {}).update(planned)
+        self.save()
+
+    def planned(self, name: str, key: str) -> Any:
+        return self.stage(name).get("planned", {}).get(key)
+
+    def end(self, name: str, **facts: Any) -> None:
+        """Close stage ``name``: its seconds (from its first start, across a resume) and
+        ``facts`` (e.g. ``stopped_early``)."""
+        st = self.stage(name)
+        st.update(seconds=self.elapsed() - float(st.get("start_s", self.elapsed())), **facts)
+        self.save()
+
+    def ended(self, name: str) -> bool:
+        return "seconds" in self.record["stages"].get(name, {})
+
+    def save(self) -> None:
+        self.record["spent_s"] = self.elapsed()
+        self.record["overrun_s"] = max(0.0, self.record["spent_s"] - self.limit_s)
+        if self.path is not None:
+            from neas.run import write_json  # torch loads only when a run folder does
+
+            write_json(self.path, self.record)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A ``time_limit.json`` as written by ``JobClock.save``, or one line why not."""
+    import json
+
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunDirError(
+            f"{path}: not a readable time record ({exc}); remove it to resume"
+        ) from None
+    ok = (
+        isinstance(record, dict)
+        and record.get("format") == RECORD_FORMAT
+        and isinstance(record.get("stages"), dict)
+        and all(isinstance(v, dict) for v in record["stages"].values())
+        and isinstance(record.get("spent_s", 0.0), (int, float))
+        and math.isfinite(float(record.get("spent_s", 0.0)))
+        and float(record.get("spent_s", 0.0)) >= 0
+    )
+    if not ok:
+        raise RunDirError(f"{path}: not a neas time record; remove it to resume")
+    return record
+
+
+__all__ = [
+    "STAGES",
+    "JobClock",
+    "clock_text",
+    "parse_duration",
+    "plan_epochs",
+    "plan_evaluations",
+    "plan_final_epochs",
+    "read_record",
+]

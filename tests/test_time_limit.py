@@ -1,0 +1,201 @@
+"""``--time-limit``: the duration parser, the plan's split, and whole jobs on a fake clock.
+
+No test here is timed: the jobs read a fake clock that moves a fixed amount at every reading,
+so where a stage runs out of time depends on the code's checks, not on this machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from neas import pipeline
+from neas.cli import app
+from neas.config import TIME_SHARES, FinalOptions, SearchOptions
+from neas.deploy.export import read_pareto, select_rows
+from neas.errors import ConfigError
+from neas.time_limit import (
+    JobClock,
+    parse_duration,
+    plan_epochs,
+    plan_evaluations,
+    plan_final_epochs,
+)
+from tests.conftest import tiny_run
+
+runner = CliRunner()
+SHARE = dict(TIME_SHARES)
+
+
+class FakeClock:
+    """Moves ``step`` seconds at every reading; raises ``KeyboardInterrupt`` (a kill) at the
+    first reading once ``kill_when()`` is true."""
+
+    def __init__(self, step: float, kill_when=None) -> None:
+        self.t, self.step, self.kill_when = 0.0, step, kill_when
+
+    def __call__(self) -> float:
+        if self.kill_when is not None and self.kill_when():
+            raise KeyboardInterrupt
+        self.t += self.step
+        return self.t
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("30m", 1800), ("1h30m", 5400), ("900s", 900), ("900", 900), ("2.5h", 9000), ("1d", 86400),
+     ("1h 5m 30s", 3930), (120, 120), (90.5, 90.5)],
+)  # fmt: skip
+def test_durations(text, seconds) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "10x", "1h30", "-5m", "10 min", "nan", "5s", "31d"])
+def test_bad_durations_are_refused(text) -> None:
+    with pytest.raises(ConfigError, match="--time-limit"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["10x", "5s", "forever"])
+def test_bad_duration_is_one_line_and_exit_2(tmp_path, text) -> None:
+    result = runner.invoke(app, ["search", "--out", str(tmp_path / "r"), "--time-limit", text])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --time-limit"), result.output
+    assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def test_plan_divides_the_limit_and_reserves_the_final_stage() -> None:
+    t = [0.0]
+    clock = JobClock(1000.0, now=lambda: t[0])
+    train = clock.begin("train")
+    assert train == pytest.approx(1000 * SHARE["train"])
+    # training takes every second it was given: search, final and export still get theirs
+    t[0] = train
+    left = 1000 - train
+    search = clock.begin("search")
+    assert search == pytest.approx(left * SHARE["search"] / (1 - SHARE["train"]))
+    t[0] += search
+    final = clock.begin("final")
+    assert final == pytest.approx(1000 * SHARE["final"])  # reserved from the start
+    t[0] += final
+    assert clock.begin("export") == pytest.approx(1000 * SHARE["export"])
+    assert clock.remaining() == pytest.approx(1000 * SHARE["export"])
+
+
+def test_a_stage_that_ends_early_leaves_its_time_to_the_later_ones() -> None:
+    t = [0.0]
+    clock = JobClock(1000.0, now=lambda: t[0])
+    clock.begin("train")
+    t[0] = 100.0  # training needed 100 of its 600 s
+    clock.end("train")
+    later = 1 - SHARE["train"]
+    assert clock.begin("search") == pytest.approx(900 * SHARE["search"] / later)
+    assert clock.record["stages"]["train"]["seconds"] == pytest.approx(100.0)
+    assert not clock.passed("search")
+    t[0] = 100.0 + 900 * SHARE["search"] / later
+    assert clock.passed("search")
+
+
+def test_plans_turn_seconds_into_work() -> None:
+    assert plan_epochs(100.0, epoch_s=10.0, fixed_s=20.0) == 8
+    assert plan_epochs(1.0, epoch_s=10.0) == 1  # at least one epoch
+    assert plan_evaluations(100.0, eval_s=0.5, reserve=16) == 184
+    assert plan_final_epochs(100.0, epoch_s=30.0) == 2
+    assert plan_final_epochs(10.0, epoch_s=30.0) == 0  # not even one: no final training
+
+
+def _record(run) -> dict:
+    return json.loads((run / "time_limit.json").read_text())
+
+
+def _job(out, clock, *, resume=False):
+    return pipeline.search(
+        out=out,
+        config=tiny_run(max_train=200, batch_size=32),
+        options=SearchOptions(budget="600M", population=4, generations=2, latency=False),
+        final=FinalOptions(epochs=0),
+        device="cpu",
+        threads=1,
+        show_progress=False,
+        plots=False,
+        resume=resume,
+        time_limit="10m",
+        clock=clock,
+    )
+
+
+def test_a_run_out_of_time_mid_training_stops_cleanly_and_still_exports(tmp_path) -> None:
+    # each reading of the clock is 40 s: the plan (from real, fast probes) asks for far more
+    # epochs than the 360 s training gets on this clock, so training stops at a step, closes
+    # that epoch (checkpoint, summary) and the job goes on
+    out = tmp_path / "run"
+    result = _job(out, FakeClock(step=40.0))
+    record = _record(out)
+    train = record["stages"]["train"]
+    assert train["stopped_early"] is True
+    assert 1 <= train["epochs"] < train["planned"]["epochs"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["epochs"] == train["planned"]["epochs"]  # the plan, not the default
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["epochs"] == train["epochs"] and summary["stopped_by_time_limit"] is True
+    # the search and final stages ran on what was left, and the best ensemble was exported
+    assert {"search", "final"} <= set(record["stages"])
+    best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
+    assert (out / "ensembles" / best / "manifest.json").is_file()
+    assert result.exported and result.exported[0].name == best
+    assert record["spent_s"] > 0 and record["limit_s"] == 600.0
+
+
+def test_a_killed_run_resumed_under_the_limit_counts_the_time_spent(tmp_path) -> None:
+    out = tmp_path / "run"
+    # 4 s a reading (one per training step here); killed once the first checkpoint is written
+    with pytest.raises(KeyboardInterrupt):
+        _job(out, FakeClock(step=4.0, kill_when=(out / "supernet.pt").exists))
+    before = _record(out)
+    assert "seconds" not in before["stages"]["train"]  # killed inside training
+    spent, config = before["spent_s"], (out / "config.json").read_text()
+
+    resumed_clock = FakeClock(step=4.0)
+    _job(out, resumed_clock, resume=True)
+    after = _record(out)
+    # the resumed stage kept its start, deadline and plan; the time the killed run spent counts
+    train = after["stages"]["train"]
+    for key in ("start_s", "deadline_s", "planned"):
+        assert train[key] == before["stages"]["train"][key]
+    assert train["seconds"] >= spent - train["start_s"]
+    assert after["spent_s"] == pytest.approx(spent + resumed_clock.t - resumed_clock.step)
+    assert (out / "config.json").read_text() == config  # the planned epochs, not re-planned
+    assert {"search", "final"} <= set(after["stages"])
+
+
+def test_training_stops_inside_an_epoch_when_time_is_up() -> None:
+    import torch
+
+    from neas.config import TrainConfig
+    from neas.training.loop import fit
+
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    cfg = TrainConfig(epochs=5, batch_size=8, augment=False, channels_last=False)
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) >= 3  # the third reading, inside the first epoch's 8 steps
+
+    def loss_fn(m, xb, yb, epoch, step):
+        return torch.nn.functional.cross_entropy(m(xb), yb), 1
+
+    ends = []
+
+    def on_end(model, opt, state):
+        ends.append(state.stop)
+        return model, opt
+
+    model = torch.nn.Linear(4, 3)
+    _, _, state = fit(model, x, y, config=cfg, loss_fn=loss_fn, show_progress=False,
+                      stop_when=stop, on_epoch_end=on_end)  # fmt: skip
+    assert state.stop and state.epoch == 1 and len(state.history) == 1
+    assert ends == [True]  # the epoch's hook saw the stop (it checkpoints)
