@@ -260,7 +260,19 @@ def main() -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--work", type=Path, default=None, help="keep the run folders here")
+    p.add_argument(
+        "--drop-limits",
+        default="",
+        help="minutes, comma-separated: rows of these limits are removed from the results "
+        "(e.g. a smoke run's), then the section is written again without running anything",
+    )
     args = p.parse_args()
+    if args.drop_limits:
+        drop = {60.0 * float(v) for v in args.drop_limits.split(",")}
+        saved = json.loads((HERE / "results" / "time_limit.json").read_text())
+        saved["rows"] = [r for r in saved["rows"] if r["limit_s"] not in drop]
+        report(saved)
+        return
     torch.set_num_threads(1)
     methods = [m for m in args.methods.split(",") if m]
     limits = [60.0 * float(v) for v in args.limits.split(",")]
@@ -307,18 +319,23 @@ def main() -> None:
     rows = [r for r in old if (r["limit_s"], r["method"], r["seed"]) not in done] + rows
     command = " ".join(["python benchmarks/time_limit.py", *sys.argv[1:]])
     ref = {"before_s": round(ref_before, 2), "after_s": round(ref_after, 2)}
-    write_json(
-        "time_limit.json", {"command": command, "reference_workload_1_thread": ref, "rows": rows}
-    )
+    report({"command": command, "reference_workload_1_thread": ref, "rows": rows})
+
+
+def report(results: dict[str, Any]) -> None:
+    """Write the results, the plot and the RESULTS.md section."""
+    rows, ref = results["rows"], results["reference_workload_1_thread"]
+    write_json("time_limit.json", results)
     plot(rows, HERE / "results" / "time_limit.png")
     lines = [
         "",
-        f"Command: `{command}` (this run's rows; earlier rows of other limits or seeds are kept). "
-        "Fashion-MNIST official split, <= 11.5M MACs per ensemble, one torch thread, on the "
-        f"shared 2-core machine; reference workload (1 thread) {ref_before:.2f} s before, "
-        f"{ref_after:.2f} s after. neas and single-network NAS run `neas search --time-limit L` "
-        "through the CLI (wall: the whole process); the deep ensemble trains two half-budget "
-        "networks of the space for the epochs that fit L; HistGradientBoosting takes its own time.",
+        f"Command: `{results['command']}` (its rows; rows of other limits, methods or seeds "
+        "from earlier runs are kept). Fashion-MNIST official split, <= 11.5M MACs per "
+        "ensemble, one torch thread, on the shared 2-core machine; reference workload "
+        f"(1 thread) {ref['before_s']:.2f} s before, {ref['after_s']:.2f} s after. neas and "
+        "single-network NAS run `neas search --time-limit L` through the CLI (wall: the whole "
+        "process); the deep ensemble trains two half-budget networks of the space for the "
+        "epochs that fit L; HistGradientBoosting takes its own time.",
         "",
         *table(rows),
         "",
