@@ -295,7 +295,7 @@ def test_cifar_loader_refuses_pickled_code_and_reads_real_batches(tmp_path: Path
 
 
 def test_cifar10_reader_takes_numpy_1_and_2_pickles_and_refuses_code(tmp_path: Path) -> None:
-    from neas.data import _unpickle_cifar
+    from neas.data.cifar import unpickle_cifar as _unpickle_cifar
 
     batch = {b"data": np.arange(6, dtype=np.uint8).reshape(2, 3), b"labels": [np.int64(1), 2]}
     new = pickle.dumps(batch, protocol=2)
