@@ -138,7 +138,7 @@ def supernet_params_floor(space: SearchSpace) -> int:
     shrunk space's supernet holds no weights for the ops shrinking dropped), from the spec alone.
 
     A file that claims ``space`` but holds fewer tensor elements than this is refused before a
-    network is built for it; an honest one never is (``tests/test_hostile.py``).
+    network is built for it; an honest one never is (``tests/test_hostile_runs.py``).
 
     >>> from neas.search_spaces import create_space
     >>> space = create_space("mbconv", image_size=8, in_channels=1, num_classes=10)

@@ -102,3 +102,10 @@ def trained_tiny_run(root: Path, *, pareto: int = 0, export: str | None = None) 
     if export is not None:
         export_run(run, select=export, formats=["torch"], cascade=False, show_progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def hostile_run(tmp_path_factory) -> Path:
+    """A tiny trained run with pareto.csv and ensemble e000 exported (model.pt only), which the
+    hostile-input tables copy and damage (``tests/hostile.py``)."""
+    return trained_tiny_run(tmp_path_factory.mktemp("hostile"), pareto=2, export="e000")

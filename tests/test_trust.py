@@ -1,6 +1,6 @@
 """A run folder neas did not make: foreign bytes, memory bombs, links, stale exports, a full
-disk, Ctrl-C, and options that disagree with the stored run (``tests/test_hostile.py`` holds the
-table of one-line refusals; these are the cases that need more than one command or a child)."""
+disk, Ctrl-C, and options that disagree with the stored run (``tests/test_hostile_*.py`` hold the
+tables of one-line refusals; these are the cases that need more than one command or a child)."""
 
 from __future__ import annotations
 
