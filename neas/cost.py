@@ -8,8 +8,10 @@ An ensemble's MACs are the stem, the trunk once, and each member's layers and he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from neas.errors import ConfigError
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import (
     SKIP,
@@ -40,31 +42,18 @@ def _se(channels: int, ratio: float) -> Cost:
     return Cost(2 * channels * red, 2 * channels * red + channels + red)
 
 
-def stem_cost(stem: StemSpec, block: str = "mbconv") -> Cost:
-    """conv3x3 + BN, then the depthwise-separable block with SE (3x3 dw, 1x1 pw); for ``mlp``
-    one linear layer (1x1 conv) + BN, after the periodic embeddings (``F x k`` frequencies, one
-    shared ``2k -> d`` linear layer applied to each of the F features) when the stem has them."""
+def mbconv_stem_cost(stem: StemSpec) -> Cost:
+    """conv3x3 + BN, then the depthwise-separable block with SE (3x3 dw, 1x1 pw)."""
     c, size = stem.out_channels, stem.output_size
-    if block == "mlp":
-        linear = Cost(c * stem.linear_in, c * stem.linear_in + 2 * c)
-        if not stem.frequencies:
-            return linear
-        f, k, d = stem.in_channels, stem.frequencies, stem.embedding_dim
-        return linear + Cost(f * 2 * k * d, f * k + 2 * k * d + d)  # MACs: matmuls only
     conv = Cost(size * size * c * stem.in_channels * 9, c * stem.in_channels * 9 + 2 * c)
     dw = Cost(size * size * c * 9, c * 9 + 2 * c)
     pw = Cost(size * size * c * c, c * c + 2 * c)
     return conv + dw + _se(c, stem.se_ratio) + pw
 
 
-def op_cost(layer: LayerSpec, op: OpChoice | None, block: str = "mbconv") -> Cost:
-    """One searchable layer running ``op`` (``None`` = skip)."""
-    if op is None:
-        return ZERO
+def mbconv_op_cost(layer: LayerSpec, op: OpChoice) -> Cost:
+    """1x1 expand + BN, k x k depthwise (cropped to the map) + BN, SE, 1x1 project + BN."""
     mid = make_divisible(layer.in_channels * op.expand)
-    if block == "mlp":  # expand and project, each a linear layer + BN
-        c = layer.in_channels
-        return Cost(mid * c, mid * c + 2 * mid) + Cost(c * mid, c * mid + 2 * c)
     k = effective_kernel(op.kernel, layer.input_size)
     s_in, s_out = layer.input_size, layer.output_size
     expand = Cost(s_in * s_in * mid * layer.in_channels, mid * layer.in_channels + 2 * mid)
@@ -73,6 +62,55 @@ def op_cost(layer: LayerSpec, op: OpChoice | None, block: str = "mbconv") -> Cos
         s_out * s_out * layer.out_channels * mid, layer.out_channels * mid + 2 * layer.out_channels
     )
     return expand + dw + _se(mid, layer.se_ratio) + project
+
+
+def mlp_stem_cost(stem: StemSpec) -> Cost:
+    """One linear layer (1x1 conv) + BN, after the periodic embeddings (``F x k`` frequencies,
+    one shared ``2k -> d`` linear layer applied to each of the F features) when it has them."""
+    c = stem.out_channels
+    linear = Cost(c * stem.linear_in, c * stem.linear_in + 2 * c)
+    if not stem.frequencies:
+        return linear
+    f, k, d = stem.in_channels, stem.frequencies, stem.embedding_dim
+    return linear + Cost(f * 2 * k * d, f * k + 2 * k * d + d)  # MACs: matmuls only
+
+
+def mlp_op_cost(layer: LayerSpec, op: OpChoice) -> Cost:
+    """Expand and project, each a linear layer + BN."""
+    mid = make_divisible(layer.in_channels * op.expand)
+    c = layer.in_channels
+    return Cost(mid * c, mid * c + 2 * mid) + Cost(c * mid, c * mid + 2 * c)
+
+
+StemCost = Callable[[StemSpec], Cost]
+OpCost = Callable[[LayerSpec, OpChoice], Cost]
+#: The costs of each block family, by name (``neas.nn.families.register_family`` adds one).
+FAMILY_COSTS: dict[str, tuple[StemCost, OpCost]] = {
+    "mbconv": (mbconv_stem_cost, mbconv_op_cost),
+    "mlp": (mlp_stem_cost, mlp_op_cost),
+}
+
+
+def register_family_cost(name: str, *, stem: StemCost, op: OpCost) -> None:
+    FAMILY_COSTS[name] = (stem, op)
+
+
+def _family(block: str) -> tuple[StemCost, OpCost]:
+    if block not in FAMILY_COSTS:
+        raise ConfigError(
+            f"unknown block family {block!r}; registered: {', '.join(sorted(FAMILY_COSTS))}"
+        )
+    return FAMILY_COSTS[block]
+
+
+def stem_cost(stem: StemSpec, block: str = "mbconv") -> Cost:
+    """The stem of family ``block``."""
+    return _family(block)[0](stem)
+
+
+def op_cost(layer: LayerSpec, op: OpChoice | None, block: str = "mbconv") -> Cost:
+    """One searchable layer of family ``block`` running ``op`` (``None`` = skip)."""
+    return ZERO if op is None else _family(block)[1](layer, op)
 
 
 def head_cost(head: HeadSpec) -> Cost:

@@ -18,46 +18,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from neas.nn.layers import (
-    EnsembleNet,
-    Head,
-    MBConv,
-    MLPBlock,
-    PeriodicEmbedding,
-    Stem,
-    conv_bn,
-)
+from neas.nn.families import family
+from neas.nn.layers import EnsembleNet, Head
 from neas.search_spaces.arch import EnsembleArch, validate
-from neas.search_spaces.mlp import FREQUENCY_SCALE
-from neas.search_spaces.spec import (
-    SKIP,
-    LayerSpec,
-    OpChoice,
-    SearchSpace,
-    effective_kernel,
-    make_divisible,
-)
+from neas.search_spaces.spec import SKIP, SearchSpace
 
 
 def build_stem(space: SearchSpace) -> nn.Module:
-    """The stem: conv3x3 (stride) -> BN -> Swish, then the fixed depthwise-separable block
-    (``mbconv``); a linear layer (1x1 conv) -> BN -> Swish (``mlp``), after periodic embeddings
-    of the features when the space has them."""
-    st = space.stem
-    if space.block == "mlp":
-        linear = conv_bn(st.linear_in, st.out_channels, 1)
-        if not st.frequencies:
-            return linear
-        embed = PeriodicEmbedding(
-            st.in_channels, frequencies=st.frequencies, dim=st.embedding_dim, scale=FREQUENCY_SCALE
-        )
-        return nn.Sequential(embed, *linear)
-    return Stem(
-        st.in_channels,
-        st.out_channels,
-        stride=st.stride,
-        reduced=make_divisible(st.out_channels * st.se_ratio),
-    )
+    """The stem of the space's block family (``neas.nn.families``)."""
+    return family(space.block).stem(space)
 
 
 def build_head(space: SearchSpace) -> Head:
@@ -72,37 +41,12 @@ def build_head(space: SearchSpace) -> Head:
     )
 
 
-def mlp_mid(layer: LayerSpec, op: OpChoice) -> int:
-    """Hidden width of MLP op ``op`` at ``layer``."""
-    return make_divisible(layer.in_channels * op.expand)
-
-
-def mbconv_dims(layer: LayerSpec, op: OpChoice) -> tuple[int, int, int]:
-    """(mid channels, SE channels, effective kernel) of op ``op`` at ``layer``.
-
-    The kernel is cropped to the taps that can touch the layer's input (a k7 on a 2x2 map is a
-    k3), so the static block computes what the supernet computes, at the MACs counted for it.
-    """
-    mid = make_divisible(layer.in_channels * op.expand)
-    return mid, make_divisible(mid * layer.se_ratio), effective_kernel(op.kernel, layer.input_size)
-
-
 def build_block(space: SearchSpace, layer: int, op: int) -> nn.Module:
-    """The static block of op ``op`` at searchable layer ``layer`` (``nn.Identity`` for skip)."""
+    """The static block of op ``op`` at searchable layer ``layer`` (``nn.Identity`` for skip),
+    of the space's block family."""
     if op == SKIP:
         return nn.Identity()
-    spec, choice = space.layers[layer], space.ops[op]
-    if space.block == "mlp":
-        return MLPBlock(spec.in_channels, mid=mlp_mid(spec, choice), dropout=choice.dropout)
-    mid, reduced, kernel = mbconv_dims(spec, choice)
-    return MBConv(
-        spec.in_channels,
-        spec.out_channels,
-        kernel=kernel,
-        mid=mid,
-        reduced=reduced,
-        stride=spec.stride,
-    )
+    return family(space.block).block(space.layers[layer], space.ops[op])
 
 
 def static_ensemble(space: SearchSpace, arch: EnsembleArch) -> EnsembleNet:

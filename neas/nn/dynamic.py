@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.search_spaces.spec import LayerSpec, OpChoice, effective_kernel, make_divisible
+from neas.search_spaces.spec import OpChoice, effective_kernel, make_divisible
 
 
 class PathBatchNorm2d(nn.Module):
@@ -224,20 +224,3 @@ class DynamicMLP(nn.Module):
         ):
             state |= {f"{prefix}.{k}": v for k, v in bn.static_state(channels, path).items()}
         return state
-
-
-def dynamic_block(
-    block: str, spec: LayerSpec, max_op: OpChoice, *, num_paths: int
-) -> DynamicMBConv | DynamicMLP:
-    """The weight-sliceable block of family ``block`` for layer ``spec``, sized for ``max_op``."""
-    if block == "mlp":
-        return DynamicMLP(spec.in_channels, max_op=max_op, num_paths=num_paths)
-    return DynamicMBConv(
-        spec.in_channels,
-        spec.out_channels,
-        stride=spec.stride,
-        max_op=max_op,
-        input_size=spec.input_size,
-        num_paths=num_paths,
-        se_ratio=spec.se_ratio,
-    )

@@ -14,7 +14,8 @@ from torch import nn
 
 from neas.config import WEIGHT_MODES
 from neas.nn.builder import build_head, build_stem
-from neas.nn.dynamic import DynamicMBConv, DynamicMLP, PathBatchNorm2d, dynamic_block
+from neas.nn.dynamic import DynamicMBConv, DynamicMLP
+from neas.nn.families import family
 from neas.nn.layers import Stem, init_weights
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SKIP, LayerSpec, OpChoice, SearchSpace
@@ -68,7 +69,7 @@ class SupernetLayer(nn.Module):
         self.spec, self.ops, self.weights = spec, ops, weights
 
         def block(max_op: OpChoice) -> DynamicMBConv | DynamicMLP:
-            return dynamic_block(kind, spec, max_op, num_paths=num_paths)
+            return family(kind).dynamic(spec, max_op, num_paths)
 
         if weights == "entangled":
             self.blocks = nn.ModuleDict({"shared": block(largest_op(ops, spec.candidates))})
@@ -143,6 +144,3 @@ class Supernet(nn.Module):
                 z = self.layers[arch.split + j](z, op, m, member_key(m))
             outs.append(self.heads[m](z))
         return outs
-
-    def path_batchnorms(self) -> list[PathBatchNorm2d]:
-        return [m for m in self.modules() if isinstance(m, PathBatchNorm2d)]

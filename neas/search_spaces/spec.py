@@ -122,17 +122,14 @@ class HeadSpec:
     dropout: float = 0.2
 
 
-#: Block families: ``mbconv`` (images) and ``mlp`` (tables, as N x F x 1 x 1 "images").
-BLOCKS: tuple[str, ...] = ("mbconv", "mlp")
-
-
 @dataclass(frozen=True)
 class SearchSpace:
     """An ensemble search space. Build one with ``neas.search_spaces.create_space``.
 
     ``block`` names the family of the stem and the searchable layers: ``mbconv`` (conv stem,
     inverted residuals) or ``mlp`` (a linear stem and residual MLP blocks, written as 1x1
-    convolutions on N x F x 1 x 1 inputs so that every stage handles tables like images).
+    convolutions on N x F x 1 x 1 inputs so that every stage handles tables like images), or
+    any family registered in ``neas.nn.families``.
     """
 
     name: str
