@@ -116,6 +116,10 @@ TIME_REPORT_S = 5.0
 #: Of the final stage's time (after its export), the part its epochs are planned to fill (the
 #: rest: scoring each epoch and the slack of the estimate).
 TIME_FINAL_TRAIN_FRACTION = 0.85
+#: One epoch of final training in supernet epochs per member (each member runs the trunk on
+#: its own batches); a time limit whose final share cannot buy one epoch gives that share to
+#: training instead.
+FINAL_EPOCH_COST = 1.0
 #: An export's cost in the search's scorings (BN calibration, validation and test splits scored,
 #: the graphs written and checked), until one export has been timed.
 EXPORT_SCORINGS = 3
@@ -123,6 +127,20 @@ EXPORT_SCORINGS = 3
 #: one Fashion-MNIST supernet epoch is minutes long on a CPU, too coarse a point to stop at.
 STOP_CHECKS = 50
 MIN_TIME_LIMIT, MAX_TIME_LIMIT = 60.0, 30 * 24 * 3600.0  # one minute .. thirty days
+#: The final stage's peak learning rate for inherited weights (refined gently; fresh weights
+#: train at the run's own rate, with one warm-up epoch: ``neas.deploy.final``).
+FINAL_INHERIT_LR = 1e-3
+#: Fraction of a dataset without an official test split held out for test.
+TEST_FRACTION = 0.2
+#: CPU threads of an export (torch and ONNX Runtime) and of its reported ONNX latency: tiny
+#: models run fastest on one, and a shared machine is not oversubscribed.
+EXPORT_THREADS = 1
+#: Samples per forward when a deployed ``model.pt`` predicts (``neas.deploy.DeployedEnsemble``).
+SERVE_BATCH = 256
+#: Random whole ensembles timed to calibrate a latency table's block sums.
+LATENCY_CALIBRATION_ENSEMBLES = 10
+#: ``neas rank``: random ensembles ranked, and the stand-alone training epochs of each.
+RANK_SAMPLES, RANK_EPOCHS = 16, 10
 SMALL_IMAGE = 32  # at or below this size a space's compact preset applies by default
 SMALL_PRESETS: dict[str, dict[str, float | int]] = {
     "mbconv": {"width_mult": 0.5, "head_width": 256, "feature_width": 256},

@@ -32,6 +32,7 @@ import torch
 
 from neas.config import (
     EXPORT_SCORINGS,
+    FINAL_EPOCH_COST,
     THREADS,
     TIME_REPORT_S,
     FinalOptions,
@@ -290,7 +291,16 @@ def _plan_training_time(
             plan, device=device, calibration=SearchOptions().calibration_images
         )
         clock.record["probe"] = probe
-        epoch_s, left = probe["step_s"] * probe["steps_per_epoch"], clock.left("train")
+        epoch_s = probe["step_s"] * probe["steps_per_epoch"]
+        final_s = FINAL_EPOCH_COST * plan.search_space.num_members * epoch_s
+        final_s += EXPORT_SCORINGS * probe["eval_s"]  # one final epoch and the export
+        if clock.expected("final") < final_s and not clock.skipped("final"):
+            clock.skip(
+                "final",
+                because=f"one epoch of final training would take about {final_s:.0f} s",
+                running="train",
+            )
+        left = clock.left("train")
         at = cfg.shrink.at
         for shrinks in range(len(at), -1, -1):  # as many shrink steps as the time pays for
             scorings = cfg.train.summary_samples + shrinks * cfg.shrink.samples
@@ -620,7 +630,7 @@ def finish_in_time(
     stage has time (``TIME_REPORT_S`` kept for the report). Returns the exported folders."""
     table = read_pareto(run.path)
     first = select_rows(table, select).iloc[0]
-    if not job.ended("final"):
+    if not job.skipped("final") and not job.ended("final"):
         allowance = job.begin("final", last=not rest)
         epochs = job.planned("final", "epochs")
         if epochs is None:
@@ -642,7 +652,7 @@ def finish_in_time(
                 min(allowance, job.left("final")) - export_s, epoch_s=epoch_s, cap=final.epochs
             )
             job.plan("final", epochs=epochs, epoch_s=epoch_s)
-    epochs = int(job.planned("final", "epochs"))
+    epochs = 0 if job.skipped("final") else int(job.planned("final", "epochs"))
     folders = export_run(
         run.path,
         select=[str(first["id"])],
@@ -657,7 +667,7 @@ def finish_in_time(
         final_stop_when=job.stopper("final"),
         trained=run,
     )
-    if not job.ended("final"):
+    if not job.ended("final") and not job.skipped("final"):
         job.end("final", ensemble=str(first["id"]))
     others = [i for i in table["id"].astype(str) if i != str(first["id"])]
     if rest and others:

@@ -111,13 +111,14 @@ def plan_epochs(allowance_s: float, *, epoch_s: float, fixed_s: float = 0.0) -> 
 
 
 def plan_evaluations(allowance_s: float, *, eval_s: float, reserve: int = 0) -> int:
-    """Ensembles the search can score in ``allowance_s`` after ``reserve`` scorings of other
-    work (the front's test accuracy), at least two.
+    """Ensembles the search can score in ``allowance_s`` when the front's test accuracy costs
+    up to ``reserve`` more scorings (no more than the proposals themselves), at least two.
 
-    >>> plan_evaluations(100.0, eval_s=1.0, reserve=16), plan_evaluations(3.0, eval_s=1.0)
-    (84, 3)
+    >>> plan_evaluations(100, eval_s=1, reserve=16), plan_evaluations(15, eval_s=1, reserve=16)
+    (84, 7)
     """
-    return int(min(10**6, max(2, math.floor(allowance_s / max(eval_s, 1e-9)) - reserve)))
+    fit = math.floor(allowance_s / max(eval_s, 1e-9))
+    return int(min(10**6, max(2, fit - reserve, fit // 2)))
 
 
 def plan_final_epochs(allowance_s: float, *, epoch_s: float, cap: int = 0) -> int:
@@ -195,18 +196,43 @@ class JobClock:
         st = self.stage(name)
         if "deadline_s" in st and "seconds" not in st:  # resumed inside this stage
             return float(st["allowance_s"])
-        later = STAGES[STAGES.index(name) :]
         now = self.elapsed()
-        share = 1.0 if last else _SHARE[name] / sum(_SHARE[s] for s in later)
-        allowance = max(0.0, self.limit_s - now) * share
         st.clear()
-        st.update(start_s=now, allowance_s=allowance, deadline_s=now + allowance)
-        self.save()
+        st["start_s"] = now
+        allowance = self._allot(name, last=last)
         log.info(
             f"time limit {clock_text(self.limit_s)}: {clock_text(now)} spent, "
             f"{clock_text(self.limit_s - now)} left; {name} gets {clock_text(allowance)}"
         )
         return allowance
+
+    def _allot(self, name: str, *, last: bool = False) -> float:
+        """Stage ``name``'s allowance from its start: its share of the time then left, over
+        the shares of the stages still to run (skipped ones not counted)."""
+        st = self.stage(name)
+        later = [s for s in STAGES[STAGES.index(name) :] if not self.skipped(s)]
+        share = 1.0 if last else _SHARE[name] / sum(_SHARE[s] for s in later)
+        allowance = max(0.0, self.limit_s - float(st["start_s"])) * share
+        st.update(allowance_s=allowance, deadline_s=float(st["start_s"]) + allowance)
+        self.save()
+        return allowance
+
+    def skip(self, name: str, *, because: str, running: str) -> float:
+        """Leave stage ``name`` out (``because`` says why): its share goes to the stages that
+        run, and stage ``running`` (under way) gets its new, larger allowance (returned)."""
+        self.record["stages"][name] = {"skipped": because}
+        allowance = self._allot(running)
+        log.info(f"time limit: no {name} stage ({because}); {running} gets {clock_text(allowance)}")
+        return allowance
+
+    def skipped(self, name: str) -> bool:
+        return "skipped" in self.record["stages"].get(name, {})
+
+    def expected(self, name: str) -> float:
+        """Stage ``name``'s allowance if every stage before it took its own in full."""
+        start = self.record["stages"].get(STAGES[0], {}).get("start_s", self.elapsed())
+        running = [s for s in STAGES if not self.skipped(s)]
+        return (self.limit_s - float(start)) * _SHARE[name] / sum(_SHARE[s] for s in running)
 
     def left(self, name: str) -> float:
         """Seconds left of stage ``name``'s allowance."""

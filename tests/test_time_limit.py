@@ -199,3 +199,20 @@ def test_training_stops_inside_an_epoch_when_time_is_up() -> None:
                       stop_when=stop, on_epoch_end=on_end)  # fmt: skip
     assert state.stop and state.epoch == 1 and len(state.history) == 1
     assert ends == [True]  # the epoch's hook saw the stop (it checkpoints)
+
+
+def test_a_final_stage_that_cannot_buy_an_epoch_gives_its_share_to_training() -> None:
+    t = [0.0]
+    clock = JobClock(1000.0, now=lambda: t[0])
+    clock.begin("train")
+    assert clock.expected("final") == pytest.approx(1000 * SHARE["final"])
+    t[0] = 10.0  # the probe ran
+    running = 1 - SHARE["final"]
+    assert clock.skip("final", because="too slow", running="train") == pytest.approx(
+        1000 * SHARE["train"] / running
+    )
+    t[0] = 1000 * SHARE["train"] / running  # training used all of it
+    assert clock.begin("search") == pytest.approx(
+        (1000 - t[0]) * SHARE["search"] / (SHARE["search"] + SHARE["export"])
+    )
+    assert clock.skipped("final") and not clock.skipped("export")

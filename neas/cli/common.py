@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from neas.config import (
+    SMALL_IMAGE,
+    SMALL_PRESETS,
     THREADS,
     DataOptions,
     FinalOptions,
@@ -27,6 +29,7 @@ from neas.config import (
     parse_shrink_at,
 )
 from neas.errors import EXIT_INTERRUPTED, EXIT_SYSTEM, NeasError
+from neas.search_spaces import mbconv
 
 app = typer.Typer(
     name="neas",
@@ -167,7 +170,10 @@ ValFractionOpt = Annotated[
 MembersOpt = Annotated[
     int | None,
     typer.Option(
-        "--members", "-K", rich_help_panel="Space", help="Ensemble members K (space default: 2)."
+        "--members",
+        "-K",
+        rich_help_panel="Space",
+        help=f"Ensemble members K (space default: {mbconv.MEMBERS}).",
     ),
 ]
 WidthOpt = Annotated[
@@ -175,7 +181,8 @@ WidthOpt = Annotated[
     typer.Option(
         "--width-mult",
         rich_help_panel="Space",
-        help="Channel multiplier (default 1.0; 0.5 for images <= 32px).",
+        help=f"Channel multiplier (default {mbconv.WIDTH_MULT}; "
+        f"{SMALL_PRESETS['mbconv']['width_mult']} for images <= {SMALL_IMAGE}px).",
     ),
 ]
 HeadOpt = Annotated[
@@ -183,7 +190,8 @@ HeadOpt = Annotated[
     typer.Option(
         "--head-width",
         rich_help_panel="Space",
-        help="Head 1x1 conv width (default 960; 256 for images <= 32px).",
+        help=f"Head 1x1 conv width (default {mbconv.HEAD_WIDTH}; "
+        f"{SMALL_PRESETS['mbconv']['head_width']} for images <= {SMALL_IMAGE}px).",
     ),
 ]
 FeatureOpt = Annotated[
@@ -191,7 +199,8 @@ FeatureOpt = Annotated[
     typer.Option(
         "--feature-width",
         rich_help_panel="Space",
-        help="Head feature width (default 1280; 256 for small).",
+        help=f"Head feature width (default {mbconv.FEATURE_WIDTH}; "
+        f"{SMALL_PRESETS['mbconv']['feature_width']} for images <= {SMALL_IMAGE}px).",
     ),
 ]
 EmbeddingOpt = Annotated[

@@ -20,7 +20,7 @@ from neas.cli.common import (
     console,
     user_errors,
 )
-from neas.config import CASCADE_TOLERANCE
+from neas.config import CASCADE_TOLERANCE, EXPORT_THREADS
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -53,7 +53,7 @@ def export_cmd(
             help="CPU threads while exporting (torch and ONNX Runtime), and the count the "
             "reported ONNX Runtime latency is measured at.",
         ),
-    ] = 1,
+    ] = EXPORT_THREADS,
     cascade: Annotated[
         bool, typer.Option("--cascade/--no-cascade", help="Sweep early-exit thresholds too.")
     ] = True,

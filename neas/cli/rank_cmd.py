@@ -16,14 +16,17 @@ from neas.cli.common import (
     console,
     user_errors,
 )
+from neas.config import RANK_EPOCHS, RANK_SAMPLES
 
 
 @app.command("rank")
 @user_errors
 def rank_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with a trained supernet.")],
-    samples: Annotated[int, typer.Option(help="Random ensembles to rank.")] = 16,
-    epochs: Annotated[int, typer.Option(help="Stand-alone training epochs per ensemble.")] = 10,
+    samples: Annotated[int, typer.Option(help="Random ensembles to rank.")] = RANK_SAMPLES,
+    epochs: Annotated[
+        int, typer.Option(help="Stand-alone training epochs per ensemble.")
+    ] = RANK_EPOCHS,
     seed: SeedOpt = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = D_THREADS,

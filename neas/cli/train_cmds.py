@@ -59,6 +59,7 @@ from neas.cli.common import (
 )
 from neas.cli.resume import command_line, kept_options, resume_on_interrupt
 from neas.config import PAPER_SPACE, parse_threads
+from neas.search_spaces.mbconv import PAPER_CLASSES, PAPER_IMAGE_SIZE, PAPER_IN_CHANNELS
 
 
 @app.command("spaces")
@@ -86,9 +87,9 @@ def cost_cmd(
     space: Annotated[str, typer.Option(help="Registered search space (`neas spaces`).")] = (
         PAPER_SPACE
     ),
-    image_size: Annotated[int, typer.Option(help="Input resolution (square).")] = 224,
-    num_classes: Annotated[int, typer.Option(help="Number of classes.")] = 1000,
-    in_channels: Annotated[int, typer.Option(help="Input channels.")] = 3,
+    image_size: Annotated[int, typer.Option(help="Input resolution (square).")] = PAPER_IMAGE_SIZE,
+    num_classes: Annotated[int, typer.Option(help="Number of classes.")] = PAPER_CLASSES,
+    in_channels: Annotated[int, typer.Option(help="Input channels.")] = PAPER_IN_CHANNELS,
     width_mult: Annotated[float | None, typer.Option(help="Channel multiplier.")] = None,
     head_width: Annotated[int | None, typer.Option(help="Head 1x1 conv width.")] = None,
     feature_width: Annotated[int | None, typer.Option(help="Head feature width.")] = None,

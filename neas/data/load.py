@@ -8,14 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from neas.config import VAL_FRACTION
+from neas.config import TEST_FRACTION, VAL_FRACTION
 from neas.data.builtin import BUILTIN
 from neas.data.dataset import Dataset
 from neas.data.registry import read_source
 from neas.data.splits import normalise, split, stratified
-
-#: Default fraction of the data held out for test (datasets without an official test split).
-TEST_FRACTION = 0.2
 
 
 def load_dataset(

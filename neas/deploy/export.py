@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 import neas.deploy.cascade as casc
-from neas.config import FinalOptions
+from neas.config import EXPORT_THREADS, FinalOptions
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.deploy.final import final_train
@@ -146,7 +146,7 @@ def export_ensemble(
     final_init: str = FinalOptions.init,
     final_patience: int = FinalOptions.patience,
     cascade: bool = True,
-    threads: int = 1,
+    threads: int = EXPORT_THREADS,
     device: torch.device,
     show_progress: bool = False,
     final_stop_when: Callable[[], bool] | None = None,
@@ -286,7 +286,7 @@ def export_run(
     final_init: str = FinalOptions.init,
     final_patience: int = FinalOptions.patience,
     cascade: bool = True,
-    threads: int = 1,
+    threads: int = EXPORT_THREADS,
     device: str | None = None,
     show_progress: bool = True,
     resume: bool = False,

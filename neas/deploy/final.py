@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neas.config import FINAL_INITS, TrainConfig
+from neas.config import FINAL_INHERIT_LR, FINAL_INITS, TrainConfig
 from neas.errors import ConfigError, RunDirError
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet
@@ -63,9 +63,6 @@ from neas.training.loop import (
     seeded_rng,
 )
 
-#: Peak learning rates: inherited weights are refined gently; fresh ones train at the
-#: supernet's rate (AdamW 3e-3) with one warm-up epoch.
-INHERIT_LR = 1e-3
 FINAL_CHECKPOINT_FORMAT = 1
 
 
@@ -97,7 +94,7 @@ def final_config(config: TrainConfig, *, epochs: int, init: str) -> TrainConfig:
     """The training settings of the final stage: the run's, for ``epochs`` epochs, at a
     learning rate that suits ``init``."""
     if init == "inherit":
-        return replace(config, epochs=epochs, lr=INHERIT_LR, warmup_epochs=0.0)
+        return replace(config, epochs=epochs, lr=FINAL_INHERIT_LR, warmup_epochs=0.0)
     return replace(config, epochs=epochs, warmup_epochs=min(1.0, epochs / 4))
 
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from neas.config import SERVE_BATCH
 from neas.cost import CostTable
 from neas.errors import InputShapeError, ModelFileError, NeasError
 from neas.nn.builder import static_ensemble
@@ -269,7 +270,9 @@ class DeployedEnsemble:
         return result if isinstance(x, torch.Tensor) else result.numpy()
 
     @torch.no_grad()
-    def member_logits(self, x: Array, *, normalize: bool = False, batch_size: int = 256) -> Array:
+    def member_logits(
+        self, x: Array, *, normalize: bool = False, batch_size: int = SERVE_BATCH
+    ) -> Array:
         """Every member's logits, shape (K, N, classes)."""
         t = self._tensor(x, normalize)
         parts = [torch.stack(self.net.member_logits(xb)) for xb in t.split(batch_size)]
@@ -282,7 +285,7 @@ class DeployedEnsemble:
         *,
         normalize: bool = False,
         cascade_threshold: float | None = None,
-        batch_size: int = 256,
+        batch_size: int = SERVE_BATCH,
     ) -> Array:
         """Class probabilities (N, classes): the mean of the (run) members' softmaxes."""
         t = self._tensor(x, normalize)
@@ -298,7 +301,7 @@ class DeployedEnsemble:
         *,
         normalize: bool = False,
         cascade_threshold: float | None = None,
-        batch_size: int = 256,
+        batch_size: int = SERVE_BATCH,
     ) -> Array:
         """Predicted class indices (N,); names are ``class_names[i]``."""
         probs = self.predict_proba(

@@ -20,15 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from neas.config import LATENCY_CALIBRATION_ENSEMBLES
 from neas.errors import RunDirError
 from neas.nn.builder import build_block, build_head, build_stem, static_ensemble
 from neas.progress import make_progress
 from neas.run import read_json, write_json
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
-
-#: Random whole ensembles timed to calibrate a table's block sums (``calibrate``).
-CALIBRATION_ENSEMBLES = 10
 
 
 def _sync(device: torch.device) -> None:
@@ -166,7 +164,7 @@ def calibrate(
     table: LatencyTable,
     space: SearchSpace,
     *,
-    samples: int = CALIBRATION_ENSEMBLES,
+    samples: int = LATENCY_CALIBRATION_ENSEMBLES,
     seed: int = 0,
     warmup: int = 5,
     repeats: int = 20,
@@ -198,7 +196,7 @@ def measure_latency_table(
     batch: int = 1,
     warmup: int = 5,
     repeats: int = 20,
-    calibration: int = CALIBRATION_ENSEMBLES,
+    calibration: int = LATENCY_CALIBRATION_ENSEMBLES,
     show_progress: bool = True,
 ) -> LatencyTable:
     """Time the stem, one head and every (layer, op) of ``space`` as static blocks, then

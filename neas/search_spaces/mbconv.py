@@ -19,6 +19,9 @@ STAGE_CHANNELS = (24, 40, 80, 112, 160)
 STAGE_STRIDES = (2, 2, 2, 1, 2)
 LAYERS_PER_STAGE = 4
 STEM_CHANNELS = 16
+#: The paper's defaults (ImageNet); ``neas cost`` without a dataset uses them too.
+MEMBERS, WIDTH_MULT, HEAD_WIDTH, FEATURE_WIDTH = 2, 1.0, 960, 1280
+PAPER_IMAGE_SIZE, PAPER_CLASSES, PAPER_IN_CHANNELS = 224, 1000, 3
 
 
 def _strides(image_size: int, wanted: list[int]) -> list[int]:
@@ -35,13 +38,13 @@ def _strides(image_size: int, wanted: list[int]) -> list[int]:
 
 def mbconv_space(
     *,
-    num_members: int = 2,
-    image_size: int = 224,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    width_mult: float = 1.0,
-    head_width: int = 960,
-    feature_width: int = 1280,
+    num_members: int = MEMBERS,
+    image_size: int = PAPER_IMAGE_SIZE,
+    in_channels: int = PAPER_IN_CHANNELS,
+    num_classes: int = PAPER_CLASSES,
+    width_mult: float = WIDTH_MULT,
+    head_width: int = HEAD_WIDTH,
+    feature_width: int = FEATURE_WIDTH,
     dropout: float = 0.2,
 ) -> SearchSpace:
     """The NEAS space: stem, DS block, 5 stages x 4 MBConv layers, K member heads.
