@@ -382,6 +382,7 @@ def search(
                 device=str(dev),
                 show_progress=show_progress,
                 resume=resume,
+                calibrated=result.calibrated,
             )
             if export
             else []
