@@ -272,6 +272,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                     rest=False,
                     formats=("torch",),
                     cascade=False,
+                    calibrated=result.search.calibrated,
                 )
             else:
                 (folder,) = export_run(
@@ -284,6 +285,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                     final_patience=final.patience,
                     device=self.device,
                     show_progress=self.verbose,
+                    calibrated=result.search.calibrated,
                 )
             self.ensemble_: DeployedEnsemble = load_ensemble(folder / "model.pt")
         except NeasError as exc:  # the loader names its file, here an internal one: say X

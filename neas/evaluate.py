@@ -5,6 +5,11 @@ architecture: ``recalibrate_bn`` resets every BN layer and re-estimates its runn
 (a cumulative average) on a fixed subset of training images (``calibration_images``). It
 overwrites the supernet's running stats, which are meaningless for a supernet anyway (training
 uses batch statistics).
+
+``calibrate_ensemble`` goes one step further: the static network of an architecture with its
+recalibrated statistics and its member logits on the evaluation splits. The search computes
+it for every front ensemble (their test accuracy) and hands it to the export, which then
+neither recalibrates nor recomputes logits (``CalibratedEnsemble``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import nn
 from neas.config import CALIBRATION_IMAGES, EVAL_BATCH_CPU, EVAL_BATCH_CUDA
 from neas.data import Dataset
 from neas.nn.dynamic import PathBatchNorm2d
+from neas.nn.ensemble import build_ensemble
 from neas.nn.layers import EnsembleNet
 from neas.nn.supernet import Supernet
 from neas.search_spaces.arch import EnsembleArch
@@ -178,6 +184,66 @@ def ensemble_metrics(logits: torch.Tensor, y: torch.Tensor | np.ndarray) -> Ense
         disagreement=disagreement(preds),
         member_accuracy=tuple(float(a) for a in (preds == y[None]).float().mean(-1)),
     )
+
+
+@dataclass(frozen=True)
+class CalibratedEnsemble:
+    """An architecture's static network, BN recalibrated on ``calibration`` = (images, seed) of
+    ``calibration_images``, and its eval-mode member logits per split (``"val"``, ``"test"``:
+    float (K, N, classes) on the CPU). ``arch`` is the architecture's JSON in its space.
+
+    What ``neas.deploy.export_ensemble`` would compute itself for that architecture and
+    calibration on the same supernet (``calibrate_ensemble``), so it takes it as it is.
+    """
+
+    arch: str
+    calibration: tuple[int, int]
+    net: EnsembleNet
+    logits: dict[str, torch.Tensor]
+
+
+def bn_statistics(supernet: Supernet) -> dict[str, torch.Tensor]:
+    """A copy of the running statistics of every BN layer (what ``recalibrate_bn`` left)."""
+    return {
+        f"{name}.{key}": buf.detach().clone()
+        for name, m in supernet.named_modules()
+        if isinstance(m, (PathBatchNorm2d, nn.BatchNorm2d))
+        for key, buf in m.named_buffers(recurse=False)
+    }
+
+
+@torch.no_grad()
+def load_bn_statistics(supernet: Supernet, statistics: dict[str, torch.Tensor]) -> None:
+    """Put back statistics that ``bn_statistics`` copied from this supernet."""
+    buffers = dict(supernet.named_buffers())
+    for key, value in statistics.items():
+        buffers[key].copy_(value)
+
+
+def calibrate_ensemble(
+    supernet: Supernet,
+    arch: EnsembleArch,
+    *,
+    x_calib: torch.Tensor,
+    calibration: tuple[int, int],
+    splits: dict[str, torch.Tensor | np.ndarray],
+    device: torch.device | str = "cpu",
+    statistics: dict[str, torch.Tensor] | None = None,
+) -> CalibratedEnsemble:
+    """Recalibrate BN for ``arch`` on ``x_calib`` (the ``calibration`` = (images, seed) subset),
+    extract its static network and compute that network's member logits on every split.
+
+    ``statistics``: what ``bn_statistics`` copied right after ``recalibrate_bn`` did the same
+    for ``arch`` on this supernet (the search's scoring); they are put back instead, which
+    gives the same statistics without the forward passes.
+    """
+    if statistics is None:
+        recalibrate_bn(supernet, arch, x_calib, device=device)
+    else:
+        load_bn_statistics(supernet, statistics)
+    net = build_ensemble(supernet, arch).eval()
+    logits = {name: ensemble_logits(net, x, device=device) for name, x in splits.items()}
+    return CalibratedEnsemble(arch.to_json(supernet.space), calibration, net, logits)
 
 
 def evaluate_arch(

@@ -22,7 +22,7 @@ returns ``None`` on the other ranks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,13 @@ from neas.deploy.export import FORMATS, read_pareto, select_rows
 from neas.deploy.final import epoch_seconds
 from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import NeasError
-from neas.evaluate import calibration_images, evaluate_arch, member_logits, recalibrate_bn
+from neas.evaluate import (
+    CalibratedEnsemble,
+    calibration_images,
+    evaluate_arch,
+    member_logits,
+    recalibrate_bn,
+)
 from neas.evolution import (
     SearchResult,
     check_search,
@@ -568,7 +574,13 @@ def search(
             exported = []
         elif job is not None:
             exported = finish_in_time(
-                opened, job, final=final, device=dev, show_progress=show_progress, resume=resume
+                opened,
+                job,
+                final=final,
+                device=dev,
+                show_progress=show_progress,
+                resume=resume,
+                calibrated=result.calibrated,
             )
         else:
             exported = export_run(
@@ -580,6 +592,7 @@ def search(
                 device=str(dev),
                 show_progress=show_progress,
                 resume=resume,
+                calibrated=result.calibrated,
             )
     report = write_report(trained.run_dir) if plots else None
     if job is not None:
@@ -622,12 +635,14 @@ def finish_in_time(
     rest: bool = True,
     formats: tuple[str, ...] = FORMATS,
     cascade: bool = True,
+    calibrated: Mapping[str, CalibratedEnsemble] | None = None,
 ) -> list[Path]:
     """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
     id) is final-trained for the epochs its allowance holds (timed on a probe; ``final.epochs``
     > 0 caps them, ``final.init`` and ``final.patience`` as given) and exported; then, with
     ``rest``, the other front ensembles are exported without final training while the export
-    stage has time (``TIME_REPORT_S`` kept for the report). Returns the exported folders."""
+    stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
+    front ensembles, as ``export_run`` takes them. Returns the exported folders."""
     table = read_pareto(run.path)
     first = select_rows(table, select).iloc[0]
     if not job.skipped("final") and not job.ended("final"):
@@ -666,6 +681,7 @@ def finish_in_time(
         resume=True,  # a finished export of this plan is kept (a resumed job)
         final_stop_when=job.stopper("final"),
         trained=run,
+        calibrated=calibrated,
     )
     if not job.ended("final") and not job.skipped("final"):
         job.end("final", ensemble=str(first["id"]))
@@ -696,6 +712,7 @@ def finish_in_time(
             resume=resume,
             stop_when=no_time_for_another,
             trained=run,
+            calibrated=calibrated,
         )
         job.end("export", exported=len(folders))
     return folders

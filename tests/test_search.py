@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from neas.cli import app
 from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.errors import ConfigError, UnknownStrategyError
-from neas.evaluate import calibration_images, evaluate_arch
+from neas.evaluate import calibration_images, ensemble_metrics, evaluate_arch
 from neas.evolution import SearchProblem, check_search, create_strategy, list_strategies
 from neas.evolution.stage import latency_table_for
 from neas.pipeline import evolve, train
@@ -319,7 +321,10 @@ def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, st
     pd.testing.assert_frame_equal(again.front, full.front)
     pd.testing.assert_frame_equal(again.progress, full.progress)
     assert again.summary["scores_reused"] == len(scores["scores"]) > 0
-    assert len(calls) == full.summary["unique_evaluations"] - len(first) + len(full.front)
+    # scoring only: the front's test accuracy puts back the statistics of its scoring, or
+    # recalibrates (``calibrate_ensemble``) for the architectures scored before the kill; the
+    # fronts above are equal either way
+    assert len(calls) == full.summary["unique_evaluations"] - len(first)
     assert (trained_run / "pareto.csv").read_text() == full.front.to_csv(index=False)
 
 
@@ -343,3 +348,43 @@ def test_score_checkpoint_of_another_supernet_is_discarded(trained_run) -> None:
     (trained_run / "search" / "summary.json").unlink()
     broken = evolve(trained_run, options=opts, resume=True, show_progress=False)
     assert broken.summary["scores_discarded"].startswith("unreadable")
+
+
+def test_export_takes_the_searchs_front_ensembles_as_it_would_compute_them(
+    trained_run, monkeypatch
+) -> None:
+    """The search hands each front ensemble (static network, val and test logits) to the
+    export, which then recomputes nothing; the exports equal those it computes alone."""
+    import torch
+
+    import neas.deploy.export as export
+    from neas.deploy import export_run, load_ensemble
+
+    opts = SearchOptions(population=4, generations=1, latency=False)
+    result = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
+    assert set(result.calibrated) == set(result.front["arch"])
+    y_test = open_trained(trained_run).dataset.y_test
+    for _, row in result.front.iterrows():
+        logits = result.calibrated[row["arch"]].logits["test"]
+        assert row["test_accuracy"] == ensemble_metrics(logits, y_test).accuracy
+
+    calls = []
+    compute = export.calibrate_ensemble
+    monkeypatch.setattr(
+        export, "calibrate_ensemble", lambda *a, **k: calls.append(1) or compute(*a, **k)
+    )
+
+    def exported(**kw):
+        folders = export_run(trained_run, formats=["torch"], show_progress=False, **kw)
+        manifests = [json.loads((f / "manifest.json").read_text()) for f in folders]
+        weights = [load_ensemble(f / "model.pt").net.state_dict() for f in folders]
+        return manifests, weights
+
+    reused = exported(calibrated=result.calibrated)
+    assert calls == []  # nothing recalibrated
+    alone = exported()
+    assert len(calls) == len(result.front)
+    for a, b in zip(reused[0], alone[0]):
+        assert a["accuracy"] == b["accuracy"] and a["cascade"] == b["cascade"]
+    for a, b in zip(reused[1], alone[1]):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -18,8 +18,9 @@ Every ONNX export is checked (ONNX checker, ORT vs PyTorch on real validation im
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import pandas as pd
 import torch
 
 import neas.deploy.cascade as casc
-from neas.config import EXPORT_THREADS, FinalOptions
+from neas.config import CALIBRATION_IMAGES, EXPORT_THREADS, FinalOptions
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.deploy.final import final_train
@@ -37,8 +38,13 @@ from neas.deploy.model_file import InputSpec, load_ensemble, save_ensemble_file
 from neas.deploy.onnx_export import export_onnx
 from neas.device import resolve_device, torch_threads
 from neas.errors import ConfigError, InvalidArchError, RunDirError, SelectError
-from neas.evaluate import calibration_images, ensemble_logits, recalibrate_bn
-from neas.nn.ensemble import EnsembleNet, build_ensemble
+from neas.evaluate import (
+    CalibratedEnsemble,
+    calibrate_ensemble,
+    calibration_images,
+    ensemble_logits,
+)
+from neas.nn.ensemble import EnsembleNet
 from neas.progress import make_progress
 from neas.run import (
     ENSEMBLES,
@@ -150,8 +156,13 @@ def export_ensemble(
     device: torch.device,
     show_progress: bool = False,
     final_stop_when: Callable[[], bool] | None = None,
+    calibrated: CalibratedEnsemble | None = None,
 ) -> dict[str, Any]:
     """Export one Pareto row into ``out_dir``; returns its manifest (also written there).
+
+    ``calibrated``: the row's ensemble as the search calibrated it on this run's supernet
+    (``neas.evaluate.calibrate_ensemble``); used instead of recalibrating when its architecture
+    and calibration images are the row's and the run's, else computed here.
 
     Earlier artifacts in ``out_dir`` are removed first (but not a final-training checkpoint
     of a killed export, which is resumed); ``manifest.json`` is written last, so a folder
@@ -161,11 +172,25 @@ def export_ensemble(
         (out_dir / name).unlink(missing_ok=True)
     ds, space, costs = run.dataset, run.space, CostTable.from_space(run.space)
     arch = EnsembleArch.from_json(str(row["arch"]), space)
-    calibration = calibration_images(ds, seed=run.config.train.seed)
-    recalibrate_bn(run.supernet, arch, calibration, device=device)
-    net: EnsembleNet = build_ensemble(run.supernet, arch).eval()
     labels = {"val": ds.y_val, "test": ds.y_test}
-    logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
+    calibration = (CALIBRATION_IMAGES, run.config.train.seed)  # (images, seed)
+    wanted = (arch.to_json(space), calibration)
+    if calibrated is None or (calibrated.arch, calibrated.calibration) != wanted:
+        # the search's memory format (``run_search``): the same statistics and logits as it
+        # computes, to the last bit
+        supernet = run.supernet.to(memory_format=torch.channels_last)
+        calibrated = calibrate_ensemble(
+            supernet,
+            arch,
+            x_calib=calibration_images(ds, n=calibration[0], seed=calibration[1]),
+            calibration=calibration,
+            splits={s: getattr(ds, f"x_{s}") for s in labels},
+            device=device,
+        )
+    # a copy: final training and the move to the CPU below change a network in place, and the
+    # caller's (the search result's) must stay as it was
+    net: EnsembleNet = copy.deepcopy(calibrated.net).eval()
+    logits = dict(calibrated.logits)
     accuracy = accuracies(probs(logits), labels)
     manifest: dict[str, Any] = {"format": "neas-ensemble-manifest", "format_version": 1}
     cost = costs.ensemble(arch)
@@ -293,6 +318,7 @@ def export_run(
     stop_when: Callable[[], bool] | None = None,
     final_stop_when: Callable[[], bool] | None = None,
     trained: TrainedRun | None = None,
+    calibrated: Mapping[str, CalibratedEnsemble] | None = None,
 ) -> list[Path]:
     """Export the selected ensembles of ``run_dir``; returns their folders (see module doc).
 
@@ -312,6 +338,9 @@ def export_run(
     are left unexported (one logged line names them); ``final_stop_when()`` is asked after
     every final-training epoch. ``trained``: the run already open (the pipeline's), so it is
     not read again.
+    ``calibrated`` (``SearchResult.calibrated``: the search's front ensembles by architecture
+    JSON, calibrated on this run's supernet) spares recalibrating them and computing their
+    logits again; ensembles it lacks are computed as without it.
 
     >>> export_run("runs/digits", select=["e000", "e003"], final_epochs=2)  # doctest: +SKIP
     [PosixPath('runs/digits/ensembles/e000'), PosixPath('runs/digits/ensembles/e003')]
@@ -368,6 +397,7 @@ def export_run(
                 device=dev,
                 show_progress=show_progress,
                 final_stop_when=final_stop_when,
+                calibrated=(calibrated or {}).get(str(row["arch"])),
             )
             folders.append(out)
             progress.update(task, advance=1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,15 @@ from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.errors import ConfigError, RunDirError
-from neas.evaluate import calibration_images, evaluate_arch
+from neas.evaluate import (
+    CalibratedEnsemble,
+    EnsembleMetrics,
+    bn_statistics,
+    calibrate_ensemble,
+    calibration_images,
+    ensemble_metrics,
+    evaluate_arch,
+)
 from neas.evolution.checkpoint import ScoreCheckpoint, score_fingerprint
 from neas.evolution.hypervolume import hypervolume, latency_reference
 from neas.evolution.problem import (
@@ -62,6 +70,7 @@ from neas.run import (
     write_json,
 )
 from neas.search_spaces import SearchSpace
+from neas.search_spaces.arch import EnsembleArch
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,9 @@ class SearchResult:
     history: pd.DataFrame
     progress: pd.DataFrame
     summary: dict[str, Any]
+    #: The front's ensembles as the search calibrated and scored them, by architecture JSON
+    #: (empty for a search read back from its folder): ``neas.deploy.export_run`` reuses them.
+    calibrated: dict[str, CalibratedEnsemble] = field(default_factory=dict)
 
 
 #: Columns of ``search/hypervolume.csv`` (one row per finished generation; a search stopped by
@@ -189,10 +201,16 @@ def run_search(
         fingerprint=score_fingerprint(supernet, tensors=(x_val, y_val, calib), device=device),
         resume=resume,
     )
-    score = checkpoint.wrap(
-        lambda arch: evaluate_arch(supernet, arch, x_calib=calib, x=x_val, y=y_val, device=device),
-        key=lambda arch: arch.to_json(space),
-    )
+    # the BN statistics each scored architecture left, for those still on the front: its test
+    # accuracy at the end puts them back instead of recalibrating (the same numbers)
+    statistics: dict[EnsembleArch, dict[str, torch.Tensor]] = {}
+
+    def evaluate(arch: EnsembleArch) -> EnsembleMetrics:
+        metrics = evaluate_arch(supernet, arch, x_calib=calib, x=x_val, y=y_val, device=device)
+        statistics[arch] = bn_statistics(supernet)
+        return metrics
+
+    score = checkpoint.wrap(evaluate, key=lambda arch: arch.to_json(space))
 
     total = options.total_evaluations
     with make_progress(show=show_progress) as progress:
@@ -223,6 +241,9 @@ def run_search(
         def on_generation(generation: int) -> None:
             checkpoint.save()
             seen = problem.history
+            on_front = {e.arch for e in pareto_front(seen)}  # a dominated one stays dominated
+            for arch in [a for a in statistics if a not in on_front]:
+                del statistics[arch]
             feasible = [e for e in seen if e.feasible]
             progress_rows.append(
                 {
@@ -256,11 +277,23 @@ def run_search(
         front = pareto_front(problem.history)
         test_task = progress.add_task("test accuracy of the front", total=len(front), info="")
         x_test, y_test = torch.from_numpy(dataset.x_test), torch.from_numpy(dataset.y_test)
-        test_acc = []
+        # each front ensemble's static network and its val and test logits: its test accuracy
+        # here, and what the export of the same ensemble takes instead of computing it again
+        calibrated = []
         for ev in front:
-            m = evaluate_arch(supernet, ev.arch, x_calib=calib, x=x_test, y=y_test, device=device)
-            test_acc.append(m.accuracy)
+            calibrated.append(
+                calibrate_ensemble(
+                    supernet,
+                    ev.arch,
+                    x_calib=calib,
+                    calibration=(options.calibration_images, options.seed),
+                    splits={"val": x_val, "test": x_test},
+                    device=device,
+                    statistics=statistics.get(ev.arch),
+                )
+            )
             progress.advance(test_task)
+        test_acc = [ensemble_metrics(c.logits["test"], y_test).accuracy for c in calibrated]
 
         history = _rows(problem.history, space)
         front_df = _rows(front, space).drop(columns=["generation", "feasible"])
@@ -302,7 +335,7 @@ def run_search(
             "shared_study": getattr(strategy, "study_summary", None) or None,
         }
         write_json(search_dir / "summary.json", summary)
-    return SearchResult(front_df, history, progress_df, summary)
+    return SearchResult(front_df, history, progress_df, summary, {c.arch: c for c in calibrated})
 
 
 def load_search(run_dir: Path) -> SearchResult | None:
