@@ -8,9 +8,10 @@
 The main job from Python runs exactly what ``neas search --space mbconv --budget 600M`` runs
 (both call ``neas.pipeline.search``, with the defaults of ``neas.config``):
 
->>> result = neas.search(out="runs/digits", options=neas.SearchOptions(budget="600M"))
-... # doctest: +SKIP
->>> result.search.front[["id", "members", "macs", "test_accuracy"]]  # doctest: +SKIP
+Example (not run as a doctest: it trains or needs a run folder)::
+
+    result = neas.search(out="runs/digits", options=neas.SearchOptions(budget="600M"))
+    result.search.front[["id", "members", "macs", "test_accuracy"]]
 
 Package layout (layers run one way): ``cli`` -> ``pipeline`` -> stages (``training``,
 ``shrink``, ``evolution``, ``deploy``, ``ranking``) -> core (``nn``, ``cost``, ``data``,

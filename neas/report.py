@@ -8,9 +8,10 @@ how to serve it, its measured ONNX Runtime latency beside the search's predicted
 cascade sweep. Sections whose files are missing are left out, so a report can be written at any
 stage. Numbers are written for people (``6.42M`` MACs, ``93.20%``), never as raw keys.
 
->>> path = write_report("runs/digits")  # doctest: +SKIP
->>> path.name  # doctest: +SKIP
-'report.html'
+Example (not run as a doctest: it trains or needs a run folder)::
+
+    path = write_report("runs/digits")
+    path.name
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """A finished run in a notebook: the front as a DataFrame, the best ensemble under limits,
 loaded ensembles, export and the HTML report.
 
->>> run = load_run("runs/digits")  # doctest: +SKIP
->>> run.best(max_macs=8e6)["id"]  # doctest: +SKIP
-'e002'
->>> run.ensemble("e002").predict(images, normalize=True)  # doctest: +SKIP
+Example (not run as a doctest: it trains or needs a run folder)::
+
+    run = load_run("runs/digits")
+    run.best(max_macs=8e6)["id"]
+    run.ensemble("e002").predict(images, normalize=True)
 """
 
 from __future__ import annotations

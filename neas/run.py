@@ -415,9 +415,10 @@ def open_trained(
     """Open a trained run: config, supernet on ``device`` (over its current, possibly shrunk
     space) and dataset (loaded unless given).
 
-    >>> run = open_trained("runs/digits")  # doctest: +SKIP
-    >>> run.space.num_layers, run.dataset.num_classes  # doctest: +SKIP
-    (20, 10)
+    Example (not run as a doctest: it trains or needs a run folder)::
+
+        run = open_trained("runs/digits")
+        run.space.num_layers, run.dataset.num_classes
     """
     ckpt_path = require_trained(run_dir)
     config = read_config(run_dir)

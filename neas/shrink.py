@@ -186,10 +186,11 @@ def shrink_space(
 class Shrinker:
     """The ``neas.training.ShrinkHook`` that shrinks the space at each shrink point.
 
-    >>> cfg = ShrinkConfig(at=(0.5,))
-    >>> hook = Shrinker(cfg, dataset=ds, device="cpu", run_dir=None)  # doctest: +SKIP
-    >>> train_supernet(net, x, y, config=tc, shrink_epochs=cfg.epochs(tc.epochs), shrink=hook)
-    ... # doctest: +SKIP
+    Example (not run as a doctest: it trains or needs a run folder)::
+
+        cfg = ShrinkConfig(at=(0.5,))
+        hook = Shrinker(cfg, dataset=ds, device="cpu", run_dir=None)
+        train_supernet(net, x, y, config=tc, shrink_epochs=cfg.epochs(tc.epochs), shrink=hook)
     """
 
     def __init__(

@@ -12,9 +12,10 @@ reads without running pickled code:
 The network is rebuilt from ``space`` and ``arch`` alone (no supernet is needed), then the tensors
 are loaded into it.
 
->>> model = load_ensemble("runs/digits/ensembles/e000/model.pt")  # doctest: +SKIP
->>> model.predict(x_normalised)  # doctest: +SKIP
-array([3, 1, 7])
+Example (not run as a doctest: it trains or needs a run folder)::
+
+    model = load_ensemble("runs/digits/ensembles/e000/model.pt")
+    model.predict(x_normalised)
 """
 
 from __future__ import annotations
@@ -337,9 +338,10 @@ class DeployedEnsemble:
 def load_ensemble(path: str | Path) -> DeployedEnsemble:
     """Load a ``model.pt`` written by ``neas export`` (no pickled code is ever run).
 
-    >>> model = load_ensemble("runs/digits/ensembles/e000/model.pt")  # doctest: +SKIP
-    >>> model.predict(raw_images, normalize=True, cascade_threshold=model.cascade_threshold)
-    ... # doctest: +SKIP
+    Example (not run as a doctest: it trains or needs a run folder)::
+
+        model = load_ensemble("runs/digits/ensembles/e000/model.pt")
+        model.predict(raw_images, normalize=True, cascade_threshold=model.cascade_threshold)
     """
     payload = read_ensemble_file(path)
     try:
