@@ -10,7 +10,11 @@ import torch
 
 from neas.config import DataOptions, RunConfig, ShrinkConfig, SpaceOptions, TrainConfig
 from neas.cost import CostTable
-from neas.run import load_checkpoint, supernet_from_checkpoint
+from neas.evaluate import calibration_images, evaluate_arch
+from neas.evolution import SearchProblem
+from neas.evolution.stage import latency_table_for
+from neas.pipeline import train
+from neas.run import load_checkpoint, open_trained, supernet_from_checkpoint
 from neas.search_spaces import SearchSpace, create_space, sample
 
 torch.set_num_threads(1)  # tiny nets: one thread is as fast, and robust to a busy machine
@@ -121,3 +125,45 @@ def hostile_run(tmp_path_factory) -> Path:
     """A tiny trained run with pareto.csv and ensemble e000 exported (model.pt only), which the
     hostile-input tables copy and damage (``tests/hostile.py``)."""
     return trained_tiny_run(tmp_path_factory.mktemp("hostile"), pareto=2, export="e000")
+
+
+# --- a trained run the search tests score on (test_search, test_distributed) ----------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    train(out=out, config=tiny_run(epochs=2, members=3), show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def parts(trained_run):
+    run = open_trained(trained_run)
+    supernet, dataset = run.supernet, run.dataset
+    table = latency_table_for(
+        trained_run, supernet, device=torch.device("cpu"), batch=1, show_progress=False
+    )
+    return supernet, dataset, table
+
+
+def make_problem(
+    parts, *, budget: int, calls: list | None = None, search_members: bool = True
+) -> SearchProblem:
+    supernet, dataset, table = parts
+    calib = calibration_images(dataset, n=128)
+    x, y = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
+
+    def score(arch):
+        if calls is not None:
+            calls.append(arch)
+        return evaluate_arch(supernet, arch, x_calib=calib, x=x, y=y)
+
+    return SearchProblem(
+        space=supernet.space,
+        score=score,
+        costs=CostTable.from_space(supernet.space),
+        latency=table,
+        budget=budget,
+        search_members=search_members,
+    )

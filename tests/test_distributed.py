@@ -30,8 +30,7 @@ from neas.evolution._study import (
 )
 from neas.evolution.problem import front_mask
 from neas.pipeline import evolve, train
-from tests.conftest import tiny_run
-from tests.test_search import make_problem, parts, trained_run  # noqa: F401  (fixtures)
+from tests.conftest import make_problem, tiny_run
 
 POPULATION, EVALUATIONS = 4, 12
 
@@ -55,14 +54,14 @@ def test_lock_files_sit_next_to_the_storage(tmp_path) -> None:
     assert remote != lock_path("postgresql://u@db.example/neas", "other")  # per study, local
 
 
-def test_a_storage_whose_lock_cannot_be_made_is_a_config_error(parts, tmp_path) -> None:  # noqa: F811
+def test_a_storage_whose_lock_cannot_be_made_is_a_config_error(parts, tmp_path) -> None:
     problem = make_problem(parts, budget=10**12)
     strategy = create_strategy("optuna", storage=str(tmp_path / "missing" / "study.log"))
     with pytest.raises(ConfigError, match="lock file"):
         strategy.run(problem, evaluations=4, population=4, seed=0)
 
 
-def test_a_duplicate_reuses_the_finished_trial(parts, tmp_path) -> None:  # noqa: F811
+def test_a_duplicate_reuses_the_finished_trial(parts, tmp_path) -> None:
     journal = str(tmp_path / "study.log")
     first = make_problem(parts, budget=10**12)
     create_strategy("optuna", storage=journal).run(first, evaluations=8, population=4, seed=0)
@@ -81,7 +80,7 @@ def test_a_duplicate_reuses_the_finished_trial(parts, tmp_path) -> None:  # noqa
     assert strategy.study_summary["reused"] >= 1 and strategy.study_summary["trials"] == 12
 
 
-def test_a_dead_workers_claim_is_taken_over(parts, tmp_path) -> None:  # noqa: F811
+def test_a_dead_workers_claim_is_taken_over(parts, tmp_path) -> None:
     journal = str(tmp_path / "study.log")
     first = make_problem(parts, budget=10**12)
     create_strategy("optuna", storage=journal).run(first, evaluations=4, population=4, seed=0)

@@ -11,56 +11,12 @@ from neas.cli import app
 from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.errors import ConfigError, UnknownStrategyError
-from neas.evaluate import calibration_images, ensemble_metrics, evaluate_arch
-from neas.evolution import SearchProblem, check_search, create_strategy, list_strategies
-from neas.evolution.stage import latency_table_for
-from neas.pipeline import evolve, train
+from neas.evaluate import ensemble_metrics
+from neas.evolution import check_search, create_strategy, list_strategies
+from neas.pipeline import evolve
 from neas.run import open_trained
 from neas.search_spaces import sample
-from tests.conftest import tiny_run
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("search") / "run"
-    train(out=out, config=tiny_run(epochs=2, members=3), show_progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def parts(trained_run):
-    import torch
-
-    run = open_trained(trained_run)
-    supernet, dataset = run.supernet, run.dataset
-    table = latency_table_for(
-        trained_run, supernet, device=torch.device("cpu"), batch=1, show_progress=False
-    )
-    return supernet, dataset, table
-
-
-def make_problem(
-    parts, *, budget: int, calls: list | None = None, search_members: bool = True
-) -> SearchProblem:
-    import torch
-
-    supernet, dataset, table = parts
-    calib = calibration_images(dataset, n=128)
-    x, y = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
-
-    def score(arch):
-        if calls is not None:
-            calls.append(arch)
-        return evaluate_arch(supernet, arch, x_calib=calib, x=x, y=y)
-
-    return SearchProblem(
-        space=supernet.space,
-        score=score,
-        costs=CostTable.from_space(supernet.space),
-        latency=table,
-        budget=budget,
-        search_members=search_members,
-    )
+from tests.conftest import make_problem
 
 
 def test_problem_encoding_round_trips_with_searched_k(parts) -> None:
