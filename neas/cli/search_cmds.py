@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -233,6 +234,13 @@ def print_front(front, *, budget: int, run_dir: Path) -> None:
     console.print(f"results in {run_dir} (pareto.csv, pareto.png, search/, ensembles/)")
 
 
+def search_options_from(options: dict[str, Any]) -> SearchOptions:
+    """``SearchOptions`` from a command's ``locals()``: every field the command has an option
+    for, by name (the others keep their defaults)."""
+    names = {f.name for f in fields(SearchOptions)}
+    return SearchOptions(**{k: v for k, v in options.items() if k in names})
+
+
 @app.command("search")
 @user_errors
 def search_cmd(
@@ -301,20 +309,7 @@ def search_cmd(
     started = time.monotonic()  # a time limit counts loading torch and the data
     config = run_config_from(locals())
     limit = parse_duration(time_limit) if time_limit is not None else None
-    options = SearchOptions(
-        budget=budget,
-        strategy=strategy,
-        population=population,
-        generations=generations,
-        evaluations=evaluations,
-        search_members=search_members,
-        ensemble_size=ensemble_size,
-        latency=latency,
-        latency_batch=latency_batch,
-        storage=storage,
-        surrogate=surrogate,
-        seed=seed,
-    )
+    options = search_options_from(locals())
     final = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)
     if show_config:
         print_config(config, options, final)
@@ -378,20 +373,7 @@ def evolve_cmd(
     ] = True,
 ) -> None:
     """Run only the search on an already trained supernet (results replace earlier ones)."""
-    options = SearchOptions(
-        budget=budget,
-        strategy=strategy,
-        population=population,
-        generations=generations,
-        evaluations=evaluations,
-        search_members=search_members,
-        ensemble_size=ensemble_size,
-        latency=latency,
-        latency_batch=latency_batch,
-        storage=storage,
-        surrogate=surrogate,
-        seed=seed,
-    )
+    options = search_options_from(locals())
     threads = parse_threads(threads)
     from neas import pipeline  # after the options are checked: bad input needs no torch
 
