@@ -49,6 +49,8 @@ from neas.config import (
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.device import resolve_device
 from neas.errors import ConfigError, NeasError
+from neas.front import best as best_row
+from neas.front import cheapest_within
 from neas.pipeline import finish_in_time, search
 from neas.run import read_config
 from neas.tabular import TableEncoder
@@ -350,13 +352,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _select(self, front: pd.DataFrame) -> str:
-        best = front["val_accuracy"].max()
         if self.selection == "cheapest":
-            ok = front[front["val_accuracy"] >= best - self.tolerance - 1e-12]
-            row = ok.sort_values(["macs", "val_accuracy"], ascending=[True, False]).iloc[0]
-        else:
-            row = front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
-        return str(row["id"])
+            return str(cheapest_within(front, self.tolerance)["id"])
+        return str(best_row(front)["id"])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N x classes, columns in ``classes_`` order)."""

@@ -19,6 +19,8 @@ import pandas as pd
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.deploy.export import front_archs, read_pareto
 from neas.errors import ConfigError, NeasError, SelectError
+from neas.front import best as best_row
+from neas.front import current_accuracy
 from neas.report import write_report
 from neas.run import ensemble_dir, export_matches
 
@@ -52,10 +54,8 @@ class RunResults:
                 f"max_latency_ms={max_latency_ms}; the cheapest has "
                 f"{int(self.front['macs'].min()):,} MACs"
             )
-        now = front.get("final_val_accuracy", pd.Series(index=front.index, dtype=float))
-        front = front.assign(_val=now.fillna(front["val_accuracy"]))
-        best = front.sort_values(["_val", "macs"], ascending=[False, True]).iloc[0]
-        return best.drop("_val")
+        row = best_row(front.assign(_val=current_accuracy(front)), accuracy="_val")
+        return row.drop("_val")
 
     def ensemble(self, ensemble_id: str) -> DeployedEnsemble:
         """Ensemble ``ensemble_id``, loaded (exported first, PyTorch only, if it is not yet)."""

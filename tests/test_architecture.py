@@ -32,7 +32,7 @@ LAYERS = {
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
             "budget", "device", "progress", "plots", "tabular", "table_columns", "torchfile",
-            "layout", "time_limit",
+            "layout", "time_limit", "front",
         ),
         0,
     ),

@@ -45,6 +45,7 @@ from neas.evaluate import (
     calibration_images,
     ensemble_logits,
 )
+from neas.front import best as best_row
 from neas.nn.ensemble import EnsembleNet
 from neas.progress import make_progress
 from neas.run import (
@@ -113,8 +114,7 @@ def select_rows(table: pd.DataFrame, select: str | Sequence[str]) -> pd.DataFram
     if ids == ["all"] or not ids:
         return table
     if ids == ["best"]:
-        order = table.sort_values(["val_accuracy", "macs"], ascending=[False, True])
-        return order.iloc[:1]
+        return table.loc[[best_row(table).name]]
     valid = table["id"].tolist()
     unknown = [i for i in ids if i not in valid]
     if unknown:
