@@ -51,7 +51,8 @@ from neas.device import resolve_device
 from neas.errors import ConfigError, NeasError
 from neas.front import best as best_row
 from neas.front import cheapest_within
-from neas.pipeline import finish_in_time, search
+from neas.limited import finish_in_time
+from neas.pipeline import search
 from neas.run import read_config
 from neas.tabular import TableEncoder
 from neas.time_limit import parse_duration

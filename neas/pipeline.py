@@ -22,7 +22,7 @@ returns ``None`` on the other ranks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,23 +34,17 @@ from neas.config import (
     EXPORT_SCORINGS,
     FINAL_EPOCH_COST,
     THREADS,
-    TIME_REPORT_S,
     FinalOptions,
     RunConfig,
     SearchOptions,
 )
 from neas.data import Dataset
 from neas.deploy import export_run
-from neas.deploy.export import FORMATS, read_pareto, select_rows
-from neas.deploy.final import epoch_seconds
 from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import NeasError
 from neas.evaluate import (
-    CalibratedEnsemble,
     calibration_images,
     evaluate_arch,
-    member_logits,
-    recalibrate_bn,
 )
 from neas.evolution import (
     SearchResult,
@@ -60,7 +54,7 @@ from neas.evolution import (
     run_search,
 )
 from neas.evolution.stage import latency_table_for
-from neas.nn.ensemble import build_ensemble
+from neas.limited import finish_in_time, plan_search_time, probe_seconds
 from neas.nn.supernet import Supernet
 from neas.report import write_report
 from neas.results import RunResults
@@ -82,16 +76,13 @@ from neas.run import (
     write_json,
 )
 from neas.search_spaces import SearchSpace, sample
-from neas.search_spaces.arch import EnsembleArch
 from neas.shrink import Shrinker
 from neas.time_limit import (
     JobClock,
     parse_duration,
     plan_epochs,
-    plan_evaluations,
-    plan_final_epochs,
 )
-from neas.training import TrainState, probe_step, train_supernet, training_threads
+from neas.training import TrainState, train_supernet, training_threads
 from neas.training.distributed import World, data_parallel
 
 
@@ -228,7 +219,7 @@ def train_planned(
     n_threads = training_threads(threads, plan.search_space, dataset, config=cfg.train, device=dev)
     with torch_threads(n_threads):
         if clock is not None:
-            plan = _plan_training_time(plan, clock, device=dev, world=world)
+            plan = plan_training_time(plan, clock, device=dev, world=world)
         supernet, state, summary = _train_stage(
             plan,
             run,
@@ -245,44 +236,7 @@ def train_planned(
     )
 
 
-def probe_seconds(plan: TrainPlan, *, device: torch.device, calibration: int) -> dict[str, float]:
-    """What a time limit is planned from, timed here at the current thread count: one
-    supernet training step (``step_s``), the steps of an epoch, and one ensemble scored as the
-    search scores it (``eval_s``: BN recalibration on ``calibration`` images and the
-    validation split). Torch's RNG is left as it was."""
-    cfg, dataset = plan.config, plan.dataset
-    x, y = torch.from_numpy(dataset.x_train), torch.from_numpy(dataset.y_train)
-    with torch.random.fork_rng(devices=[]):
-        step = probe_step(plan.search_space, x, y, config=cfg.train, device=device)
-        step()  # warm-up
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        net = Supernet(plan.search_space, weights=cfg.train.weights)
-        net = net.to(device, memory_format=torch.channels_last)  # as the search scores
-        rng = np.random.default_rng([cfg.train.seed, 31])
-        calib = calibration_images(dataset, n=calibration, seed=cfg.train.seed)
-        x_val = torch.from_numpy(dataset.x_val[:calibration])
-        evals = []
-        for _ in range(3):  # the first warms up; ensembles differ in cost: the mean of two
-            arch = sample(plan.search_space, rng)
-            t0 = time.perf_counter()
-            recalibrate_bn(net, arch, calib, device=device)
-            t1 = time.perf_counter()
-            member_logits(net, arch, x_val, device=device)
-            t2 = time.perf_counter()  # scoring scales with the validation images: timed on
-            evals.append(t1 - t0 + (t2 - t1) * len(dataset.x_val) / len(x_val))  # a part
-        eval_s = float(np.mean(evals[1:]))
-    return {
-        "step_s": float(np.median(times)),
-        "steps_per_epoch": max(1, len(x) // cfg.train.batch_size),
-        "eval_s": eval_s,
-    }
-
-
-def _plan_training_time(
+def plan_training_time(
     plan: TrainPlan, clock: JobClock, *, device: torch.device, world: World
 ) -> TrainPlan:
     """Start (or go on with) the training stage under ``clock``; a fresh stage times the
@@ -294,7 +248,11 @@ def _plan_training_time(
     if epochs is None:
         cfg = plan.config
         probe = clock.record.get("probe") or probe_seconds(
-            plan, device=device, calibration=SearchOptions().calibration_images
+            plan.search_space,
+            plan.dataset,
+            plan.config,
+            device=device,
+            calibration=SearchOptions().calibration_images,
         )
         clock.record["probe"] = probe
         epoch_s = probe["step_s"] * probe["steps_per_epoch"]
@@ -556,7 +514,7 @@ def search(
                         show_progress=show_progress,
                     )
 
-            options = _plan_search_time(job, options, first=latency_table)
+            options = plan_search_time(job, options, first=latency_table)
         result = evolve(
             trained.run_dir,
             options=options,
@@ -600,124 +558,6 @@ def search(
     if job is not None:
         job.save()
     return RunResult(trained.run_dir, trained, result, exported, report, clock=job)
-
-
-def _plan_search_time(
-    job: JobClock, options: SearchOptions, *, first: Callable[[], None]
-) -> SearchOptions:
-    """Start (or go on with) the search stage under ``job``: ``first()`` (the latency table)
-    runs, then the proposals are what the rest of the allowance holds at the probe's seconds
-    per scoring, less a population's worth for the front's test accuracy (planned once; a
-    resumed run keeps the plan)."""
-    evaluations = job.planned("search", "evaluations")
-    if evaluations is None:
-        job.begin("search")
-        if options.latency:
-            first()
-        probe = job.record["probe"]
-        evaluations = plan_evaluations(
-            job.left("search"), eval_s=probe["eval_s"], reserve=options.population
-        )
-        job.plan("search", evaluations=evaluations)
-    elif not job.ended("search"):
-        job.begin("search")  # resumed inside the stage: its deadline stands
-    population = max(2, min(options.population, int(evaluations)))
-    return replace(options, population=population, evaluations=max(population, int(evaluations)))
-
-
-def finish_in_time(
-    run: TrainedRun,
-    job: JobClock,
-    *,
-    final: FinalOptions,
-    device: torch.device,
-    show_progress: bool,
-    resume: bool,
-    select: str = "best",
-    rest: bool = True,
-    formats: tuple[str, ...] = FORMATS,
-    cascade: bool = True,
-    calibrated: Mapping[str, CalibratedEnsemble] | None = None,
-) -> list[Path]:
-    """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
-    id) is final-trained for the epochs its allowance holds (timed on a probe; ``final.epochs``
-    > 0 caps them, ``final.init`` and ``final.patience`` as given) and exported; then, with
-    ``rest``, the other front ensembles are exported without final training while the export
-    stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
-    front ensembles, as ``export_run`` takes them. Returns the exported folders."""
-    table = read_pareto(run.path)
-    first = select_rows(table, select).iloc[0]
-    if not job.skipped("final") and not job.ended("final"):
-        allowance = job.begin("final", last=not rest)
-        epochs = job.planned("final", "epochs")
-        if epochs is None:
-            arch = EnsembleArch.from_json(str(first["arch"]), run.space)
-            ds = run.dataset
-            epoch_s = epoch_seconds(
-                build_ensemble(run.supernet, arch),
-                run.space,
-                arch,
-                ds.x_train,
-                ds.y_train,
-                init=final.init,
-                config=run.config.train,
-                device=device,
-                val=(ds.x_val, ds.y_val) if final.patience else None,
-            )
-            export_s = EXPORT_SCORINGS * float(job.record["probe"]["eval_s"])
-            epochs = plan_final_epochs(
-                min(allowance, job.left("final")) - export_s, epoch_s=epoch_s, cap=final.epochs
-            )
-            job.plan("final", epochs=epochs, epoch_s=epoch_s)
-    epochs = 0 if job.skipped("final") else int(job.planned("final", "epochs"))
-    folders = export_run(
-        run.path,
-        select=[str(first["id"])],
-        formats=formats,
-        final_epochs=epochs,
-        final_init=final.init,
-        final_patience=final.patience if epochs else 0,
-        cascade=cascade,
-        device=str(device),
-        show_progress=show_progress,
-        resume=True,  # a finished export of this plan is kept (a resumed job)
-        final_stop_when=job.stopper("final"),
-        trained=run,
-        calibrated=calibrated,
-    )
-    if not job.ended("final") and not job.skipped("final"):
-        job.end("final", ensemble=str(first["id"]))
-    others = [i for i in table["id"].astype(str) if i != str(first["id"])]
-    if rest and others:
-        job.begin("export")
-        # an export's seconds: first guessed (EXPORT_SCORINGS), then the last one's; the next
-        # starts only if that much is left, and the report's
-        last: dict[str, float | None] = {
-            "at": None,
-            "took": EXPORT_SCORINGS * job.record["probe"]["eval_s"],
-        }
-
-        def no_time_for_another() -> bool:
-            now = job.elapsed()
-            if last["at"] is not None:  # called before each export: the gap is the last one
-                last["took"] = now - last["at"]
-            last["at"] = now
-            return job.passed("export") or job.left("export") <= TIME_REPORT_S + last["took"]
-
-        folders += export_run(
-            run.path,
-            select=others,
-            formats=formats,
-            cascade=cascade,
-            device=str(device),
-            show_progress=show_progress,
-            resume=resume,
-            stop_when=no_time_for_another,
-            trained=run,
-            calibrated=calibrated,
-        )
-        job.end("export", exported=len(folders))
-    return folders
 
 
 def evolve(

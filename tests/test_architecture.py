@@ -23,6 +23,7 @@ LAYERS = {
     "__main__": 3,  # python -m neas / torchrun -m neas
     "cli": 3,
     "pipeline": 2,
+    "limited": 2,
     "estimator": 2,
     "results": 2,
     **dict.fromkeys(

@@ -216,3 +216,43 @@ def test_a_final_stage_that_cannot_buy_an_epoch_gives_its_share_to_training() ->
         (1000 - t[0]) * SHARE["search"] / (SHARE["search"] + SHARE["export"])
     )
     assert clock.skipped("final") and not clock.skipped("export")
+
+
+def test_the_estimators_path_exports_the_chosen_ensemble_under_the_clock(tmp_path) -> None:
+    import torch
+
+    from neas.deploy import load_ensemble
+    from neas.limited import finish_in_time
+    from neas.run import read_config
+
+    out = tmp_path / "run"
+    result = pipeline.search(
+        out=out,
+        config=tiny_run(max_train=200, batch_size=32),
+        options=SearchOptions(budget="600M", population=4, generations=2, latency=False),
+        device="cpu",
+        threads=1,
+        show_progress=False,
+        plots=False,
+        export=False,  # as NEASClassifier.fit: it exports only the ensemble it picks
+        time_limit="10m",
+        clock=FakeClock(step=40.0),
+    )
+    chosen = str(result.search.front["id"].iloc[-1])
+    (folder,) = finish_in_time(
+        result.train.opened(read_config(out)),
+        result.clock,
+        final=FinalOptions(),
+        device=torch.device("cpu"),
+        show_progress=False,
+        resume=False,
+        select=chosen,
+        rest=False,
+        formats=("torch",),
+        cascade=False,
+        calibrated=result.search.calibrated,
+    )
+    assert folder.name == chosen and load_ensemble(folder / "model.pt").num_members >= 1
+    assert not (out / "ensembles").exists() or {p.name for p in (out / "ensembles").iterdir()} == {
+        chosen
+    }
