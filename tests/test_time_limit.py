@@ -147,6 +147,11 @@ def test_a_run_out_of_time_mid_training_stops_cleanly_and_still_exports(tmp_path
     assert (out / "ensembles" / best / "manifest.json").is_file()
     assert result.exported and result.exported[0].name == best
     assert record["spent_s"] > 0 and record["limit_s"] == 600.0
+    from neas.report import write_report  # the report shows the plan against the seconds
+
+    page = write_report(out).read_text()
+    assert "<h2>Time limit</h2>" in page and "Limit 10 min 0 s" in page
+    assert f"{train['planned']['epochs']} epochs" in page and f"{train['epochs']} epochs" in page
 
 
 def test_a_killed_run_resumed_under_the_limit_counts_the_time_spent(tmp_path) -> None:
