@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +17,6 @@ from neas.run import load_checkpoint, open_trained, supernet_from_checkpoint
 from neas.search_spaces import SearchSpace, create_space, sample
 
 torch.set_num_threads(1)  # tiny nets: one thread is as fast, and robust to a busy machine
-
-
-@pytest.fixture(autouse=True)
-def _neas_logger_as_it_was():
-    """A CLI command run in-process shows the library's messages on its console (a handler on
-    the ``neas`` logger); take it off again, so no later test or doctest depends on the order."""
-    logger = logging.getLogger("neas")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def tiny_space(image_size: int = 8, *, members: int = 2, in_channels: int = 1) -> SearchSpace:
