@@ -7,12 +7,17 @@ import logging
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _neas_logger_as_it_was():
-    """A CLI command run in-process shows the library's messages on its console (a handler on
-    the ``neas`` logger); take it off again, so no later test or doctest depends on the order."""
+def _without_cli_console() -> None:
     logger = logging.getLogger("neas")
-    handlers, level = list(logger.handlers), logger.level
+    logger.handlers[:] = [h for h in logger.handlers if type(h).__name__ != "_ConsoleHandler"]
+    logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(autouse=True)
+def _neas_logger_as_a_library_leaves_it():
+    """A CLI command run in-process (in a test or in a fixture) shows the library's messages on
+    its console (a handler on the ``neas`` logger); every test and doctest starts and ends
+    without it, so none depends on which ran before."""
+    _without_cli_console()
     yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
+    _without_cli_console()
