@@ -51,6 +51,7 @@ _SHARE = dict(TIME_SHARES)
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _PART = re.compile(r"([0-9]*\.?[0-9]+)\s*([dhms])")
 RECORD_FORMAT = 1
+SAVE_EVERY_S = 1.0  # how often a clock check writes time_limit.json (seconds of job time)
 
 
 def parse_duration(value: str | float | int) -> float:
@@ -151,6 +152,7 @@ class JobClock:
         self.record: dict[str, Any] = record or {"format": RECORD_FORMAT, "stages": {}}
         self.record["limit_s"] = self.limit_s
         self.path: Path | None = None
+        self._saved_at = -math.inf
 
     @classmethod
     def for_run(
@@ -239,10 +241,13 @@ class JobClock:
         return max(0.0, float(self.stage(name)["deadline_s"]) - self.elapsed())
 
     def passed(self, name: str) -> bool:
-        """Whether stage ``name``'s allowance is spent (the record is saved on the way, so a
-        kill loses at most the time since the last check)."""
-        self.save()
-        return self.elapsed() >= float(self.stage(name)["deadline_s"])
+        """Whether stage ``name``'s allowance is spent. The record is saved on the way at most
+        once a ``SAVE_EVERY_S`` (training asks at every step of a short epoch), so a kill loses
+        about that much of the time spent."""
+        now = self.elapsed()
+        if now - self._saved_at >= SAVE_EVERY_S:
+            self.save()
+        return now >= float(self.stage(name)["deadline_s"])
 
     def stopper(self, name: str) -> Callable[[], bool]:
         """``passed`` for one stage, as the stop test a training loop or search calls."""
@@ -267,7 +272,8 @@ class JobClock:
         return "seconds" in self.record["stages"].get(name, {})
 
     def save(self) -> None:
-        self.record["spent_s"] = self.elapsed()
+        self._saved_at = self.elapsed()
+        self.record["spent_s"] = self._saved_at
         self.record["overrun_s"] = max(0.0, self.record["spent_s"] - self.limit_s)
         if self.path is not None:
             from neas.run import write_json  # torch loads only when a run folder does
