@@ -78,8 +78,14 @@ VAL_FRACTION = 0.2
 #: The cascade's chosen threshold may lose at most this much val accuracy (half a point).
 CASCADE_TOLERANCE = 0.005
 #: Starting weights of the final training stage (``neas.deploy.final``): every weight from the
-#: supernet, the trunk from the supernet and each member's branch fresh, or all fresh.
-FINAL_INITS: tuple[str, ...] = ("inherit", "branches", "scratch")
+#: supernet, the trunk from the supernet and each member's branch fresh, the trunk from the
+#: supernet and each member's branch a blend of its inherited and its own fresh weights, or
+#: all fresh.
+FINAL_INITS: tuple[str, ...] = ("inherit", "branches", "perturb", "scratch")
+#: ``perturb``: a member's branch starts at (1 - FINAL_PERTURB) x inherited + FINAL_PERTURB x
+#: its own fresh weights (shrink and perturb, Ash & Adams 2020: a warm start that can still
+#: move apart from the other members').
+FINAL_PERTURB = 0.5
 #: The final stage's default starting weights (``neas export --final-init``).
 FINAL_INIT = "inherit"
 #: ``--space auto``: ``mlp`` for tables (N x F), ``mbconv`` for images, picked from the data.

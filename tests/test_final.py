@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neas.config import FINAL_INITS, TrainConfig
+from neas.config import FINAL_INITS, FINAL_PERTURB, TrainConfig
 from neas.deploy import export_run
 from neas.deploy.final import (
     final_config,
@@ -117,6 +117,14 @@ def test_each_init_gives_the_members_their_intended_starting_weights(init: str) 
         assert _same(trunk, old_trunk)
         assert not any(map(_same, members, old_members))
         assert not _same(members[1], members[2])  # each member its own initialisation
+    elif init == "perturb":  # halfway between the inherited and the "branches" weights
+        assert _same(trunk, old_trunk)
+        fresh = initialise(copy.deepcopy(inherited), SPACE, arch, init="branches", seed=3)
+        for b, old, new in zip(net.branches, inherited.branches, fresh.branches):
+            for p, q, r in zip(b.parameters(), old.parameters(), new.parameters()):
+                torch.testing.assert_close(p, (1 - FINAL_PERTURB) * q + FINAL_PERTURB * r)
+            assert _same(list(b.buffers()), list(old.buffers()))  # BN statistics inherited
+        assert not _same(members[1], members[2])
     else:
         assert not _same(trunk, old_trunk) and not any(map(_same, members, old_members))
         with seeded_rng(3):

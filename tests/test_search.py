@@ -71,6 +71,35 @@ def test_strategies_respect_a_tight_budget(parts, strategy: str, search_members:
         assert ev.macs == costs.ensemble(ev.arch).macs
 
 
+@pytest.mark.parametrize("search_members", [False, True])
+def test_sampling_covers_every_split_the_budget_allows(parts, search_members) -> None:
+    """Drawing split and ops together and rejecting over-budget genomes gave almost only late
+    splits; proposals now spread over every split whose cheapest ensemble fits, and fit."""
+    space = parts[0].space
+    costs = CostTable.from_space(space)
+    cheap = [
+        min(costs.layers[i][op].macs for op in lay.candidates) for i, lay in enumerate(space.layers)
+    ]
+
+    def cheapest(split: int, k: int = space.num_members) -> int:  # trunk once, rest K times
+        return costs.stem.macs + k * costs.head.macs + sum(cheap[:split]) + k * sum(cheap[split:])
+
+    n = space.num_layers
+    budget = (cheapest(0) + cheapest(n)) // 2  # K members at split 0 do not fit
+    problem = make_problem(parts, budget=budget, search_members=search_members)
+    allowed = [
+        s for s in range(n + 1) if cheapest(s, 1 if search_members else space.num_members) <= budget
+    ]
+    assert allowed == list(range(n + 1)) if search_members else 0 < allowed[0] < n
+    assert problem.feasible_splits().tolist() == allowed
+    genomes = problem.sample_feasible(300, np.random.default_rng(0))
+    splits = genomes[:, 1 if search_members else 0]
+    assert all(problem.macs(g) <= budget for g in genomes)
+    counts = np.bincount(splits, minlength=n + 1)
+    assert set(np.flatnonzero(counts)) == set(allowed)  # every allowed split, none other
+    assert counts[allowed].min() >= 0.4 * len(genomes) / len(allowed)  # near uniform
+
+
 def test_evaluation_cache_scores_each_architecture_once(parts) -> None:
     calls: list = []
     problem = make_problem(parts, budget=10**12, calls=calls)

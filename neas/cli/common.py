@@ -308,7 +308,8 @@ FinalInitOpt = Annotated[
         "--final-init",
         rich_help_panel="Final training",
         help="Starting weights of the final training: inherit (all from the supernet), "
-        "branches (trunk from the supernet, each member's own layers fresh) or scratch.",
+        "branches (trunk from the supernet, each member's own layers fresh), perturb (trunk "
+        "from the supernet, each member's own layers half inherited, half fresh) or scratch.",
     ),
 ]
 FinalPatienceOpt = Annotated[

@@ -12,7 +12,9 @@ paper's own models, the chosen ensemble is trained again as one static network:
 * the starting weights are chosen by ``init`` (``FINAL_INITS``): ``inherit`` every weight from
   the supernet (what fine-tuning did), ``branches`` the trunk inherited and each member's
   branch (its layers after the split and its head) freshly initialised with a seed of its own,
-  or ``scratch`` (everything fresh, as the paper trains its final models).
+  ``perturb`` (the trunk inherited, each member's branch a blend of its inherited weights and
+  its own fresh ones, ``FINAL_PERTURB``: a warm start whose members can still move apart), or
+  ``scratch`` (everything fresh, as the paper trains its final models).
 
 Dropout draws from torch's generator, re-seeded from ``(seed, epoch)`` at each epoch inside a
 forked generator, so the stage is deterministic for a seed and thread count and a resumed run
@@ -44,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neas.config import FINAL_INHERIT_LR, FINAL_INITS, TrainConfig
+from neas.config import FINAL_INHERIT_LR, FINAL_INITS, FINAL_PERTURB, TrainConfig
 from neas.errors import ConfigError, RunDirError
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet
@@ -86,7 +88,12 @@ def initialise(
     for m, branch in enumerate(net.branches):
         with seeded_rng(member_seed(seed, m) + 1):
             fresh = static_ensemble(space, arch).branches[m]
-        branch.load_state_dict(fresh.state_dict())
+        if init == "branches":
+            branch.load_state_dict(fresh.state_dict())
+            continue
+        with torch.no_grad():  # perturb: BN running statistics stay inherited
+            for p, q in zip(branch.parameters(), fresh.parameters()):
+                p.mul_(1.0 - FINAL_PERTURB).add_(q, alpha=FINAL_PERTURB)
     return net
 
 

@@ -186,12 +186,22 @@ class SearchProblem:
         return ev
 
     def sample_feasible(self, n: int, rng: np.random.Generator, *, tries: int = 200) -> np.ndarray:
-        """``n`` uniformly random genomes within budget (rejection sampling; falls back to
-        shrinking ops towards the cheapest when the budget is tight)."""
+        """``n`` random genomes within budget, their split uniform over the splits it allows.
+
+        Each genome draws its split first (uniform over ``feasible_splits``), then its ops
+        uniformly, redrawn up to ``tries`` times until they fit; then random genes become their
+        layer's cheapest op until it fits. Drawing ops and split together and rejecting would
+        favour late splits (shared layers are paid once), so a budget that admits every split
+        would still see almost no early-split proposal, the ensembles whose members can differ.
+        """
+        splits = self.feasible_splits()
+        at = 1 if self.search_members else 0
         out = []
-        while len(out) < n:
+        for _ in range(n):
+            split = int(rng.choice(splits))
             for _ in range(tries):
                 genome = rng.integers(self.xl, self.xu + 1)
+                genome[at] = split
                 if self.macs(genome) <= self.budget:
                     break
             else:
@@ -199,8 +209,25 @@ class SearchProblem:
             out.append(genome)
         return np.stack(out)
 
+    def feasible_splits(self) -> np.ndarray:
+        """The splits whose cheapest ensemble (fewest members, cheapest op per layer) fits."""
+        cheapest = [
+            min(self.costs.layers[i][op].macs for op in lay.candidates)
+            for i, lay in enumerate(self.space.layers)
+        ]
+        fixed = self.costs.stem.macs + self.min_members * self.costs.head.macs
+        total = sum(cheapest)
+        ok = [
+            s
+            for s in range(self.space.num_layers + 1)
+            if fixed + sum(cheapest[:s]) + self.min_members * (total - sum(cheapest[:s]))
+            <= self.budget
+        ]
+        return np.asarray(ok, dtype=np.int64)
+
     def _cheapen(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Replace random genes by each layer's cheapest op until the genome fits the budget."""
+        """Replace random genes by each layer's cheapest op until the genome fits the budget;
+        then drop to the fewest members, then share one more layer at a time."""
         genome = genome.copy()
         offset = 1 if self.search_members else 0
         n = self.space.num_layers
@@ -213,9 +240,10 @@ class SearchProblem:
             if self.macs(genome) <= self.budget:
                 return genome
             genome[pos] = cheapest[(pos - offset - 1) % n]
-        genome[offset] = n  # share everything
         if self.search_members:
             genome[0] = 1
+        while self.macs(genome) > self.budget and genome[offset] < n:
+            genome[offset] += 1
         return genome
 
 
