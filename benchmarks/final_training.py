@@ -7,17 +7,27 @@ same proposals): K = 2 ensembles under the budget (neas's choice: the best-valid
 ensemble), K = 1 under the budget (single-network NAS) and K = 1 under half the budget (the
 network a user would train twice: the deep ensemble). Then, from the same supernet:
 
-- ``neas`` with ``--final-init`` inherit / branches / scratch for each E in ``--epochs-list``;
+- ``neas`` with each ``--final-init`` of ``--inits`` for each E in ``--epochs-list``;
+- ``neas_early``: the best-validation K = 2 ensemble of the same search whose split is at most
+  ``--early-split`` (members that share few layers can differ), with the same inits and E;
 - ``single_nas``: its network, the same recipe and E, ``inherit`` (its best start here);
 - ``deep_ensemble``: the half-budget network trained from scratch twice (two seeds, each as
   the final stage trains a member), probabilities averaged: about equal MACs.
 
-Rows (``results/final_training.json``): seed, method, init, epochs, test_accuracy, nll, ece,
-member_accuracy_mean, disagreement, ensemble_gain (ensemble accuracy minus mean member
-accuracy), macs, split, final_wall_s (the final stage alone), total_wall_s (plus the supernet
-training and the method's search). Writes the "Final training" section of RESULTS.md with a
-table (means over seeds) and ``results/final_training.png`` (test accuracy vs final-stage wall
-time, one line per method).
+``--tau N`` (on ``--tau-seed``): N ensembles of the neas search spread over its splits (the
+best-validation one of each split band), each trained by the final stage (``--tau-init``,
+``--tau-epochs``); Kendall tau between the search's validation accuracy and the validation
+accuracy after final training says whether the search ranks what the final stage yields.
+
+Each seed's rows are kept in ``--work``/seed<S>/rows.json: seeds can run as separate processes
+(``--no-write``), and a last call with every seed writes the table from their rows.
+
+Rows (``results/<--name>.json``, ``final_training`` by default): seed, method, init, epochs,
+test_accuracy, nll, ece, member_accuracy_mean, disagreement, ensemble_gain (ensemble
+accuracy minus mean member accuracy), macs, split, search_val_accuracy, final_wall_s (the final
+stage alone), total_wall_s (plus the supernet training and the method's search). Writes the
+"Final training" section of RESULTS.md with a table (means over seeds) and
+``results/<--name>.png`` (test accuracy vs final-stage wall time, one line per method).
 
     python benchmarks/final_training.py --data digits --seeds 0,1,2 --threads 1
     python benchmarks/final_training.py --data fashion-mnist --val-fraction 0.0833 \\
@@ -54,18 +64,36 @@ from neas.search_spaces import EnsembleArch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import HERE, write_json, write_section  # noqa: E402
 
-INITS = ("inherit", "branches", "scratch")
+from neas.config import FINAL_INITS  # noqa: E402
 
 
-def searched_copy(trained: Path, dest: Path, options: SearchOptions, threads: int) -> pd.Series:
-    """The best-validation row of a search on a copy of the trained run, and its seconds."""
+def searched_copy(
+    trained: Path, dest: Path, options: SearchOptions, threads: int
+) -> tuple[pd.Series, pd.DataFrame]:
+    """The best-validation row of a search on a copy of the trained run (with its seconds),
+    and the search's history."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("search", "ensembles"))
     t0 = time.perf_counter()
     result = pipeline.evolve(dest, options=options, threads=threads, report=False)
     best = result.front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
-    return pd.concat([best, pd.Series({"search_s": time.perf_counter() - t0})])
+    extra = pd.Series({"search_s": time.perf_counter() - t0})
+    return pd.concat([best, extra]), result.history
+
+
+def feasible(history: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Distinct scored proposals within ``budget``, best validation first."""
+    rows = history[history["feasible"] & (history["macs"] <= budget)]
+    rows = rows.drop_duplicates("arch")
+    return rows.sort_values(["val_accuracy", "macs"], ascending=[False, True])
+
+
+def spread_over_splits(history: pd.DataFrame, budget: int, n: int) -> pd.DataFrame:
+    """Up to ``n`` proposals: the best-validation one of each of ``n`` split bands."""
+    rows = feasible(history, budget)
+    bands = np.array_split(np.sort(rows["split"].unique()), min(n, rows["split"].nunique()))
+    return pd.DataFrame([rows[rows["split"].isin(b)].iloc[0] for b in bands if len(b)])
 
 
 def scores(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
@@ -95,6 +123,13 @@ def trained_net(run, arch: EnsembleArch, *, epochs: int, init: str, seed: int):
 
 def one_seed(seed: int, args) -> list[dict[str, Any]]:
     work = Path(args.work) / f"seed{seed}"
+    cache = work / "rows.json"
+    key = {k: v for k, v in vars(args).items() if k not in ("seeds", "work", "write", "name")}
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved["key"] == key:
+            print(f"seed {seed}: rows from {cache}", flush=True)
+            return saved["rows"]
     config = RunConfig(
         data=DataOptions(
             source=args.data, max_train=args.max_train, val_fraction=args.val_fraction
@@ -114,26 +149,25 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
         seed=seed,
     )
     half = str(options.budget_macs // 2)
-    rows = {
-        "neas": searched_copy(work / "run", work / "neas", options, args.threads),
-        "single_nas": searched_copy(
-            work / "run", work / "single", replace(options, ensemble_size=1), args.threads
-        ),
-        "deep_ensemble": searched_copy(
-            work / "run",
-            work / "half",
-            replace(options, ensemble_size=1, budget=half),
-            args.threads,
-        ),
-    }
+    neas_best, history = searched_copy(work / "run", work / "neas", options, args.threads)
+    early = feasible(history[history["split"] <= args.early_split], options.budget_macs)
+    rows = {"neas": neas_best}
+    if len(early):
+        rows["neas_early"] = pd.concat([early.iloc[0], neas_best[["search_s"]]])
+    rows["single_nas"] = searched_copy(
+        work / "run", work / "single", replace(options, ensemble_size=1), args.threads
+    )[0]
+    rows["deep_ensemble"] = searched_copy(
+        work / "run", work / "half", replace(options, ensemble_size=1, budget=half), args.threads
+    )[0]
     run = open_trained(work / "run")
     ds, costs = run.dataset, CostTable.from_space(run.space)
     out = []
     for method, row in rows.items():
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
         inits = (
-            INITS
-            if method == "neas"
+            args.inits
+            if method.startswith("neas")
             else ("scratch",)
             if method == "deep_ensemble"
             else ("inherit",)
@@ -162,17 +196,77 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
                         **scores(logits, ds.y_test),
                         "macs": int(macs),
                         "split": int(arch.split),
+                        "search_val_accuracy": float(row["val_accuracy"]),
                         "members": 2 if method == "deep_ensemble" else arch.num_members,
                         "final_wall_s": final_s,
                         "total_wall_s": train_s + float(row["search_s"]) + final_s,
                     }
                 )
                 print(json.dumps(out[-1]), flush=True)
+    if args.tau and seed == args.tau_seed:
+        out += tau_rows(run, history, options.budget_macs, seed, args)
+    work.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "rows": out}, indent=1) + "\n")
     return out
 
 
+def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args) -> list[dict[str, Any]]:
+    """Ensembles spread over the splits, before (the search's score) and after final training
+    (validation accuracy): the rows of the Kendall tau figure."""
+    ds, out = run.dataset, []
+    epochs = args.tau_epochs or max(args.epochs_list)
+    for _, row in spread_over_splits(history, budget, args.tau).iterrows():
+        arch = EnsembleArch.from_json(str(row["arch"]), run.space)
+        with torch_threads(args.threads):
+            net, final_s = trained_net(run, arch, epochs=epochs, init=args.tau_init, seed=seed)
+            val = ensemble_metrics(ensemble_logits(net, ds.x_val), ds.y_val)
+        out.append(
+            {
+                "seed": seed,
+                "method": "tau",
+                "init": args.tau_init,
+                "epochs": epochs,
+                "split": int(arch.split),
+                "macs": int(row["macs"]),
+                "search_val_accuracy": float(row["val_accuracy"]),
+                "final_val_accuracy": val.accuracy,
+                "disagreement": val.disagreement,
+                "final_wall_s": final_s,
+            }
+        )
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def tau_lines(rows: list[dict[str, Any]]) -> list[str]:
+    from scipy.stats import kendalltau
+
+    frame = pd.DataFrame([r for r in rows if r["method"] == "tau"])
+    if len(frame) < 3:
+        return []
+    tau = kendalltau(frame["search_val_accuracy"], frame["final_val_accuracy"]).statistic
+    lines = [
+        "",
+        f"Does the search rank what the final stage yields? {len(frame)} ensembles of seed "
+        f"{int(frame['seed'].iloc[0])}'s search, the best-validation one of each split band, "
+        "each trained "
+        f"{int(frame['epochs'].iloc[0])} epochs from `{frame['init'].iloc[0]}`: Kendall tau "
+        f"between the search's validation accuracy and the validation accuracy after final "
+        f"training = **{tau:.2f}**.",
+        "",
+        "| split | MACs | search val acc | val acc after final training | disagreement |",
+        "|---|---|---|---|---|",
+    ]
+    for _, r in frame.sort_values("split").iterrows():
+        lines.append(
+            f"| {r['split']} | {r['macs'] / 1e6:.2f}M | {100 * r['search_val_accuracy']:.2f}% | "
+            f"{100 * r['final_val_accuracy']:.2f}% | {100 * r['disagreement']:.1f}% |"
+        )
+    return lines
+
+
 def table(rows: list[dict[str, Any]]) -> list[str]:
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([r for r in rows if r["method"] != "tau"])
     keys = ["method", "init", "epochs"]
     mean = frame.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
     std = frame.groupby(keys, sort=False).std(numeric_only=True).reset_index()
@@ -194,7 +288,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([r for r in rows if r["method"] != "tau"])
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     for (method, init), part in frame.groupby(["method", "init"], sort=False):
@@ -221,12 +315,28 @@ def main() -> None:
     p.add_argument("--epochs-list", default="1,2,4,8")
     p.add_argument("--seeds", default="0")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--inits", default=",".join(FINAL_INITS), help="neas's final inits")
+    p.add_argument("--early-split", type=int, default=5, help="neas_early: split at most")
+    p.add_argument("--tau", type=int, default=0, help="ensembles in the tau figure (0: none)")
+    p.add_argument("--tau-init", default="perturb")
+    p.add_argument("--tau-epochs", type=int, default=0, help="0: the largest of --epochs-list")
+    p.add_argument("--tau-seed", type=int, default=0, help="the seed whose search tau is on")
     p.add_argument("--work", default="runs/final_training")
+    p.add_argument("--name", default="final_training", help="results/<name>.json and .png")
+    p.add_argument(
+        "--no-write",
+        dest="write",
+        action="store_false",
+        help="keep the rows in --work only (one seed of several processes)",
+    )
     args = p.parse_args()
     args.epochs_list = [int(e) for e in args.epochs_list.split(",")]
+    args.inits = args.inits.split(",")
     rows = [r for seed in (int(s) for s in args.seeds.split(",")) for r in one_seed(seed, args)]
+    if not args.write:
+        return
     write_json(
-        "final_training.json",
+        f"{args.name}.json",
         {
             "data": args.data,
             "max_train": args.max_train,
@@ -236,23 +346,27 @@ def main() -> None:
             "rows": rows,
         },
     )
-    plot(rows, HERE / "results" / "final_training.png")
+    plot(rows, HERE / "results" / f"{args.name}.png")
     cmd = " ".join(["python benchmarks/final_training.py", *sys.argv[1:]])
     write_section(
-        f"## Final training ({args.data})",
+        f"## Final training ({args.data}"
+        + (f", {args.max_train} training images)" if args.max_train else ")"),
         [
             "",
             f"`{cmd}` ({args.threads} torch thread(s); data {args.data}, max train "
             f"{args.max_train or 'all'}, budget {args.budget}, supernet {args.supernet_epochs} "
             f"epochs; seeds {args.seeds}; means over seeds, ± the seeds' standard deviation). "
-            "neas = the best-validation K = 2 ensemble of the search; single_nas = the best "
+            "neas = the best-validation K = 2 ensemble of the search; neas_early = the "
+            f"best-validation K = 2 ensemble of the same search with split <= {args.early_split}; "
+            "single_nas = the best "
             "K = 1 network under the budget; deep_ensemble = the best K = 1 network under half "
             "the budget trained from scratch twice. Every method gets the same final-training "
             "recipe and epochs E.",
             "",
             *table(rows),
+            *tau_lines(rows),
             "",
-            "![test accuracy vs final-stage wall time](results/final_training.png)",
+            f"![test accuracy vs final-stage wall time](results/{args.name}.png)",
             "",
         ],
     )
