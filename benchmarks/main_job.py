@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,9 @@ def run_job(seed: int, out: Path, extra: list[str]) -> tuple[float, str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seeds", default="0", help="comma-separated seeds, one job each")
-    p.add_argument("--job-args", default="", help="options added to the job (default: none)")
+    p.add_argument(
+        "--job-args", default="", help="options added to the job, as --job-args='--final-epochs 4'"
+    )
     args = p.parse_args()
     if not REF.exists():
         sys.exit(f"reference workload not found at {REF}")
@@ -63,7 +66,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
             ref_before = {n: ref_seconds(n) for n in (1, 2)}
-            wall, stdout = run_job(seed, out, args.job_args.split())
+            wall, stdout = run_job(seed, out, shlex.split(args.job_args))
             summary = json.loads((out / "train_summary.json").read_text())
             threads = int(summary["torch_threads"])
             ref_after = ref_seconds(threads)

@@ -102,6 +102,9 @@ def test_each_init_gives_the_members_their_intended_starting_weights(init: str) 
     arch = _arch(split=2)
     with seeded_rng(1):
         inherited = static_ensemble(SPACE, arch)
+        for buf in inherited.buffers():  # BN statistics as a trained supernet's, not fresh 0/1
+            if buf.is_floating_point():
+                buf.uniform_(0.5, 1.5)
     rng = torch.get_rng_state()
     net = initialise(copy.deepcopy(inherited), SPACE, arch, init=init, seed=3)
     again = initialise(copy.deepcopy(inherited), SPACE, arch, init=init, seed=3)

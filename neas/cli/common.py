@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from neas.config import (
+    FINAL_PERTURB,
     SMALL_IMAGE,
     SMALL_PRESETS,
     THREADS,
@@ -309,7 +310,8 @@ FinalInitOpt = Annotated[
         rich_help_panel="Final training",
         help="Starting weights of the final training: inherit (all from the supernet), "
         "branches (trunk from the supernet, each member's own layers fresh), perturb (trunk "
-        "from the supernet, each member's own layers half inherited, half fresh) or scratch.",
+        f"from the supernet, each member's own layers {1 - FINAL_PERTURB:.0%} inherited, "
+        f"{FINAL_PERTURB:.0%} fresh) or scratch.",
     ),
 ]
 FinalPatienceOpt = Annotated[

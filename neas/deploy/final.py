@@ -76,8 +76,9 @@ def member_seed(seed: int, member: int) -> int:
 def initialise(
     net: EnsembleNet, space: SearchSpace, arch: EnsembleArch, *, init: str, seed: int
 ) -> EnsembleNet:
-    """``net`` (built from the supernet; changed in place for ``branches``) with the starting
-    weights ``init`` asks for; the caller's random stream is left as it was (module doc)."""
+    """``net`` (built from the supernet; changed in place for ``branches`` and ``perturb``)
+    with the starting weights ``init`` asks for; the caller's random stream is left as it was
+    (module doc)."""
     if init not in FINAL_INITS:
         raise ConfigError(f"unknown final init {init!r}; valid: {', '.join(FINAL_INITS)}")
     if init == "inherit":
@@ -92,8 +93,8 @@ def initialise(
             branch.load_state_dict(fresh.state_dict())
             continue
         with torch.no_grad():  # perturb: BN running statistics stay inherited
-            for p, q in zip(branch.parameters(), fresh.parameters()):
-                p.mul_(1.0 - FINAL_PERTURB).add_(q, alpha=FINAL_PERTURB)
+            for p, q in zip(branch.parameters(), fresh.parameters(), strict=True):
+                p.mul_(1.0 - FINAL_PERTURB).add_(q.to(p.device, p.dtype), alpha=FINAL_PERTURB)
     return net
 
 
@@ -202,6 +203,8 @@ def final_train(
     key = {"arch": arch.to_json(space), "init": init, "epochs": epochs, "seed": cfg.seed}
     if early:
         key["patience"] = patience
+    if init == "perturb":
+        key["perturb"] = FINAL_PERTURB
     vx, vy = (torch.from_numpy(np.asarray(a)) for a in val) if early else (None, None)
     best: dict[str, Any] | None = None
     if early:  # the weights as given (the supernet's) are the first candidate, whatever init

@@ -9,7 +9,8 @@ from neas.evolution.problem import SearchProblem
 
 
 class RandomSearch(SearchStrategy):
-    """Uniformly random genomes within the MACs budget, in batches of ``population``."""
+    """Random genomes within the MACs budget (``SearchProblem.sample_feasible``: the split
+    uniform over those the budget allows, then uniform ops), in batches of ``population``."""
 
     name = "random"
 

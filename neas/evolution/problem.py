@@ -240,7 +240,7 @@ class SearchProblem:
             if self.macs(genome) <= self.budget:
                 return genome
             genome[pos] = cheapest[(pos - offset - 1) % n]
-        if self.search_members:
+        if self.search_members and self.macs(genome) > self.budget:
             genome[0] = 1
         while self.macs(genome) > self.budget and genome[offset] < n:
             genome[offset] += 1
