@@ -124,12 +124,15 @@ def trained_net(run, arch: EnsembleArch, *, epochs: int, init: str, seed: int):
 def one_seed(seed: int, args) -> list[dict[str, Any]]:
     work = Path(args.work) / f"seed{seed}"
     cache = work / "rows.json"
-    key = {k: v for k, v in vars(args).items() if k not in ("seeds", "work", "write", "name")}
+    skip = ("seeds", "work", "write", "name", "collect")
+    key = {k: v for k, v in vars(args).items() if k not in skip}
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved["key"] == key:
             print(f"seed {seed}: rows from {cache}", flush=True)
             return saved["rows"]
+    if args.collect:
+        sys.exit(f"seed {seed}: no rows in {cache} for these options (still running?)")
     config = RunConfig(
         data=DataOptions(
             source=args.data, max_train=args.max_train, val_fraction=args.val_fraction
