@@ -20,7 +20,8 @@ best-validation one of each split band), each trained by the final stage (``--ta
 accuracy after final training says whether the search ranks what the final stage yields.
 
 Each seed's rows are kept in ``--work``/seed<S>/rows.json: seeds can run as separate processes
-(``--no-write``), and a last call with every seed writes the table from their rows.
+(``--no-write``), and a last call with every seed (``--collect``) writes the table from their
+rows.
 
 Rows (``results/<--name>.json``, ``final_training`` by default): seed, method, init, epochs,
 test_accuracy, nll, ece, member_accuracy_mean, disagreement, ensemble_gain (ensemble
@@ -326,6 +327,11 @@ def main() -> None:
     p.add_argument("--tau-seed", type=int, default=0, help="the seed whose search tau is on")
     p.add_argument("--work", default="runs/final_training")
     p.add_argument("--name", default="final_training", help="results/<name>.json and .png")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="only gather the seeds' kept rows and write the results (none may be missing)",
+    )
     p.add_argument(
         "--no-write",
         dest="write",
