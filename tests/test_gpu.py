@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neas.config import SearchOptions, ShrinkConfig
+from neas.config import FINAL_INITS, SearchOptions, ShrinkConfig
 from neas.deploy import load_ensemble
 from neas.evaluate import calibration_images, recalibrate_bn
 from neas.nn import build_ensemble
@@ -86,3 +86,19 @@ def test_torchrun_trains_on_two_gpus_with_nccl(tmp_path) -> None:
     summary = read_json(out / "train_summary.json")
     assert summary["processes"] == 2 and summary["device"] == "cuda:0"
     assert os.path.getsize(out / "supernet.pt") > 0
+
+
+@needs_cuda
+@pytest.mark.parametrize("init", FINAL_INITS)
+def test_every_final_init_starts_a_network_on_cuda(init: str) -> None:
+    """The final stage's starting weights are made beside a network already on the GPU (the
+    export builds it on the supernet's device): every init leaves it whole on that device."""
+    from neas.deploy.final import initialise
+    from neas.nn.builder import static_ensemble
+    from neas.search_spaces import create_space, sample
+
+    space = create_space("mlp", in_channels=6, num_classes=3, width_mult=0.125)
+    arch = sample(space, np.random.default_rng(0))
+    net = initialise(static_ensemble(space, arch).cuda(), space, arch, init=init, seed=0)
+    assert all(p.is_cuda for p in net.parameters())
+    assert torch.isfinite(net.cuda()(torch.randn(4, 6, 1, 1, device="cuda"))).all()
