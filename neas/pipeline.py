@@ -40,6 +40,7 @@ from neas.config import (
 )
 from neas.data import Dataset
 from neas.deploy import export_run
+from neas.deploy.export import read_pareto
 from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import NeasError
 from neas.evaluate import (
@@ -54,6 +55,7 @@ from neas.evolution import (
     run_search,
 )
 from neas.evolution.stage import latency_table_for
+from neas.front import best as best_row
 from neas.limited import finish_in_time, plan_search_time, probe_seconds
 from neas.nn.supernet import Supernet
 from neas.report import write_report
@@ -462,8 +464,9 @@ def search(
     ``started`` (a reading of ``clock``: the CLI's start, so that loading torch counts too).
 
     Stages already finished in ``out`` are reused with ``resume=True`` (a search with the same
-    options is not run again, nor a finished export). ``final`` trains each exported ensemble
-    as an ensemble first (``neas.deploy.final``; default ``FinalOptions()``). ``seed`` sets
+    options is not run again, nor a finished export). ``final`` trains the best ensemble of the
+    front as an ensemble before it is exported (``neas.deploy.final``; default
+    ``FinalOptions()``); the others are exported with the supernet's weights. ``seed`` sets
     every stage's seed. ``plots=False`` draws no figure and writes no ``report.html`` (the
     estimator's fits: nobody looks at them; ``report_path`` is then ``None``). Under
     ``torchrun`` every rank trains; ranks other than 0 return ``None`` after training, rank 0
@@ -542,18 +545,24 @@ def search(
                 resume=resume,
                 calibrated=result.calibrated,
             )
-        else:
-            exported = export_run(
-                trained.run_dir,
-                select="all",
-                final_epochs=final.epochs,
-                final_init=final.init,
-                final_patience=final.patience,
-                device=str(dev),
-                show_progress=show_progress,
-                resume=resume,
-                calibrated=result.calibrated,
-            )
+        else:  # the final stage trains the best ensemble; the rest are exported as they are
+            table = read_pareto(trained.run_dir)
+            ids, best = table["id"].astype(str).tolist(), str(best_row(table)["id"])
+            exported = []
+            for select, epochs in (([best], final.epochs), ([i for i in ids if i != best], 0)):
+                if select:
+                    exported += export_run(
+                        trained.run_dir,
+                        select=select,
+                        final_epochs=epochs,
+                        final_init=final.init,
+                        final_patience=final.patience if epochs else 0,
+                        device=str(dev),
+                        show_progress=show_progress,
+                        resume=resume,
+                        trained=opened,
+                        calibrated=result.calibrated,
+                    )
     report = write_report(trained.run_dir) if plots else None
     if job is not None:
         job.save()

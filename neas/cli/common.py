@@ -299,7 +299,8 @@ FinalEpochsOpt = Annotated[
     typer.Option(
         "--final-epochs",
         rich_help_panel="Final training",
-        help="Train each exported ensemble E epochs as an ensemble first: the sum of the "
+        help="Train E epochs as an ensemble before exporting (search: the front's best "
+        "ensemble; export: each it exports): the sum of the "
         "members' own losses, each member on its own batches (0: the supernet's weights).",
     ),
 ]
