@@ -282,3 +282,28 @@ def test_cli_cascade_updates_manifest_and_model(exported: Path) -> None:
     full = sweep.loc[sweep["threshold"].idxmax(), "val_accuracy"]
     ok = sweep[sweep["val_accuracy"] >= full - 0.5]
     assert m["cascade"]["val"]["mean_macs"] == pytest.approx(ok["val_mean_macs"].min())
+
+
+def test_the_main_jobs_final_stage_trains_the_best_ensemble_only(tmp_path: Path) -> None:
+    """``search(final=FinalOptions(epochs=1))`` trains the front's best-validation ensemble and
+    exports the others with the supernet's weights: pareto.csv re-scores that one only."""
+    from neas.config import FinalOptions, SearchOptions
+    from neas.pipeline import search
+
+    options = SearchOptions(population=6, generations=1, latency=False, calibration_images=64)
+    result = search(
+        out=tmp_path / "run",
+        config=tiny_run(),
+        options=options,
+        final=FinalOptions(epochs=1),
+        threads=1,
+        show_progress=False,
+    )
+    front = pd.read_csv(tmp_path / "run" / "pareto.csv")
+    best = front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]["id"]
+    trained = front.loc[front["final_val_accuracy"].notna(), "id"].tolist()
+    assert len(front) >= 2 and trained == [best]  # others exported as they are
+    for folder in result.exported:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert ("final" in manifest) == (folder.name == best)
+    assert len(result.exported) == len(front) and neas.load_run(tmp_path / "run").best()["id"]
