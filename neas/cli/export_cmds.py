@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import (
-    D_FINAL_EPOCHS,
     D_FINAL_INIT,
     D_FINAL_PATIENCE,
     DeviceOpt,
@@ -20,7 +19,7 @@ from neas.cli.common import (
     console,
     user_errors,
 )
-from neas.config import CASCADE_TOLERANCE, EXPORT_THREADS
+from neas.config import CASCADE_TOLERANCE, EXPORT_FINAL_EPOCHS, EXPORT_THREADS
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -40,7 +39,7 @@ def export_cmd(
             help="all (default), best, or ensemble ids from pareto.csv (repeat or comma-separate).",
         ),
     ] = None,
-    final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
+    final_epochs: FinalEpochsOpt = EXPORT_FINAL_EPOCHS,
     final_init: FinalInitOpt = D_FINAL_INIT,
     final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
     formats: Annotated[

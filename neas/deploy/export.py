@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 import neas.deploy.cascade as casc
-from neas.config import CALIBRATION_IMAGES, EXPORT_THREADS, FinalOptions
+from neas.config import CALIBRATION_IMAGES, EXPORT_FINAL_EPOCHS, EXPORT_THREADS, FinalOptions
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.deploy.final import final_train
@@ -149,7 +149,7 @@ def export_ensemble(
     *,
     out_dir: Path,
     formats: tuple[str, ...],
-    final_epochs: int = FinalOptions.epochs,
+    final_epochs: int = EXPORT_FINAL_EPOCHS,
     final_init: str = FinalOptions.init,
     final_patience: int = FinalOptions.patience,
     cascade: bool = True,
@@ -308,7 +308,7 @@ def export_run(
     *,
     select: str | Sequence[str] = "all",
     formats: Sequence[str] = FORMATS,
-    final_epochs: int = FinalOptions.epochs,
+    final_epochs: int = EXPORT_FINAL_EPOCHS,
     final_init: str = FinalOptions.init,
     final_patience: int = FinalOptions.patience,
     cascade: bool = True,
