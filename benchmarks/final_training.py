@@ -19,9 +19,10 @@ best-validation one of each split band), each trained by the final stage (``--ta
 ``--tau-epochs``); Kendall tau between the search's validation accuracy and the validation
 accuracy after final training says whether the search ranks what the final stage yields.
 
-Each seed's rows are kept in ``--work``/seed<S>/rows.json: seeds can run as separate processes
-(``--no-write``), and a last call with every seed (``--collect``) writes the table from their
-rows.
+Each seed's rows are appended to ``--work``/seed<S>/rows.jsonl as they are measured (and its
+searches kept): a stopped run resumes at the next row, ``--methods`` picks which rows to
+measure, seeds can run as separate processes (``--no-write``), and a last call with every seed
+(``--collect``) writes the table from their rows.
 
 Rows (``results/<--name>.json``, ``final_training`` by default): seed, method, init, epochs,
 test_accuracy, nll, ece, member_accuracy_mean, disagreement, ensemble_gain (ensemble
@@ -41,7 +42,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,19 +67,21 @@ from _results import HERE, write_json, write_section  # noqa: E402
 
 from neas.config import FINAL_INITS  # noqa: E402
 
+METHODS = ("neas", "neas_early", "single_nas", "deep_ensemble", "tau")
+
 
 def searched_copy(
     trained: Path, dest: Path, options: SearchOptions, threads: int
 ) -> tuple[pd.Series, pd.DataFrame]:
     """The best-validation row of a search on a copy of the trained run (with its seconds),
     and the search's history."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("search", "ensembles"))
-    t0 = time.perf_counter()
+    if not (dest / "search" / "summary.json").is_file():  # else resumed: a finished search
+        if dest.exists():  # with the same options is returned as it is
+            shutil.rmtree(dest)
+        shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("search", "ensembles"))
     result = pipeline.evolve(dest, options=options, threads=threads, report=False)
     best = result.front.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
-    extra = pd.Series({"search_s": time.perf_counter() - t0})
+    extra = pd.Series({"search_s": float(result.summary["seconds"])})
     return pd.concat([best, extra]), result.history
 
 
@@ -124,27 +126,19 @@ def trained_net(run, arch: EnsembleArch, *, epochs: int, init: str, seed: int):
 
 def one_seed(seed: int, args) -> list[dict[str, Any]]:
     work = Path(args.work) / f"seed{seed}"
-    cache = work / "rows.json"
-    skip = ("seeds", "work", "write", "name", "collect")
-    key = {k: v for k, v in vars(args).items() if k not in skip}
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
-        if saved["key"] == key:
-            print(f"seed {seed}: rows from {cache}", flush=True)
-            return saved["rows"]
+    kept = Rows(work, args)
     if args.collect:
-        sys.exit(f"seed {seed}: no rows in {cache} for these options (still running?)")
+        return kept.rows
     config = RunConfig(
         data=DataOptions(
             source=args.data, max_train=args.max_train, val_fraction=args.val_fraction
         ),
         train=TrainConfig(epochs=args.supernet_epochs),
     ).with_seed(seed)
-    t0 = time.perf_counter()
     pipeline.train(
         out=work / "run", config=config, threads=args.threads, resume=True, show_progress=False
     )
-    train_s = time.perf_counter() - t0
+    train_s = json.loads((work / "run" / "train_summary.json").read_text())["train_seconds"]
     options = SearchOptions(
         budget=args.budget,
         population=args.population,
@@ -166,8 +160,9 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
     )[0]
     run = open_trained(work / "run")
     ds, costs = run.dataset, CostTable.from_space(run.space)
-    out = []
     for method, row in rows.items():
+        if method not in args.methods:
+            continue
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
         inits = (
             args.inits
@@ -178,6 +173,8 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
         )
         for init in inits:
             for epochs in args.epochs_list:
+                if kept.has(method, init, epochs):
+                    continue
                 with torch_threads(args.threads):
                     if method == "deep_ensemble":  # two networks, trained apart, averaged
                         parts = [
@@ -191,7 +188,7 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
                         net, final_s = trained_net(run, arch, epochs=epochs, init=init, seed=seed)
                         logits = ensemble_logits(net, ds.x_test)
                         macs = costs.ensemble(arch).macs
-                out.append(
+                kept.add(
                     {
                         "seed": seed,
                         "method": method,
@@ -206,25 +203,62 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
                         "total_wall_s": train_s + float(row["search_s"]) + final_s,
                     }
                 )
-                print(json.dumps(out[-1]), flush=True)
-    if args.tau and seed == args.tau_seed:
-        out += tau_rows(run, history, options.budget_macs, seed, args)
-    work.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"key": key, "rows": out}, indent=1) + "\n")
-    return out
+    if args.tau and seed == args.tau_seed and "tau" in args.methods:
+        tau_rows(run, history, options.budget_macs, seed, args, kept)
+    return kept.rows
 
 
-def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args) -> list[dict[str, Any]]:
+#: Options that change what a seed's rows mean: rows kept under other values are dropped.
+SETTINGS = ("data", "max_train", "val_fraction", "budget", "supernet_epochs", "population",
+            "generations", "threads", "early_split", "tau", "tau_init", "tau_epochs")  # fmt: skip
+
+
+class Rows:
+    """A seed's rows, each appended to ``<work>/seed<S>/rows.jsonl`` as it is measured: a
+    stopped process resumes at the next row, and ``--collect`` reads them. Rows kept under
+    other ``SETTINGS`` (``settings.json``) are dropped."""
+
+    def __init__(self, work: Path, args) -> None:
+        self.path, settings = work / "rows.jsonl", {k: getattr(args, k) for k in SETTINGS}
+        saved = work / "settings.json"
+        if saved.is_file() and json.loads(saved.read_text()) != settings:
+            if args.collect:
+                sys.exit(f"{work}: its rows were measured with other options ({saved})")
+            self.path.unlink(missing_ok=True)
+        if args.collect and not self.path.is_file():
+            sys.exit(f"{work}: no rows kept (not run, or still running?)")
+        work.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(settings) + "\n")
+        lines = self.path.read_text().splitlines() if self.path.is_file() else []
+        self.rows = [json.loads(line) for line in lines if line.strip()]
+
+    def has(self, method: str, init: str, epochs: int, split: int | None = None) -> bool:
+        return any(
+            (r["method"], r["init"], r["epochs"]) == (method, init, epochs)
+            and (split is None or r["split"] == split)
+            for r in self.rows
+        )
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Rows) -> None:
     """Ensembles spread over the splits, before (the search's score) and after final training
     (validation accuracy): the rows of the Kendall tau figure."""
-    ds, out = run.dataset, []
+    ds = run.dataset
     epochs = args.tau_epochs or max(args.epochs_list)
     for _, row in spread_over_splits(history, budget, args.tau).iterrows():
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
+        if kept.has("tau", args.tau_init, epochs, split=int(arch.split)):
+            continue
         with torch_threads(args.threads):
             net, final_s = trained_net(run, arch, epochs=epochs, init=args.tau_init, seed=seed)
             val = ensemble_metrics(ensemble_logits(net, ds.x_val), ds.y_val)
-        out.append(
+        kept.add(
             {
                 "seed": seed,
                 "method": "tau",
@@ -238,8 +272,6 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args) -> list[d
                 "final_wall_s": final_s,
             }
         )
-        print(json.dumps(out[-1]), flush=True)
-    return out
 
 
 def tau_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -320,6 +352,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--inits", default=",".join(FINAL_INITS), help="neas's final inits")
+    p.add_argument("--methods", default=",".join(METHODS), help="which rows to measure")
     p.add_argument("--early-split", type=int, default=5, help="neas_early: split at most")
     p.add_argument("--tau", type=int, default=0, help="ensembles in the tau figure (0: none)")
     p.add_argument("--tau-init", default="perturb")
@@ -341,6 +374,7 @@ def main() -> None:
     args = p.parse_args()
     args.epochs_list = [int(e) for e in args.epochs_list.split(",")]
     args.inits = args.inits.split(",")
+    args.methods = args.methods.split(",")
     rows = [r for seed in (int(s) for s in args.seeds.split(",")) for r in one_seed(seed, args)]
     if not args.write:
         return
