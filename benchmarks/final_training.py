@@ -306,15 +306,16 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     keys = ["method", "init", "epochs"]
     mean = frame.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
     std = frame.groupby(keys, sort=False).std(numeric_only=True).reset_index()
+    seeds = frame.groupby(keys, sort=False)["seed"].nunique().reset_index()["seed"]
     lines = [
-        "| method | init | E | test acc (mean ± std) | NLL | ECE | member acc | disagreement "
-        "| gain | MACs | split | final s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | init | E | seeds | test acc (mean ± std) | NLL | ECE | member acc "
+        "| disagreement | gain | MACs | split | final s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (_, m), (_, s) in zip(mean.iterrows(), std.iterrows()):
-        spread = 0.0 if np.isnan(s["test_accuracy"]) else 100 * s["test_accuracy"]
+    for (_, m), (_, s), n in zip(mean.iterrows(), std.iterrows(), seeds):
+        spread = 0.0 if np.isnan(s["test_accuracy"]) else 100 * s["test_accuracy"]  # one seed
         lines.append(
-            f"| {m['method']} | {m['init']} | {int(m['epochs'])} | "
+            f"| {m['method']} | {m['init']} | {int(m['epochs'])} | {n} | "
             f"{100 * m['test_accuracy']:.2f} ± {spread:.2f}% | {m['nll']:.3f} | {m['ece']:.3f} | "
             f"{100 * m['member_accuracy_mean']:.2f}% | {100 * m['disagreement']:.1f}% | "
             f"{100 * m['ensemble_gain']:+.2f} | {m['macs'] / 1e6:.2f}M | {m['split']:.0f} | "
