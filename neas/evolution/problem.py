@@ -211,19 +211,21 @@ class SearchProblem:
 
     def feasible_splits(self) -> np.ndarray:
         """The splits whose cheapest ensemble (fewest members, cheapest op per layer) fits."""
-        cheapest = [
-            min(self.costs.layers[i][op].macs for op in lay.candidates)
-            for i, lay in enumerate(self.space.layers)
-        ]
-        fixed = self.costs.stem.macs + self.min_members * self.costs.head.macs
-        total = sum(cheapest)
+        cheapest = np.asarray(self._cheapest_genes() * self.space.num_members)
+        head = [self.min_members] if self.search_members else []
         ok = [
             s
             for s in range(self.space.num_layers + 1)
-            if fixed + sum(cheapest[:s]) + self.min_members * (total - sum(cheapest[:s]))
-            <= self.budget
+            if self.macs(np.concatenate([head, [s], cheapest])) <= self.budget
         ]
         return np.asarray(ok, dtype=np.int64)
+
+    def _cheapest_genes(self) -> list[int]:
+        """Each layer's cheapest op, as a gene (an index into its candidates)."""
+        return [
+            int(np.argmin([self.costs.layers[i][op].macs for op in lay.candidates]))
+            for i, lay in enumerate(self.space.layers)
+        ]
 
     def _cheapen(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Replace random genes by each layer's cheapest op until the genome fits the budget;
@@ -231,10 +233,7 @@ class SearchProblem:
         genome = genome.copy()
         offset = 1 if self.search_members else 0
         n = self.space.num_layers
-        cheapest = [
-            int(np.argmin([self.costs.layers[i][op].macs for op in lay.candidates]))
-            for i, lay in enumerate(self.space.layers)
-        ]
+        cheapest = self._cheapest_genes()
         order = rng.permutation(len(genome) - offset - 1) + offset + 1
         for pos in order:
             if self.macs(genome) <= self.budget:
