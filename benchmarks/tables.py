@@ -36,6 +36,10 @@ row, so that fit times can be compared across machines and days. The RESULTS.md 
 rebuilt from the whole json after each run (``--report`` rebuilds it without fitting).
 
     python benchmarks/tables.py [--tables a,b] [--methods neas,tabm] [--seeds 0,1,2]
+
+A variant of neas against the committed defaults: ``--methods neas --neas-params
+'{"embedding": "piecewise"}' --results results/tables_piecewise.json`` (rows go to that json;
+RESULTS.md is rebuilt only from ``results/tables.json``).
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ def make(method: str, seed: int, args):
     if method == "neas":
         from neas import NEASClassifier
 
-        return NEASClassifier(random_state=seed, threads=1)
+        return NEASClassifier(random_state=seed, threads=1, **args.neas_params)
     if method == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(random_state=seed, categorical_features="from_dtype")
     if method == "lightgbm":
@@ -196,6 +200,7 @@ def measure(table, X, y, method, seed, args, ref_s) -> dict:
         row["accuracy"] = float((pred == yte.to_numpy()).mean())
         row["log_loss"] = float(log_loss(yte, proba, labels=classes))
         if method == "neas":
+            row["neas_params"] = args.neas_params
             row["macs"] = int(model.pareto_front_.set_index("id").loc[model.ensemble_id_, "macs"])
         if method == "tabm":
             row["epochs"] = model.epochs_
@@ -354,8 +359,22 @@ def main() -> None:
         action="store_true",
         help="skip rows already measured without error (resume a run, or share the work)",
     )
+    p.add_argument(
+        "--neas-params",
+        type=json.loads,
+        default={},
+        help="JSON keyword arguments for NEASClassifier beyond random_state and threads",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="the json rows go to (RESULTS.md is written only for the default)",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
+    write_md = args.results.resolve() == RESULTS.resolve()
+    globals()["RESULTS"] = args.results.resolve()
     if not args.report:
         tables = args.tables.split(",")
         methods = args.methods.split(",")
@@ -381,7 +400,8 @@ def main() -> None:
                     print(json.dumps(row), flush=True)
     lines = report(read_results())
     print("\n".join(lines))
-    write_section(TITLE, lines)
+    if write_md:
+        write_section(TITLE, lines)
 
 
 if __name__ == "__main__":

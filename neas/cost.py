@@ -66,7 +66,9 @@ def mbconv_op_cost(layer: LayerSpec, op: OpChoice) -> Cost:
 
 def mlp_stem_cost(stem: StemSpec) -> Cost:
     """One linear layer (1x1 conv) + BN, after the periodic embeddings (``F x k`` frequencies,
-    one shared ``2k -> d`` linear layer applied to each of the F features) when it has them."""
+    one shared ``2k -> d`` linear layer applied to each of the F features) when it has them;
+    the piecewise-linear encoding adds no parameters and no multiply-accumulates (its width
+    is in ``linear_in``)."""
     c = stem.out_channels
     linear = Cost(c * stem.linear_in, c * stem.linear_in + 2 * c)
     if not stem.frequencies:

@@ -87,7 +87,7 @@ def test_cost_cli_reads_our_json(tmp_path) -> None:
     assert json.loads(result.output)["macs"] == CostTable.from_space(space).ensemble(arch).macs
 
 
-@pytest.mark.parametrize("embedding", ["none", "periodic"])
+@pytest.mark.parametrize("embedding", ["none", "periodic", "piecewise"])
 @pytest.mark.parametrize("weights", ["entangled", "separate", "members"])
 def test_mlp_macs_and_params_match_flop_counter(weights: str, embedding: str) -> None:
     space = create_space(

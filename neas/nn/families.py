@@ -29,8 +29,15 @@ from torch import nn
 from neas.cost import Cost, register_family_cost
 from neas.errors import ConfigError
 from neas.nn.dynamic import DynamicMBConv, DynamicMLP
-from neas.nn.layers import MBConv, MLPBlock, PeriodicEmbedding, Stem, conv_bn
-from neas.search_spaces.mlp import FREQUENCY_SCALE
+from neas.nn.layers import (
+    MBConv,
+    MLPBlock,
+    PeriodicEmbedding,
+    PiecewiseLinearEncoding,
+    Stem,
+    conv_bn,
+)
+from neas.search_spaces.mlp import BIN_TAIL, FREQUENCY_SCALE
 from neas.search_spaces.spec import (
     LayerSpec,
     OpChoice,
@@ -125,6 +132,8 @@ def mlp_mid(layer: LayerSpec, op: OpChoice) -> int:
 def _mlp_stem(space: SearchSpace) -> nn.Module:
     st = space.stem
     linear = conv_bn(st.linear_in, st.out_channels, 1)
+    if st.bins:
+        return nn.Sequential(PiecewiseLinearEncoding(st.bins, tail=BIN_TAIL), *linear)
     if not st.frequencies:
         return linear
     embed = PeriodicEmbedding(

@@ -89,6 +89,34 @@ class PeriodicEmbedding(nn.Module):
         return h.flatten(1)[:, :, None, None]
 
 
+class PiecewiseLinearEncoding(nn.Module):
+    """Piecewise-linear encoding of numeric features (Gorishniy et al. 2022, "PLE"; their
+    MLP-Q): each feature x of N x F x 1 x 1 becomes ``bins`` values, bin t holding
+    clamp((x - e_t) / (e_{t+1} - e_t), 0, 1), the first bin unclamped below and the last above,
+    so the encoding is monotone and lossless. No trainable parts and no fitted state: the edges
+    are the standard-normal quantiles of ``bins + 1`` evenly spaced probabilities in
+    [``tail``, 1 - ``tail``], because the features reach the network as normal scores (the
+    table encoder's quantile map, then standardisation), so each bin holds about the same share
+    of a column's rows. Out: N x (F bins) x 1 x 1."""
+
+    def __init__(self, bins: int, *, tail: float) -> None:
+        super().__init__()
+        p = torch.linspace(tail, 1.0 - tail, bins + 1, dtype=torch.float64)
+        edges = torch.special.ndtri(p).float()
+        inf = torch.tensor([math.inf])
+        self.register_buffer("left", edges[:-1], persistent=False)
+        self.register_buffer("width", edges[1:] - edges[:-1], persistent=False)
+        lo, hi = torch.zeros(bins), torch.ones(bins)
+        lo[0], hi[-1] = -inf, inf
+        self.register_buffer("low", lo, persistent=False)
+        self.register_buffer("high", hi, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = (x.flatten(1).unsqueeze(-1) - self.left) / self.width  # N x F x bins
+        r = torch.maximum(torch.minimum(r, self.high), self.low)
+        return r.flatten(1)[:, :, None, None]
+
+
 class DepthwiseSeparable(nn.Module):
     """The fixed first block: depthwise 3x3 -> SE -> pointwise 1x1 (+ residual)."""
 

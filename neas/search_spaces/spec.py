@@ -63,7 +63,8 @@ class OpChoice:
 class StemSpec:
     """conv3x3 (stride) -> BN -> Swish, then a fixed depthwise-separable block with SE
     (``mbconv``); for ``mlp``, a linear layer -> BN -> Swish, after periodic embeddings of each
-    feature when ``frequencies`` > 0 (``embedding_dim`` values per feature)."""
+    feature when ``frequencies`` > 0 (``embedding_dim`` values per feature), or its
+    piecewise-linear encoding when ``bins`` > 0 (``bins`` values per feature)."""
 
     in_channels: int
     out_channels: int
@@ -72,11 +73,14 @@ class StemSpec:
     se_ratio: float = 0.25
     frequencies: int = 0
     embedding_dim: int = 0
+    bins: int = 0
 
     @property
     def linear_in(self) -> int:
         """Width entering the stem's linear layer: the features, or their embeddings."""
-        return self.in_channels * (self.embedding_dim if self.frequencies else 1)
+        if self.frequencies:
+            return self.in_channels * self.embedding_dim
+        return self.in_channels * max(1, self.bins)
 
     @property
     def output_size(self) -> int:
