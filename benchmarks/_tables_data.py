@@ -17,6 +17,7 @@ with ``SUBSAMPLE_SEED`` (only LetterRecognition, 20,000 rows, today).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -80,9 +81,11 @@ def _export(name: str) -> None:
         raise RuntimeError("Rscript not found: install R with r-cran-mlbench and r-cran-modeldata")
     CACHE.mkdir(exist_ok=True)
     csv, info = CACHE / f"{name}.csv", CACHE / f"{name}.json"
-    script = CACHE / "_export.R"
+    # Per-process temporary names: two benchmark runs may export the same table at once.
+    pid = os.getpid()
+    script = CACHE / f"_export.{pid}.R"
     script.write_text(_EXPORT)
-    tmp_csv, tmp_info = csv.with_suffix(".csv.tmp"), info.with_suffix(".json.tmp")
+    tmp_csv, tmp_info = csv.with_suffix(f".csv.{pid}.tmp"), info.with_suffix(f".json.{pid}.tmp")
     subprocess.run(
         ["Rscript", str(script), t.package, t.dataset, str(tmp_csv), str(tmp_info)],
         check=True,
@@ -90,6 +93,7 @@ def _export(name: str) -> None:
     )
     tmp_csv.replace(csv)
     tmp_info.replace(info)
+    script.unlink()
 
 
 def load_raw(name: str) -> pd.DataFrame:

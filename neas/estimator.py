@@ -51,6 +51,7 @@ from neas.device import resolve_device
 from neas.errors import ConfigError, NeasError
 from neas.front import best as best_row
 from neas.front import cheapest_within
+from neas.layout import MODEL_PT
 from neas.limited import finish_in_time
 from neas.pipeline import search
 from neas.run import read_config
@@ -291,7 +292,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                     show_progress=self.verbose,
                     calibrated=result.search.calibrated,
                 )
-            self.ensemble_: DeployedEnsemble = load_ensemble(folder / "model.pt")
+            self.ensemble_: DeployedEnsemble = load_ensemble(folder / MODEL_PT)
         except NeasError as exc:  # the loader names its file, here an internal one: say X
             if str(data) not in str(exc):
                 raise

@@ -20,3 +20,15 @@ RANKING_CSV = "ranking.csv"
 RANKING_PLOT = "ranking.png"
 REPORT = "report.html"
 TIME_RECORD = "time_limit.json"  # --time-limit: the plan and the seconds each stage took
+SEARCH_SUMMARY = "summary.json"  # in SEARCH_DIR
+SEARCH_HISTORY = "history.csv"  # in SEARCH_DIR
+HYPERVOLUME = "hypervolume.csv"  # in SEARCH_DIR
+HYPERVOLUME_PLOT = "hypervolume.png"  # in SEARCH_DIR
+# In each exported ensemble's folder (ENSEMBLES/<id>/):
+MANIFEST = "manifest.json"
+MODEL_ONNX = "model.onnx"
+MODEL_PT = "model.pt"
+CASCADE_TABLE = "cascade.csv"
+CASCADE_PLOT = "cascade.png"
+#: The final stage's checkpoint while it trains (a killed export resumes); gone once exported.
+FINAL_CHECKPOINT = "final.pt"

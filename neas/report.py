@@ -28,6 +28,16 @@ from typing import Any
 import pandas as pd
 
 from neas.errors import RunDirError
+from neas.layout import (
+    CASCADE_PLOT,
+    CASCADE_TABLE,
+    HYPERVOLUME,
+    HYPERVOLUME_PLOT,
+    MANIFEST,
+    MODEL_ONNX,
+    MODEL_PT,
+    SEARCH_SUMMARY,
+)
 from neas.run import (
     CONFIG,
     ENSEMBLES,
@@ -355,7 +365,7 @@ def _members_text(run: Path, cfg: dict[str, Any]) -> str:
     if k is None:
         space = _space(run)
         k = space.get("num_members") if space else None
-    summary = run / SEARCH_DIR / "summary.json"
+    summary = run / SEARCH_DIR / SEARCH_SUMMARY
     opts = _json(summary).get("options", {}) if summary.is_file() else {}
     if not isinstance(opts, dict):
         opts = {}
@@ -451,9 +461,9 @@ def _time_section(run: Path) -> str:
 def _exported_manifests(folders: Sequence[Path]) -> dict[str, dict[str, Any]]:
     out = {}
     for folder in folders:
-        m = _section(_json, folder / "manifest.json", folder / "manifest.json")
+        m = _section(_json, folder / MANIFEST, folder / MANIFEST)
         if not isinstance(m, dict):
-            raise _damaged(folder / "manifest.json", TypeError("not an object"))
+            raise _damaged(folder / MANIFEST, TypeError("not an object"))
         out[folder.name] = m
     return out
 
@@ -494,7 +504,7 @@ def _search_section(run: Path, manifests: dict[str, dict[str, Any]]) -> str:
         "the cost you can pay.</p>"
     )
     s: dict[str, Any] = {}
-    summary = run / SEARCH_DIR / "summary.json"
+    summary = run / SEARCH_DIR / SEARCH_SUMMARY
     if summary.is_file():
         s = _json(summary)
         opts = s.get("options", {})
@@ -554,7 +564,7 @@ def _search_section(run: Path, manifests: dict[str, dict[str, Any]]) -> str:
     if any_ort:
         notes.append(("measured latency", _ORT_NOTE))
     parts += [_notes(notes), _img(run / PARETO_PLOT, "Pareto front")]
-    hv = run / SEARCH_DIR / "hypervolume.csv"
+    hv = run / SEARCH_DIR / HYPERVOLUME
     if hv.is_file():
         table = _csv(hv)
         labels = {
@@ -571,7 +581,7 @@ def _search_section(run: Path, manifests: dict[str, dict[str, Any]]) -> str:
         parts += [
             "<h2>Hypervolume by generation</h2>",
             _notes([("hypervolume", _HYPERVOLUME)]),
-            _img(run / SEARCH_DIR / "hypervolume.png", "hypervolume"),
+            _img(run / SEARCH_DIR / HYPERVOLUME_PLOT, "hypervolume"),
             _table(hv_header, hv_rows),
         ]
     return "".join(parts)
@@ -756,7 +766,7 @@ def _architecture(arch: dict[str, Any], space: dict[str, Any] | None) -> str:
 
 
 def _files(run: Path, folder: Path) -> str:
-    names = ("model.onnx", "model.pt", "manifest.json", "cascade.csv")
+    names = (MODEL_ONNX, MODEL_PT, MANIFEST, CASCADE_TABLE)
     items = []
     for name in names:
         path = folder / name
@@ -764,10 +774,10 @@ def _files(run: Path, folder: Path) -> str:
             continue
         rel = path.relative_to(run).as_posix()
         what = {
-            "model.onnx": "one ONNX graph: shared trunk once, then the K members",
-            "model.pt": "for <code>neas.load_ensemble</code>",
-            "manifest.json": "input shape, normalisation, class names, measurements",
-            "cascade.csv": "the full cascade sweep",
+            MODEL_ONNX: "one ONNX graph: shared trunk once, then the K members",
+            MODEL_PT: "for <code>neas.load_ensemble</code>",
+            MANIFEST: "input shape, normalisation, class names, measurements",
+            CASCADE_TABLE: "the full cascade sweep",
         }[name]
         items.append(f"<li><code>{_e(rel)}</code> ({_size(path.stat().st_size)}): {what}</li>")
     if not items:
@@ -806,7 +816,7 @@ def _serve(folder: Path, m: dict[str, Any]) -> str:
             "x = ((pixels / 255.0 - mean) / std).astype(np.float32)  # normalised as in training\n"
         )
     code = []
-    if (folder / "model.onnx").is_file():
+    if (folder / MODEL_ONNX).is_file():
         code.append(
             "import json\n\nimport numpy as np\nimport onnxruntime as ort\n\n"
             f"folder = {where}\n"
@@ -817,11 +827,11 @@ def _serve(folder: Path, m: dict[str, Any]) -> str:
             'probabilities = session.run(["probabilities"], {"input": x})[0]  # N x classes\n'
             'labels = [spec["class_names"][i] for i in probabilities.argmax(1)]\n'
         )
-    if (folder / "model.pt").is_file():
+    if (folder / MODEL_PT).is_file():
         code.append(
             ("# or, with neas installed (it normalises for you):\n" if code else "")
             + "import neas\n\n"
-            f"model = neas.load_ensemble({json.dumps(str(folder.resolve() / 'model.pt'))})\n"
+            f"model = neas.load_ensemble({json.dumps(str(folder.resolve() / MODEL_PT))})\n"
             f"labels = model.predict({raw}, normalize=True)  # class indices\n"
         )
     if not code:
@@ -859,9 +869,9 @@ def _cascade_block(folder: Path, m: dict[str, Any]) -> str:
                 "the full ensemble."
             )
         parts.append(f'<p class="note">{text}</p>')
-    if (folder / "cascade.csv").is_file():
-        sweep = _csv(folder / "cascade.csv")
-        parts.append(_img(folder / "cascade.png", "cascade"))
+    if (folder / CASCADE_TABLE).is_file():
+        sweep = _csv(folder / CASCADE_TABLE)
+        parts.append(_img(folder / CASCADE_PLOT, "cascade"))
         parts.append(_sweep_table(sweep, threshold))
     return "".join(parts)
 
@@ -901,7 +911,7 @@ def _sweep_table(sweep: pd.DataFrame, chosen: Any) -> str:
 def _ensemble_section(
     folder: Path, run: Path, space: dict[str, Any] | None, predicted: dict[str, Any]
 ) -> str:
-    m = _json(folder / "manifest.json")
+    m = _json(folder / MANIFEST)
     onnx = m.get("onnx") if isinstance(m.get("onnx"), dict) else {}
     acc = m.get("accuracy") if isinstance(m.get("accuracy"), dict) else {}
     lat = m.get("latency") if isinstance(m.get("latency"), dict) else {}
@@ -997,7 +1007,7 @@ def _exports_intro(space: dict[str, Any] | None, manifests: dict[str, dict[str, 
 
 def _latency_predicted(run: Path) -> bool:
     """Whether the search predicted latencies (``--no-latency`` leaves ``latency_ms`` at 0)."""
-    summary = run / SEARCH_DIR / "summary.json"
+    summary = run / SEARCH_DIR / SEARCH_SUMMARY
     opts = _json(summary).get("options") if summary.is_file() else None
     return not isinstance(opts, dict) or opts.get("latency") is not False
 
@@ -1029,7 +1039,7 @@ def render_report(run_dir: str | Path) -> str:
         predicted = _section(_predicted_latencies, run, run / PARETO)
         body.append(_exports_intro(space, manifests))
         body += [
-            _section(lambda f: _ensemble_section(f, run, space, predicted), f, f / "manifest.json")
+            _section(lambda f: _ensemble_section(f, run, space, predicted), f, f / MANIFEST)
             for f in folders
         ]
     return (

@@ -21,6 +21,7 @@ from neas.deploy.export import front_archs, read_pareto
 from neas.errors import ConfigError, NeasError, SelectError
 from neas.front import best as best_row
 from neas.front import current_accuracy
+from neas.layout import MODEL_PT
 from neas.report import write_report
 from neas.run import ensemble_dir, export_matches
 
@@ -63,9 +64,9 @@ class RunResults:
         if ensemble_id not in front:
             raise SelectError(f"unknown ensemble id {ensemble_id}; valid: {', '.join(front)}")
         folder = ensemble_dir(self.run_dir, ensemble_id)
-        if not (folder / "model.pt").is_file() or not export_matches(folder, front[ensemble_id]):
+        if not (folder / MODEL_PT).is_file() or not export_matches(folder, front[ensemble_id]):
             export_run(self.run_dir, select=[ensemble_id], formats=("torch",), cascade=False)
-        return load_ensemble(folder / "model.pt")
+        return load_ensemble(folder / MODEL_PT)
 
     def export(self, select: str | Sequence[str] = "all", **kwargs: Any) -> list[Path]:
         """``neas export`` (then the report is rewritten): see ``neas.deploy.export_run``."""

@@ -51,6 +51,7 @@ from neas.layout import (  # noqa: F401  (the run's file names, re-exported)
     CONFIG,
     ENSEMBLES,
     LATENCY_TABLE,
+    MANIFEST,
     MARKER,
     PARETO,
     PARETO_PLOT,
@@ -174,7 +175,7 @@ def ensemble_dir(run_dir: str | os.PathLike[str], ensemble_id: object) -> Path:
 def export_matches(folder: Path, arch_json: str) -> bool:
     """Whether ``folder`` holds a finished export (``manifest.json`` written last) of the
     architecture ``arch_json`` (a ``pareto.csv`` row's ``arch``)."""
-    manifest = folder / "manifest.json"
+    manifest = folder / MANIFEST
     if manifest.is_symlink() or not manifest.is_file():
         return False
     try:
@@ -200,7 +201,7 @@ def remove_stale_exports(run_dir: str | os.PathLike[str], front: dict[str, str])
         if folder.is_symlink() or not folder.is_dir():
             continue
         arch = front.get(folder.name)
-        unfinished = not (folder / "manifest.json").exists()  # never served; resumable
+        unfinished = not (folder / MANIFEST).exists()  # never served; resumable
         if arch is None or not (unfinished or export_matches(folder, arch)):
             shutil.rmtree(folder)
             stale.append(folder.name)

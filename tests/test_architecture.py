@@ -86,6 +86,23 @@ def test_search_spaces_never_import_torch() -> None:
         assert not any(n.split(".")[0] == "torch" for n in names), path
 
 
+def test_run_file_names_are_written_once() -> None:
+    """Every file name of a run folder is a constant of ``neas.layout``: no other module spells
+    one as a string literal (f-strings and prose may mention them)."""
+    import neas.layout as layout
+
+    files = {v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str) and "." in v}
+    assert {"pareto.csv", "manifest.json", "model.pt", "summary.json"} <= files
+    found = []
+    for path in ROOT.rglob("*.py"):
+        if path.name == "layout.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in files:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not found, found
+
+
 def test_no_package_attribute_shadows_a_submodule() -> None:
     code = """
 import importlib, pkgutil, sys, types

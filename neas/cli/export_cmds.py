@@ -20,6 +20,7 @@ from neas.cli.common import (
     user_errors,
 )
 from neas.config import CASCADE_TOLERANCE, EXPORT_FINAL_EPOCHS, EXPORT_THREADS
+from neas.layout import CASCADE_TABLE, MANIFEST
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder (after `neas search`).")]
 
@@ -77,7 +78,7 @@ def export_cmd(
     )
     table = Table("id", "K", "MACs", "val acc", "ORT b1 ms", "vs separate", "parity", "cascade t")
     for folder in folders:
-        m = read_json(folder / "manifest.json")
+        m = read_json(folder / MANIFEST)
         lat, onnx = m.get("latency"), m.get("onnx")
         table.add_row(
             m["id"],
@@ -120,7 +121,7 @@ def cascade_cmd(
 
     info = cascade_run(run_dir, ensemble_id=ensemble_id, tolerance=tolerance)
     folder = ensemble_dir(run_dir, ensemble_id)
-    sweep = pd.read_csv(folder / "cascade.csv")
+    sweep = pd.read_csv(folder / CASCADE_TABLE)
     table = Table("threshold", "val acc", "val MACs", "test acc", "test MACs", "members run")
     for _, r in sweep.iterrows():
         mark = " *" if abs(r["threshold"] - info["threshold"]) < 1e-12 else ""
@@ -137,7 +138,7 @@ def cascade_cmd(
     console.print(
         f"chosen threshold {info['threshold']:g}: val accuracy {v['accuracy']:.3f} at "
         f"{v['mean_macs'] / 1e6:.2f}M MACs (full ensemble {v['full_accuracy']:.3f} at "
-        f"{v['full_macs'] / 1e6:.2f}M) -> {folder / 'cascade.csv'}"
+        f"{v['full_macs'] / 1e6:.2f}M) -> {folder / CASCADE_TABLE}"
     )
 
 

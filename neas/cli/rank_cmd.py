@@ -17,6 +17,7 @@ from neas.cli.common import (
     user_errors,
 )
 from neas.config import RANK_EPOCHS, RANK_SAMPLES
+from neas.layout import RANKING
 
 
 @app.command("rank")
@@ -43,5 +44,5 @@ def rank_cmd(
     console.print(
         f"{samples} ensembles, {epochs} stand-alone epochs: Kendall tau {fmt(tau)} "
         f"(95% bootstrap interval {fmt(low)} to {fmt(high)}), "
-        f"Spearman rho {fmt(rho)} -> {Path(run_dir) / 'ranking.json'}"
+        f"Spearman rho {fmt(rho)} -> {Path(run_dir) / RANKING}"
     )

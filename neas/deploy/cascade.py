@@ -26,6 +26,7 @@ import pandas as pd
 from neas import plots
 from neas.config import CASCADE_TOLERANCE
 from neas.cost import CostTable
+from neas.layout import CASCADE_PLOT, CASCADE_TABLE
 from neas.run import atomic_write_bytes
 from neas.search_spaces.arch import EnsembleArch
 
@@ -123,9 +124,9 @@ def write_cascade(
                 t.add_prefix(f"{split}_").rename(columns={f"{split}_threshold": "threshold"}),
                 on="threshold",
             )
-    atomic_write_bytes(out_dir / "cascade.csv", merged.to_csv(index=False).encode())
+    atomic_write_bytes(out_dir / CASCADE_TABLE, merged.to_csv(index=False).encode())
     plots.plot_cascade(
-        tables, out_dir / "cascade.png", chosen=chosen, title=f"{out_dir.name}: early-exit cascade"
+        tables, out_dir / CASCADE_PLOT, chosen=chosen, title=f"{out_dir.name}: early-exit cascade"
     )
     info: dict[str, Any] = {"threshold": chosen, "rule": f"cheapest within {tolerance:g} of full"}
     for split, t in tables.items():

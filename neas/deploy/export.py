@@ -46,6 +46,14 @@ from neas.evaluate import (
     ensemble_logits,
 )
 from neas.front import best as best_row
+from neas.layout import (
+    CASCADE_PLOT,
+    CASCADE_TABLE,
+    FINAL_CHECKPOINT,
+    MANIFEST,
+    MODEL_ONNX,
+    MODEL_PT,
+)
 from neas.nn.ensemble import EnsembleNet
 from neas.progress import make_progress
 from neas.run import (
@@ -71,9 +79,7 @@ from neas.search_spaces.arch import EnsembleArch
 log = logging.getLogger("neas")
 
 FORMATS: tuple[str, ...] = ("onnx", "torch")
-ARTIFACTS = ("manifest.json", "model.onnx", "model.pt", "cascade.csv", "cascade.png")
-#: The final stage's checkpoint in an export folder while it trains (a killed export resumes).
-FINAL_CHECKPOINT = "final.pt"
+ARTIFACTS = (MANIFEST, MODEL_ONNX, MODEL_PT, CASCADE_TABLE, CASCADE_PLOT)
 PARETO_COLUMNS = ("id", "arch", "members", "split", "val_accuracy", "test_accuracy", "macs")
 
 
@@ -246,9 +252,9 @@ def export_ensemble(
         # can differ from it by more than the tolerance, so they are recomputed here
         cpu_logits = logits["val"] if device.type == "cpu" else None
         manifest |= export_onnx(
-            net, out_dir / "model.onnx", x_val=ds.x_val, val_logits=cpu_logits, threads=threads
+            net, out_dir / MODEL_ONNX, x_val=ds.x_val, val_logits=cpu_logits, threads=threads
         )
-        files["onnx"] = "model.onnx"
+        files["onnx"] = MODEL_ONNX
     threshold = None
     if cascade:
         manifest["cascade"] = casc.write_cascade(
@@ -259,17 +265,17 @@ def export_ensemble(
             costs=costs,
         )
         threshold = manifest["cascade"]["threshold"]
-        files |= {"cascade_table": "cascade.csv", "cascade_plot": "cascade.png"}
+        files |= {"cascade_table": CASCADE_TABLE, "cascade_plot": CASCADE_PLOT}
     if "torch" in formats:
         save_ensemble_file(
-            out_dir / "model.pt",
+            out_dir / MODEL_PT,
             net=net,
             arch=arch,
             space=space,
             input_spec=input_spec(ds),
             cascade_threshold=threshold,
         )
-        files["torch"] = "model.pt"
+        files["torch"] = MODEL_PT
     spec = input_spec(ds)
     manifest["input"] = spec.to_dict() | (
         {
@@ -285,7 +291,7 @@ def export_ensemble(
         }
     )
     manifest["files"] = files
-    write_json(out_dir / "manifest.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     (out_dir / FINAL_CHECKPOINT).unlink(missing_ok=True)  # the export is whole: no resume needed
     return manifest
 
@@ -422,7 +428,7 @@ def rescore_front(run_dir: Path, folders: Sequence[Path]) -> None:
             table[column] = np.nan
     changed = False
     for folder in folders:
-        manifest = read_json(folder / "manifest.json")
+        manifest = read_json(folder / MANIFEST)
         if "final" not in manifest:
             continue
         at = table["id"] == folder.name
@@ -444,7 +450,7 @@ def _finished(
     (``final``: final-training epochs, init and patience, ``(0, None, 0)`` for none)."""
     if not export_matches(folder, arch):
         return False
-    manifest = read_json(folder / "manifest.json")
+    manifest = read_json(folder / MANIFEST)
     files = manifest.get("files", {})
     done = manifest.get("final") or {}
     return (
@@ -469,15 +475,15 @@ def cascade_run(
     """
     run = Path(run_dir)
     out = ensemble_dir(run, ensemble_id)
-    if not (out / "model.pt").is_file():
+    if not (out / MODEL_PT).is_file():
         exported = sorted(p.parent.name for p in run.glob(f"{ENSEMBLES}/*/model.pt"))
         valid = ", ".join(exported) or "none yet; run `neas export` first"
         raise SelectError(f"ensemble {ensemble_id!r} has no exported model.pt; exported: {valid}")
     if not 0.0 <= tolerance < 1.0:
         raise ConfigError(f"tolerance must be in [0, 1), got {tolerance}")
-    model = load_ensemble(out / "model.pt")
+    model = load_ensemble(out / MODEL_PT)
     require_current(run, ensemble_id)
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST
     manifest = _read_manifest(manifest_path) if manifest_path.is_file() else {"id": ensemble_id}
     ds = read_config(run).data.load()
     writable_dir(out)
@@ -494,7 +500,7 @@ def cascade_run(
         thresholds=thresholds,
     )
     save_ensemble_file(
-        out / "model.pt",
+        out / MODEL_PT,
         net=model.net,
         arch=model.arch,
         space=model.space,
@@ -503,7 +509,7 @@ def cascade_run(
     )
     manifest["cascade"] = info
     manifest.setdefault("files", {}).update(
-        {"cascade_table": "cascade.csv", "cascade_plot": "cascade.png"}
+        {"cascade_table": CASCADE_TABLE, "cascade_plot": CASCADE_PLOT}
     )
     write_json(manifest_path, manifest)
     return info
@@ -514,7 +520,7 @@ def require_current(run_dir: str | Path, ensemble_id: str) -> None:
     that ``pareto.csv`` gives ``ensemble_id`` now (a later search may have given the id to
     another architecture)."""
     arch = front_archs(read_pareto(run_dir)).get(ensemble_id)
-    manifest = ensemble_dir(run_dir, ensemble_id) / "manifest.json"
+    manifest = ensemble_dir(run_dir, ensemble_id) / MANIFEST
     if manifest.is_file():
         _read_manifest(manifest)  # a damaged one is named as such
     if arch is None or not export_matches(manifest.parent, arch):

@@ -50,6 +50,7 @@ from neas.evolution.problem import (
     pareto_front,
 )
 from neas.evolution.strategies import create_strategy
+from neas.layout import HYPERVOLUME, HYPERVOLUME_PLOT, SEARCH_HISTORY, SEARCH_SUMMARY
 from neas.nn.supernet import Supernet
 from neas.plots import plot_hypervolume, plot_pareto
 from neas.predictors.latency import LatencyTable, measure_latency_table
@@ -302,14 +303,14 @@ def run_search(
         progress_df = pd.DataFrame(progress_rows, columns=PROGRESS_COLUMNS)
         search_dir = run_dir / SEARCH_DIR
         search_dir.mkdir(exist_ok=True)
-        atomic_write_text(search_dir / "history.csv", history.to_csv(index=False))
-        atomic_write_text(search_dir / "hypervolume.csv", progress_df.to_csv(index=False))
+        atomic_write_text(search_dir / SEARCH_HISTORY, history.to_csv(index=False))
+        atomic_write_text(search_dir / HYPERVOLUME, progress_df.to_csv(index=False))
         atomic_write_text(run_dir / PARETO, front_df.to_csv(index=False))
         # the ids now name other architectures: exports of the old front must not be served
         remove_stale_exports(run_dir, dict(zip(front_df["id"], front_df["arch"])))
         if plots:
             plot_pareto(history, front_df, budget=options.budget_macs, path=run_dir / PARETO_PLOT)
-            plot_hypervolume(progress_df, path=search_dir / "hypervolume.png")
+            plot_hypervolume(progress_df, path=search_dir / HYPERVOLUME_PLOT)
         summary = {
             "options": asdict(options),
             "budget_macs": options.budget_macs,
@@ -334,19 +335,19 @@ def run_search(
             "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),
             "shared_study": getattr(strategy, "study_summary", None) or None,
         }
-        write_json(search_dir / "summary.json", summary)
+        write_json(search_dir / SEARCH_SUMMARY, summary)
     return SearchResult(front_df, history, progress_df, summary, {c.arch: c for c in calibrated})
 
 
 def load_search(run_dir: Path) -> SearchResult | None:
     """A finished search in ``run_dir``, or ``None``."""
     search_dir = run_dir / SEARCH_DIR
-    needed = [search_dir / "summary.json", search_dir / "history.csv", run_dir / PARETO]
+    needed = [search_dir / SEARCH_SUMMARY, search_dir / SEARCH_HISTORY, run_dir / PARETO]
     if not all(p.exists() for p in needed):
         return None
     return SearchResult(
         front=pd.read_csv(run_dir / PARETO),
-        history=pd.read_csv(search_dir / "history.csv"),
-        progress=pd.read_csv(search_dir / "hypervolume.csv"),
-        summary=read_json(search_dir / "summary.json"),
+        history=pd.read_csv(search_dir / SEARCH_HISTORY),
+        progress=pd.read_csv(search_dir / HYPERVOLUME),
+        summary=read_json(search_dir / SEARCH_SUMMARY),
     )
