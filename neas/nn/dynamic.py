@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neas.nn.layers import pointwise
 from neas.search_spaces.spec import OpChoice, effective_kernel, make_divisible
 
 
@@ -137,19 +138,19 @@ class DynamicMBConv(nn.Module):
 
     def forward(self, x: torch.Tensor, op: OpChoice, path: int = 0) -> torch.Tensor:
         mid, red, k, s = self._slices(op)
-        h = F.silu(self.bn1(F.conv2d(x, self.expand_weight[:mid]), path))
+        h = F.silu(self.bn1(pointwise(x, self.expand_weight[:mid]), path))
         dw = self.dw_weight[:mid, :, s : s + k, s : s + k]
         h = F.silu(self.bn2(F.conv2d(h, dw, None, self.stride, k // 2, 1, mid), path))
         g = F.relu(
-            F.conv2d(
+            pointwise(
                 h.mean((2, 3), keepdim=True),
                 self.se_reduce_weight[:red, :mid],
                 self.se_reduce_bias[:red],
             )
         )
-        g = F.conv2d(g, self.se_expand_weight[:mid, :red], self.se_expand_bias[:mid])
+        g = pointwise(g, self.se_expand_weight[:mid, :red], self.se_expand_bias[:mid])
         h = h * F.hardsigmoid(g)
-        y = self.bn3(F.conv2d(h, self.project_weight[:, :mid]), path)
+        y = self.bn3(pointwise(h, self.project_weight[:, :mid]), path)
         return x + y if self.residual else y
 
     @torch.no_grad()
@@ -206,9 +207,9 @@ class DynamicMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, op: OpChoice, path: int = 0) -> torch.Tensor:
         mid = self._mid(op)
-        h = F.silu(self.bn1(F.conv2d(x, self.expand_weight[:mid]), path))
+        h = F.silu(self.bn1(pointwise(x, self.expand_weight[:mid]), path))
         h = F.dropout(h, op.dropout, self.training)
-        return x + self.bn3(F.conv2d(h, self.project_weight[:, :mid]), path)
+        return x + self.bn3(pointwise(h, self.project_weight[:, :mid]), path)
 
     @torch.no_grad()
     def static_state(self, op: OpChoice, path: int) -> dict[str, torch.Tensor]:
