@@ -87,7 +87,8 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     ``neas.config.table_schedule``, which also sets tables' batch size), ``strategy``,
     ``population``/``generations``/``evaluations`` (search proposals), ``weights`` (weight
     sharing), ``width_mult``/``head_width``/``feature_width`` (space size), ``embedding``
-    (tables: ``"none"`` or ``"periodic"``; ``None`` keeps the space's default). ``selection``
+    (tables: ``"none"``, ``"periodic"`` or ``"piecewise"``; ``None`` keeps the space's default,
+    ``neas.search_spaces.mlp.EMBEDDINGS[0]``). ``selection``
     picks the ensemble from the front: ``"best"`` validation accuracy, or the ``"cheapest"``
     (fewest MACs) within ``tolerance`` of it. ``latency`` (measured latency as a third
     objective) is off by default so that the same ``random_state`` gives the same model

@@ -67,13 +67,16 @@ def test_csv_loads_as_a_table(tmp_path) -> None:
         load_dataset(str(tmp_path / "t.csv"), target="label")
 
 
-def test_csv_search_export_and_onnx_serving(tmp_path) -> None:
+@pytest.mark.parametrize("embedding", ["periodic", "piecewise"])
+def test_csv_search_export_and_onnx_serving(tmp_path, embedding) -> None:
+    """A table's search exports an ensemble whose ONNX graph, fed rows encoded as recorded,
+    matches PyTorch, with each numeric-feature stem."""
     frame = cancer_csv(tmp_path / "cancer.csv")
     out = tmp_path / "run"
     args = ["search", "--data", str(tmp_path / "cancer.csv"), "--target",
             "diagnosis", "--budget", "300k", "--epochs", "6", "--population", "6",
             "--generations", "2", "--width-mult", "0.5", "--threads", "1",
-            "--embedding", "periodic", "--out", str(out)]  # fmt: skip
+            "--embedding", embedding, "--out", str(out)]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     front = pd.read_csv(out / "pareto.csv")
@@ -139,6 +142,26 @@ def test_estimator_errors_do_not_name_its_temp_file() -> None:
         NEASClassifier(epochs=1).fit(x, np.arange(20) % 2)
     message = str(info.value)
     assert message.startswith("X: x has shape") and tempfile.gettempdir() not in message
+
+
+def test_piecewise_linear_encoding_is_monotone_and_lossless() -> None:
+    """Each feature's bins reconstruct it exactly (first edge + sum of bin fill x bin width,
+    tails included), every bin is non-decreasing in the feature, and the middle bins are
+    clamped to [0, 1]."""
+    import torch
+
+    from neas.nn.layers import PiecewiseLinearEncoding
+
+    enc = PiecewiseLinearEncoding(8, tail=0.02)
+    x = torch.linspace(-6.0, 6.0, 241)[:, None, None, None]
+    e = enc(x).flatten(1)  # 241 x 8 (one feature)
+    back = enc.left[0] + (e * enc.width).sum(1)
+    torch.testing.assert_close(back, x.flatten(), atol=1e-5, rtol=0)
+    assert (e.diff(dim=0) >= 0).all()
+    assert e[:, 1:-1].min() == 0 and e[:, 1:-1].max() == 1
+    assert e[0, 0] < 0 and e[-1, -1] > 1  # the outer bins extend past the edges
+    two = enc(torch.tensor([[0.3, -1.2]])[:, :, None, None]).flatten(1)
+    torch.testing.assert_close(two[:, :8], enc(torch.tensor([[[[0.3]]]])).flatten(1))
 
 
 def test_periodic_embeddings_are_an_option_and_train(tmp_path) -> None:

@@ -30,7 +30,7 @@ from neas.config import (
     parse_shrink_at,
 )
 from neas.errors import EXIT_INTERRUPTED, EXIT_SYSTEM, NeasError
-from neas.search_spaces import mbconv
+from neas.search_spaces import mbconv, mlp
 
 app = typer.Typer(
     name="neas",
@@ -209,8 +209,9 @@ EmbeddingOpt = Annotated[
     typer.Option(
         "--embedding",
         rich_help_panel="Space",
-        help="Tables (mlp space): how the stem sees each numeric feature, 'none' (its "
-        "value, the default) or 'periodic' (trainable sin/cos embeddings).",
+        help="Tables (mlp space): how the stem sees each numeric feature: 'none' (its "
+        "value), 'periodic' (trainable sin/cos embeddings) or 'piecewise' (piecewise-linear "
+        f"encoding over fixed bins). Default: {mlp.EMBEDDINGS[0]}.",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling and init.")]
