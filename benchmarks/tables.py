@@ -39,7 +39,9 @@ rebuilt from the whole json after each run (``--report`` rebuilds it without fit
 
 A variant of neas against the committed defaults: ``--methods neas --neas-params
 '{"embedding": "piecewise"}' --results results/tables_piecewise.json`` (rows go to that json;
-RESULTS.md is rebuilt only from ``results/tables.json``).
+RESULTS.md is rebuilt only from ``results/tables.json``). Once a variant becomes the default,
+``--merge FILE`` replaces neas's rows in ``results/tables.json`` by FILE's (the seeds FILE has)
+and rebuilds the section.
 """
 
 from __future__ import annotations
@@ -371,7 +373,21 @@ def main() -> None:
         default=RESULTS,
         help="the json rows go to (RESULTS.md is written only for the default)",
     )
+    p.add_argument(
+        "--merge",
+        type=Path,
+        help="replace neas's rows in results/tables.json by this file's (a run of the defaults)",
+    )
     args = p.parse_args()
+    if args.merge:
+        merged = json.loads(args.merge.read_text())["rows"]
+        seeds = {r["seed"] for r in merged}
+        data = read_results()
+        data["rows"] = [r for r in data["rows"] if r["method"] != "neas" or r["seed"] not in seeds]
+        data["rows"] = sorted([*data["rows"], *merged],
+                              key=lambda r: (r["table"], r["method"], r["seed"]))  # fmt: skip
+        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+        args.report = True
     torch.set_num_threads(1)
     write_md = args.results.resolve() == RESULTS.resolve()
     globals()["RESULTS"] = args.results.resolve()
