@@ -86,6 +86,18 @@ def test_search_spaces_never_import_torch() -> None:
         assert not any(n.split(".")[0] == "torch" for n in names), path
 
 
+def test_import_neas_and_its_specs_do_not_import_torch() -> None:
+    """``import neas`` (the public names load lazily), its config, layout and search spaces
+    leave torch unloaded: checked in a fresh interpreter, not by reading imports."""
+    code = (
+        "import sys, neas, neas.config, neas.layout, neas.search_spaces\n"
+        "neas.search_spaces.create_space('mlp', in_channels=4, num_classes=2)\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_run_file_names_are_written_once() -> None:
     """Every file name of a run folder is a constant of ``neas.layout``: no other module spells
     one as a string literal (f-strings and prose may mention them)."""
