@@ -213,31 +213,36 @@ def measure(table, X, y, method, seed, args, ref_s) -> dict:
 
 
 # -- the json ----------------------------------------------------------------------------------
-def read_results() -> dict:
-    if RESULTS.exists():
-        return json.loads(RESULTS.read_text())
+def read_results(path: Path = RESULTS) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
     return {"rows": []}
 
 
-def save_row(row: dict, meta: dict) -> None:
-    """Merge ``row`` into the json (replacing the same table/method/seed) and write atomically;
-    a lock file lets two runs (say baselines and neas) write side by side."""
-    RESULTS.parent.mkdir(exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+def _key(r: dict) -> tuple:
+    return r["table"], r["method"], r["seed"]
+
+
+def save_rows(path: Path, new: list[dict], meta: dict, *, drop=lambda r: False) -> None:
+    """Merge ``new`` rows into the json at ``path`` (each replacing the same table/method/seed;
+    rows for which ``drop(row)`` holds are removed first) and write atomically; a lock file lets
+    two runs (say baselines and neas) write side by side."""
+    path.parent.mkdir(exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_results() | meta
-        key = (row["table"], row["method"], row["seed"])
-        rows = [r for r in data["rows"] if (r["table"], r["method"], r["seed"]) != key]
-        data["rows"] = sorted([*rows, row], key=lambda r: (r["table"], r["method"], r["seed"]))
-        tmp = RESULTS.with_suffix(f".json.{os.getpid()}.tmp")
+        data = read_results(path) | meta
+        keys = {_key(r) for r in new}
+        rows = [r for r in data["rows"] if _key(r) not in keys and not drop(r)]
+        data["rows"] = sorted([*rows, *new], key=_key)
+        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, RESULTS)
+        os.replace(tmp, path)
 
 
-def done() -> set:
+def done(path: Path) -> set:
     """(table, method, seed) already measured without error, read afresh: two runs with
     ``--skip-done`` can share the work."""
-    rows = read_results()["rows"]
+    rows = read_results(path)["rows"]
     return {(r["table"], r["method"], r["seed"]) for r in rows if r["accuracy"] is not None}
 
 
@@ -380,17 +385,12 @@ def main() -> None:
     )
     args = p.parse_args()
     if args.merge:
-        merged = json.loads(args.merge.read_text())["rows"]
+        merged = read_results(args.merge)["rows"]
         seeds = {r["seed"] for r in merged}
-        data = read_results()
-        data["rows"] = [r for r in data["rows"] if r["method"] != "neas" or r["seed"] not in seeds]
-        data["rows"] = sorted([*data["rows"], *merged],
-                              key=lambda r: (r["table"], r["method"], r["seed"]))  # fmt: skip
-        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+        save_rows(RESULTS, merged, {}, drop=lambda r: r["method"] == "neas" and r["seed"] in seeds)
         args.report = True
     torch.set_num_threads(1)
-    write_md = args.results.resolve() == RESULTS.resolve()
-    globals()["RESULTS"] = args.results.resolve()
+    out = args.results.resolve()
     if not args.report:
         tables = args.tables.split(",")
         methods = args.methods.split(",")
@@ -409,14 +409,14 @@ def main() -> None:
             for table in tables:
                 X, y = load(table)
                 for method in methods:
-                    if args.skip_done and (table, method, seed) in done():
+                    if args.skip_done and (table, method, seed) in done(out):
                         continue
                     row = measure(table, X, y, method, seed, args, ref_s)
-                    save_row(row, meta)
+                    save_rows(out, [row], meta)
                     print(json.dumps(row), flush=True)
-    lines = report(read_results())
+    lines = report(read_results(out))
     print("\n".join(lines))
-    if write_md:
+    if out == RESULTS.resolve():
         write_section(TITLE, lines)
 
 

@@ -103,8 +103,7 @@ def main() -> None:
         "Variants (`NEASClassifier` keyword arguments): "
         + "; ".join(f"{n}: `{json.dumps(params[n])}`" for n in names)
         + f". Command: `python benchmarks/tables_variants.py {' '.join(args.variants)}`, after "
-        "one `tables.py --methods neas --neas-params ... --results ...` run per variant, side "
-        "by side."
+        "one `tables.py --methods neas --neas-params ... --results ...` run per variant."
     )
     write_json("tables_variants.json", {"variants": params, "rows": out})
     print("\n".join(lines))

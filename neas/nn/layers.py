@@ -129,11 +129,10 @@ class PiecewiseLinearEncoding(nn.Module):
         super().__init__()
         p = torch.linspace(tail, 1.0 - tail, bins + 1, dtype=torch.float64)
         edges = torch.special.ndtri(p).float()
-        inf = torch.tensor([math.inf])
         self.register_buffer("left", edges[:-1], persistent=False)
         self.register_buffer("width", edges[1:] - edges[:-1], persistent=False)
         lo, hi = torch.zeros(bins), torch.ones(bins)
-        lo[0], hi[-1] = -inf, inf
+        lo[0], hi[-1] = -math.inf, math.inf
         self.register_buffer("low", lo, persistent=False)
         self.register_buffer("high", hi, persistent=False)
 
