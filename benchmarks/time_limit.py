@@ -50,9 +50,10 @@ from neas.config import DataOptions, SpaceOptions, TrainConfig
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.deploy import load_ensemble
-from neas.deploy.export import read_pareto, select_rows
+from neas.deploy.export import select_rows
 from neas.evaluate import ensemble_logits, ensemble_metrics
 from neas.ranking import fresh_ensemble, train_standalone
+from neas.run import read_pareto
 from neas.search_spaces import EnsembleArch, SearchSpace
 from neas.search_spaces.spec import SKIP
 from neas.training.loop import make_optimizer

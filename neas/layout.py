@@ -32,3 +32,4 @@ CASCADE_TABLE = "cascade.csv"
 CASCADE_PLOT = "cascade.png"
 #: The final stage's checkpoint while it trains (a killed export resumes); gone once exported.
 FINAL_CHECKPOINT = "final.pt"
+STAGES_DIR = "stages"  # <stage>.json: which stages finished, for which inputs (neas.run.Run)

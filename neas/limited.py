@@ -15,12 +15,12 @@ import torch
 from neas.config import EXPORT_SCORINGS, TIME_REPORT_S, FinalOptions, RunConfig, SearchOptions
 from neas.data import Dataset
 from neas.deploy import export_run
-from neas.deploy.export import FORMATS, read_pareto, select_rows
+from neas.deploy.export import FORMATS, select_rows
 from neas.deploy.final import epoch_seconds
 from neas.evaluate import CalibratedEnsemble, calibration_images, member_logits, recalibrate_bn
 from neas.nn.ensemble import build_ensemble
 from neas.nn.supernet import Supernet
-from neas.run import TrainedRun
+from neas.run import TrainedRun, read_pareto
 from neas.search_spaces import SearchSpace, sample
 from neas.search_spaces.arch import EnsembleArch
 from neas.time_limit import JobClock, plan_evaluations, plan_final_epochs

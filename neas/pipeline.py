@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from neas.checkpoint import load_checkpoint, supernet_from_checkpoint
 from neas.config import (
     EXPORT_SCORINGS,
     FINAL_EPOCH_COST,
@@ -40,7 +41,6 @@ from neas.config import (
 )
 from neas.data import Dataset
 from neas.deploy import export_run
-from neas.deploy.export import read_pareto
 from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.errors import NeasError
 from neas.evaluate import (
@@ -55,27 +55,20 @@ from neas.evolution import (
     run_search,
 )
 from neas.evolution.stage import latency_table_for
+from neas.files import file_lock, read_json, write_json
 from neas.front import best as best_row
+from neas.layout import CHECKPOINT, CONFIG, SEARCH_LOCK, SPACE, TRAIN_SUMMARY
 from neas.limited import finish_in_time, plan_search_time, probe_seconds
 from neas.nn.supernet import Supernet
 from neas.report import write_report
 from neas.results import RunResults
 from neas.run import (
-    CHECKPOINT,
-    CONFIG,
-    SEARCH_LOCK,
-    SPACE,
-    TRAIN_SUMMARY,
     TrainedRun,
-    file_lock,
-    load_checkpoint,
     open_trained,
     prepare_run_dir,
     read_config,
-    read_json,
-    supernet_from_checkpoint,
+    read_pareto,
     write_config,
-    write_json,
 )
 from neas.search_spaces import SearchSpace, sample
 from neas.shrink import Shrinker

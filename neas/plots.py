@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from neas.run import atomic_write_bytes
+from neas.files import atomic_write_bytes
 
 
 def _figure(*, figsize: tuple[float, float]) -> Figure:

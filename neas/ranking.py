@@ -35,18 +35,12 @@ from neas.evaluate import (
     ensemble_metrics,
     evaluate_arch,
 )
+from neas.files import atomic_write_text, write_json
+from neas.layout import RANKING, RANKING_CSV, RANKING_PLOT
 from neas.nn import EnsembleNet, Supernet, build_ensemble
 from neas.plots import plot_ranking
 from neas.progress import make_progress
-from neas.run import (
-    RANKING,
-    RANKING_CSV,
-    RANKING_PLOT,
-    atomic_write_text,
-    open_trained,
-    writable_dir,
-    write_json,
-)
+from neas.run import open_trained, writable_dir
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 from neas.shrink import ops_used

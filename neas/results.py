@@ -17,13 +17,12 @@ from typing import Any
 import pandas as pd
 
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
-from neas.deploy.export import front_archs, read_pareto
 from neas.errors import ConfigError, NeasError, SelectError
 from neas.front import best as best_row
 from neas.front import current_accuracy
 from neas.layout import MODEL_PT
 from neas.report import write_report
-from neas.run import ensemble_dir, export_matches
+from neas.run import ensemble_dir, export_matches, front_archs, read_pareto
 
 
 class RunResults:

@@ -1,6 +1,7 @@
-"""The run folder: the names of everything a run writes, atomic writes, and opening a run.
+"""The run folder: :class:`Run` (its files' typed reads and writes, its dataset, its stage
+records), creating and opening one, and the checks on names a run file holds.
 
-A run folder holds (each name is a constant below, used everywhere else):
+A run folder holds (each name is a constant in ``neas.layout``, used everywhere else):
 
     run.json                  marker: the folder is ours (``force`` clears only such folders)
     config.json               the ``RunConfig`` (data, space, training, shrinking)
@@ -18,119 +19,49 @@ A run folder holds (each name is a constant below, used everywhere else):
     report.html               everything above on one self-contained page (``neas report``)
     time_limit.json           under ``--time-limit``: the plan, the seconds each stage took and
                               the time spent so far (a resumed run counts it; ``neas.time_limit``)
+    stages/<stage>.json       a stage's record: it finished, for inputs with this fingerprint
 
 An existing non-empty folder is never overwritten unless the caller resumes it or forces a
-fresh start. Every file is written atomically (a temp file ``.NAME.XXXXXXXX.tmp`` in the same
-folder, then a rename), so a killed run leaves whole files and perhaps a temp file; resuming
-removes the temp files. :func:`open_trained` opens a trained run once for every stage that
-needs one.
+fresh start. Every file is written atomically (``neas.files``: a temp file, then a rename), so
+a killed run leaves whole files and perhaps a temp file; resuming removes the temp files.
+:func:`open_trained` opens a trained run once for every stage that needs one.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
-from neas.config import RunConfig, TrainConfig
-from neas.cost import supernet_params_floor
+from neas.checkpoint import RETRAIN, load_checkpoint, supernet_from_checkpoint
+from neas.config import RunConfig
 from neas.data import Dataset
 from neas.errors import ConfigError, RunDirError
-from neas.layout import (  # noqa: F401  (the run's file names, re-exported)
+from neas.files import read_json, remove_temp_files, write_json
+from neas.layout import (
     CHECKPOINT,
     CONFIG,
     ENSEMBLES,
-    LATENCY_TABLE,
     MANIFEST,
     MARKER,
     PARETO,
-    PARETO_PLOT,
-    RANKING,
-    RANKING_CSV,
-    RANKING_PLOT,
-    REPORT,
     SEARCH_DIR,
-    SEARCH_LOCK,
-    SEARCH_SCORES,
+    SEARCH_SUMMARY,
     SHRINK_HISTORY,
-    SHRINK_PLOT,
     SPACE,
-    TIME_RECORD,
+    STAGES_DIR,
     TRAIN_SUMMARY,
 )
 from neas.nn.supernet import Supernet
 from neas.search_spaces import SearchSpace
-from neas.torchfile import read_torch_file, tensor_elements, unknown_keys
-
-CHECKPOINT_FORMAT = 1
-#: What to do about a damaged run file that only training writes.
-RETRAIN = "train the run again with `neas train --out RUN --force`"
-FILE_MODE = 0o644  # what an ordinary file gets under the usual umask 022
-TEMP_SUFFIX = ".tmp"  # of the temp files atomic writes rename into place
-_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600 files; run files are shared like any
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # disk full, read-only, ...: name the file the error is about
-        Path(tmp).unlink(missing_ok=True)
-        if exc.filename is None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing) for the block.
-
-    Processes on one host take turns; on a network file system it holds only where the file
-    system passes ``flock`` through. Not reentrant: never nest two locks on one path.
-
-    >>> import tempfile; lock = Path(tempfile.mkdtemp()) / "x.lock"
-    >>> with file_lock(lock):
-    ...     lock.exists()
-    True
-    """
-    import fcntl
-
-    with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
 
 #: What an ensemble id (or any name read from a run file and used as a file name) may be: one
 #: plain path component, so nothing a run folder says can point outside it.
@@ -208,31 +139,6 @@ def remove_stale_exports(run_dir: str | os.PathLike[str], front: dict[str, str])
     return stale
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def remove_temp_files(run_dir: Path) -> list[Path]:
-    """Remove the temp files that writes killed before their rename left in ``run_dir`` (and
-    its sub-folders); returns them. Only names that :func:`atomic_write_bytes` makes match.
-
-    >>> import tempfile; d = Path(tempfile.mkdtemp())
-    >>> _ = (d / ".supernet.pt.a1b2_c3d.tmp").write_bytes(b"x"), (d / "keep.tmp").write_bytes(b"")
-    >>> [p.name for p in remove_temp_files(d)], sorted(p.name for p in d.iterdir())
-    (['.supernet.pt.a1b2_c3d.tmp'], ['keep.tmp'])
-    """
-    found = [p for p in Path(run_dir).rglob(f"*{TEMP_SUFFIX}") if _TEMP.match(p.name)]
-    for p in found:
-        p.unlink(missing_ok=True)
-    return found
-
-
 def writable_dir(path: Path) -> Path:
     """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``."""
     try:
@@ -295,88 +201,33 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
     write_json(Path(run_dir) / CONFIG, config.to_dict())
 
 
-def save_checkpoint(
-    path: Path,
-    *,
-    supernet: Supernet,
-    optimizer: torch.optim.Optimizer,
-    epoch: int,
-    history: list[dict[str, float]],
-    config: TrainConfig,
-) -> None:
-    """Write a supernet checkpoint atomically; it loads with ``torch.load(weights_only=True)``."""
-    atomic_torch_save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "model": supernet.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": epoch,
-            "history": history,
-            "space": supernet.space.to_json(),
-            "weights": supernet.weights,
-            "config": asdict(config),
-            "torch_rng": torch.get_rng_state(),
-        },
-        path,
-    )
+PARETO_COLUMNS = ("id", "arch", "members", "split", "val_accuracy", "test_accuracy", "macs")
 
 
-#: Every key a checkpoint may hold (``save_checkpoint`` writes them all).
-CHECKPOINT_KEYS = (
-    "format",
-    "model",
-    "optimizer",
-    "epoch",
-    "history",
-    "space",
-    "weights",
-    "config",
-    "torch_rng",
-)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint safely (no pickled code, no compressed records, no unknown keys); a
-    one-line ``RunDirError`` if it is damaged or not ours."""
-    ckpt = read_torch_file(path, error=RunDirError, advice=RETRAIN)
-    needed = {"model": dict, "epoch": int, "space": str, "weights": str, "format": int}
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed if k != "format"):
-        raise RunDirError(f"{path} is not a neas supernet checkpoint ({RETRAIN})")
-    wrong = [k for k, kind in needed.items() if k in ckpt and not isinstance(ckpt[k], kind)]
-    if wrong:
-        raise RunDirError(
-            f"{path} is a damaged neas checkpoint ({', '.join(wrong)} of the wrong type; {RETRAIN})"
-        )
-    if ckpt.get("format", 0) > CHECKPOINT_FORMAT:
-        raise RunDirError(f"{path} has checkpoint format {ckpt['format']}; upgrade neas")
-    extra = unknown_keys(ckpt, CHECKPOINT_KEYS)
-    if extra:
-        raise RunDirError(
-            f"{path} holds fields no neas checkpoint has ({', '.join(extra[:3])}); {RETRAIN}"
-        )
-    return ckpt
-
-
-def supernet_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> Supernet:
-    """Rebuild the supernet (current space, weight mode) of the checkpoint read from ``path``
-    and load its weights; a one-line ``RunDirError`` when they do not fit.
-
-    The space must not imply more weights than the checkpoint holds, so a small file cannot
-    make neas allocate a huge network. torch's random stream is left as it was (the
-    initialisation the loaded weights replace draws from it).
-    """
+def read_pareto(run_dir: str | Path) -> pd.DataFrame:
+    """The run's search results; a one-line ``RunDirError`` when there are none or they are
+    broken."""
+    path = Path(run_dir) / PARETO
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"run folder {run_dir} does not exist")
+    if not path.is_file():
+        raise RunDirError(f"no search results in {run_dir} ({PARETO}); run `neas search` first")
     try:
-        space = SearchSpace.from_json(ckpt["space"])
-        held, floor = tensor_elements(ckpt["model"]), supernet_params_floor(space)
-        if floor > held:
-            raise ValueError(f"its space needs at least {floor:,} weights, it holds {held:,}")
-        with torch.random.fork_rng(devices=[]):
-            net = Supernet(space, weights=ckpt["weights"])
-        net.load_state_dict(ckpt["model"])
-    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
-        raise RunDirError(f"{path} does not match its run ({RETRAIN}): {first}") from None
-    return net
+        table = pd.read_csv(path, dtype={"id": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        raise RunDirError(f"{path} is empty or not a CSV table; run `neas search` again") from None
+    missing = [c for c in PARETO_COLUMNS if c not in table.columns]
+    if missing or table.empty:
+        what = f"lacks columns {', '.join(missing)}" if missing else "is empty"
+        raise RunDirError(f"{path} {what}; run `neas search` again")
+    for value in table["id"]:  # ids become folder names: nothing may point outside the run
+        safe_name(value, f"{path}: ensemble id")
+    return table
+
+
+def front_archs(table: pd.DataFrame) -> dict[str, str]:
+    """id -> architecture JSON of a front (``read_pareto``), what each export must match."""
+    return dict(zip(table["id"].astype(str), table["arch"].astype(str)))
 
 
 @dataclass(frozen=True)
@@ -433,3 +284,152 @@ def open_trained(
         epoch=int(ckpt["epoch"]),
         history=list(ckpt.get("history", [])),
     )
+
+
+#: A stage's record (``stages/<name>.json``) says it finished, and for which inputs: a stage is
+#: done exactly when its record's fingerprint is that of the inputs it would run with now.
+def fingerprint(inputs: Any) -> str:
+    """A short hash of ``inputs`` (anything JSON can write), the same on every machine.
+
+    >>> fingerprint({"a": 1, "b": [2, 3]}) == fingerprint({"b": [2, 3], "a": 1})
+    True
+    """
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Run(os.PathLike):
+    """One run folder as an object: where its files are, their typed reads and writes, the
+    dataset it was made from (loaded once from its configuration, or given in memory), and a
+    record of which stages are done, for which inputs.
+
+    A ``Run`` is a path too (``os.fspath(run)``, ``run / PARETO``), so every function that
+    takes a run folder takes one. It holds no state that the folder does not hold, except the
+    cached configuration and dataset.
+
+    >>> import tempfile; run = Run.create(Path(tempfile.mkdtemp()) / "r", resume=False, force=False)
+    >>> run.is_done("train", {"epochs": 3})
+    False
+    >>> run.mark_done("train", {"epochs": 3}); run.is_done("train", {"epochs": 3})
+    True
+    >>> run.is_done("train", {"epochs": 4})
+    False
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        config: RunConfig | None = None,
+        dataset: Dataset | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._config, self._dataset = config, dataset
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        resume: bool,
+        force: bool,
+        config: RunConfig | None = None,
+        dataset: Dataset | None = None,
+    ) -> Run:
+        """Create the folder, reopen it (``resume``) or clear it (``force``)."""
+        return cls(
+            prepare_run_dir(path, resume=resume, force=force), config=config, dataset=dataset
+        )
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, dataset: Dataset | None = None) -> Run:
+        """An existing run folder (one with a readable ``config.json``)."""
+        run = cls(path, dataset=dataset)
+        run.config  # noqa: B018  (a one-line RunDirError now, not at the first use)
+        return run
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    # -- typed reads and writes ----------------------------------------------------------
+
+    @property
+    def config(self) -> RunConfig:
+        if self._config is None:
+            self._config = read_config(self.path)
+        return self._config
+
+    def write_config(self, config: RunConfig) -> None:
+        write_config(self.path, config)
+        self._config = config
+
+    @property
+    def dataset(self) -> Dataset:
+        """The run's data: given in memory, or loaded (once) from its configuration."""
+        if self._dataset is None:
+            self._dataset = self.config.data.load()
+        return self._dataset
+
+    def write_space(self, space: SearchSpace) -> None:
+        write_json(self.path / SPACE, space.to_dict())
+
+    def read(self, name: str) -> Any:
+        """A JSON file of the run (``neas.layout`` name), or ``None`` when it is not there."""
+        path = self.path / name
+        return read_json(path) if path.is_file() else None
+
+    def train_summary(self) -> dict[str, Any] | None:
+        return self.read(TRAIN_SUMMARY)
+
+    def write_train_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.path / TRAIN_SUMMARY, summary)
+
+    def shrink_history(self) -> list[dict[str, Any]] | None:
+        return self.read(SHRINK_HISTORY)
+
+    def search_summary(self) -> dict[str, Any] | None:
+        return self.read(f"{SEARCH_DIR}/{SEARCH_SUMMARY}")
+
+    def front(self) -> pd.DataFrame:
+        """``pareto.csv``: the front, checked (``read_pareto``)."""
+        return read_pareto(self.path)
+
+    def ensemble(self, ensemble_id: object) -> Path:
+        """The folder of an exported ensemble (``ensemble_dir``)."""
+        return ensemble_dir(self.path, ensemble_id)
+
+    def manifest(self, ensemble_id: object) -> dict[str, Any] | None:
+        path = self.ensemble(ensemble_id) / MANIFEST
+        return read_json(path) if path.is_file() else None
+
+    # -- stage records -------------------------------------------------------------------
+
+    def record(self, stage: str) -> dict[str, Any] | None:
+        """The record of ``stage``, or ``None`` when it never finished (or its record is
+        damaged: the stage is then run again)."""
+        path = self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json"
+        try:
+            record = read_json(path) if path.is_file() else None
+        except (ValueError, OSError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def is_done(self, stage: str, inputs: Any) -> bool:
+        """Whether ``stage`` finished with these ``inputs``: the rule every stage resumes by."""
+        record = self.record(stage)
+        return record is not None and record.get("fingerprint") == fingerprint(inputs)
+
+    def mark_done(self, stage: str, inputs: Any, **facts: Any) -> None:
+        """Record that ``stage`` finished with ``inputs`` (written last, after its files)."""
+        path = self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json"
+        write_json(path, {"stage": stage, "fingerprint": fingerprint(inputs), **facts})
+
+    def forget(self, stage: str) -> None:
+        """Drop ``stage``'s record (it is about to be run again)."""
+        (self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json").unlink(missing_ok=True)

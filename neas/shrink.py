@@ -37,11 +37,12 @@ import torch
 from neas.config import ShrinkConfig
 from neas.data import Dataset
 from neas.evaluate import calibration_images, evaluate_arch
+from neas.files import read_json, write_json
+from neas.layout import SHRINK_HISTORY, SHRINK_PLOT
 from neas.nn.supernet import Supernet
 from neas.nn.surgery import num_params, shrink_supernet
 from neas.plots import plot_shrink_history
 from neas.progress import make_progress
-from neas.run import SHRINK_HISTORY, SHRINK_PLOT, read_json, write_json
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 

@@ -276,7 +276,7 @@ class JobClock:
         self.record["spent_s"] = self._saved_at
         self.record["overrun_s"] = max(0.0, self.record["spent_s"] - self.limit_s)
         if self.path is not None:
-            from neas.run import write_json  # torch loads only when a run folder does
+            from neas.files import write_json
 
             write_json(self.path, self.record)
 

@@ -8,9 +8,9 @@ neas file has, is refused at the cost of reading its directory. What is then loa
 the file's own size. Anything the loader raises on foreign bytes becomes one line, in the
 caller's error class; a pickle that names a class or function (code) is reported as such.
 
-The callers (``neas.run.load_checkpoint``, ``neas.deploy.model_file.read_ensemble_file``) then
-refuse unknown keys and check that the declared space implies no more weights than the file
-holds before they build anything.
+The callers (``neas.checkpoint.load_checkpoint``,
+``neas.deploy.model_file.read_ensemble_file``) then refuse unknown keys and check that the
+declared space implies no more weights than the file holds before they build anything.
 
 >>> import io, tempfile
 >>> from pathlib import Path

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
+from neas.checkpoint import load_checkpoint, supernet_from_checkpoint
 from neas.config import DataOptions, RunConfig, ShrinkConfig, SpaceOptions, TrainConfig
 from neas.cost import CostTable
 from neas.evaluate import calibration_images, evaluate_arch
 from neas.evolution import SearchProblem
 from neas.evolution.stage import latency_table_for
 from neas.pipeline import train
-from neas.run import load_checkpoint, open_trained, supernet_from_checkpoint
+from neas.run import open_trained
 from neas.search_spaces import SearchSpace, create_space, sample
 
 torch.set_num_threads(1)  # tiny nets: one thread is as fast, and robust to a busy machine

@@ -33,7 +33,7 @@ LAYERS = {
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
             "budget", "device", "progress", "plots", "tabular", "table_columns", "torchfile",
-            "layout", "time_limit", "front",
+            "layout", "time_limit", "front", "files", "checkpoint",
         ),
         0,
     ),
@@ -62,6 +62,11 @@ def _imports(path: Path) -> set[str]:
 def test_every_module_has_a_layer() -> None:
     tops = {p.stem if p.is_file() else p.name for p in ROOT.iterdir() if p.name != "__pycache__"}
     assert tops - {"__init__"} == set(LAYERS)
+
+
+def test_generic_file_io_imports_nothing_from_neas() -> None:
+    """``neas.files`` (atomic writes, JSON, locks) is a leaf: anything may use it."""
+    assert _imports(ROOT / "files.py") == set()
 
 
 def test_layers_run_one_way() -> None:

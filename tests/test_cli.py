@@ -49,7 +49,7 @@ def test_spaces_lists_mbconv() -> None:
 def test_train_cli_shrinks_the_space(tmp_path) -> None:
     import json
 
-    from neas.run import load_checkpoint
+    from neas.checkpoint import load_checkpoint
     from neas.search_spaces import SearchSpace
 
     out = tmp_path / "run"

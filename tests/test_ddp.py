@@ -22,12 +22,13 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from neas.checkpoint import load_checkpoint
 from neas.config import TrainConfig
 from neas.data import load_dataset
 from neas.errors import ConfigError
+from neas.files import read_json
 from neas.nn import Supernet
 from neas.nn.surgery import shrink_supernet
-from neas.run import load_checkpoint, read_json
 from neas.search_spaces import EnsembleArch, SearchSpace
 from neas.training import train_supernet
 from neas.training.distributed import World, data_parallel, rank_seed, world_from_env

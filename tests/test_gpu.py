@@ -17,12 +17,14 @@ import pandas as pd
 import pytest
 import torch
 
+from neas.checkpoint import load_checkpoint
 from neas.config import FINAL_INITS, SearchOptions, ShrinkConfig
 from neas.deploy import load_ensemble
 from neas.evaluate import calibration_images, recalibrate_bn
+from neas.files import read_json
 from neas.nn import build_ensemble
 from neas.pipeline import search
-from neas.run import load_checkpoint, open_trained, read_json
+from neas.run import open_trained
 from neas.search_spaces import EnsembleArch
 from tests.conftest import tiny_run
 

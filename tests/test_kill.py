@@ -32,7 +32,7 @@ SEARCH = [*TRAIN, "--budget", "600M", "--population", "6", "--generations", "3",
 TIMINGS = {"train_seconds", "images_per_s", "seconds", "export_seconds", "latency"}
 #: How a resumed search says it resumed (``search/summary.json``).
 RESUMED = {"scores_reused", "scores_discarded"}
-#: What a write killed before its rename leaves (``neas.run.atomic_write_bytes``).
+#: What a write killed before its rename leaves (``neas.files.atomic_write_bytes``).
 LEFTOVERS = (".supernet.pt.k1ll3d_x.tmp", "search/.scores.json.k1ll3d_x.tmp")
 
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from neas.cli import app
 from neas.config import TrainConfig
+from neas.files import read_json
 from neas.pipeline import train
 from neas.ranking import (
     arch_only_space,
@@ -17,7 +18,6 @@ from neas.ranking import (
     tau_interval,
     train_standalone,
 )
-from neas.run import read_json
 from neas.search_spaces import SKIP, EnsembleArch, sample
 from neas.shrink import ops_used
 from tests.conftest import tiny_run as tiny_config

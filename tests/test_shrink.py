@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from neas.checkpoint import load_checkpoint
 from neas.config import ShrinkConfig, TrainConfig
 from neas.data import load_dataset
 from neas.errors import ConfigError
 from neas.evaluate import ensemble_metrics, recalibrate_bn
+from neas.files import read_json
+from neas.layout import SHRINK_HISTORY as HISTORY
+from neas.layout import SHRINK_PLOT as PLOT
 from neas.nn import Supernet
-from neas.run import SHRINK_HISTORY as HISTORY
-from neas.run import SHRINK_PLOT as PLOT
-from neas.run import load_checkpoint, read_json
 from neas.search_spaces import SKIP, EnsembleArch, sample
 from neas.shrink import (
     Shrinker,

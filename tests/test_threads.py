@@ -17,7 +17,7 @@ from neas.device import (
     torch_threads,
 )
 from neas.errors import ConfigError
-from neas.run import read_json
+from neas.files import read_json
 
 runner = CliRunner()
 

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from neas import pipeline
 from neas.cli import app
 from neas.config import TIME_SHARES, FinalOptions, SearchOptions
-from neas.deploy.export import read_pareto, select_rows
+from neas.deploy.export import select_rows
 from neas.errors import ConfigError
+from neas.run import read_pareto
 from neas.time_limit import (
     JobClock,
     parse_duration,

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from neas.checkpoint import load_checkpoint
 from neas.config import TrainConfig
 from neas.data import load_dataset
 from neas.nn import Supernet
 from neas.pipeline import train
-from neas.run import load_checkpoint
 from neas.search_spaces import SearchSpace
 from neas.training import step_arch, train_supernet
 from tests.conftest import tiny_run, tiny_space

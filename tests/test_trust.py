@@ -22,12 +22,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from neas.checkpoint import load_checkpoint
 from neas.cli import app
 from neas.deploy import export_run
 from neas.deploy.model_file import read_ensemble_file
 from neas.errors import EXIT_INTERRUPTED, EXIT_SYSTEM, ModelFileError, RunDirError
 from neas.results import load_run
-from neas.run import load_checkpoint
 from tests.conftest import trained_tiny_run
 
 runner = CliRunner()

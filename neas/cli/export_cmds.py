@@ -61,8 +61,8 @@ def export_cmd(
 ) -> None:
     """Export Pareto-front ensembles to ONNX and PyTorch, verified and timed (RUN/ensembles/)."""
     from neas.deploy import export_run
+    from neas.files import read_json
     from neas.report import write_report
-    from neas.run import read_json
 
     chosen = _split(select) or ["all"]
     folders = export_run(

@@ -91,7 +91,8 @@ CONFIG_FIELDS: dict[str, tuple[str, str]] = {
 def kept_options(ctx: typer.Context, given: RunConfig, out: Path) -> str | None:
     """When resuming ``out``, the line that says which options given on the command line
     differ from the stored run's and are ignored (the stored values are kept), or ``None``."""
-    from neas.run import CONFIG, read_config
+    from neas.layout import CONFIG
+    from neas.run import read_config
 
     if not (Path(out) / CONFIG).is_file():
         return None

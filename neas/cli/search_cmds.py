@@ -383,6 +383,6 @@ def evolve_cmd(
             run_dir, options=options, device=device, threads=threads, resume=resume
         )
     print_front(result.front, budget=options.budget_macs, run_dir=Path(run_dir))
-    from neas.run import REPORT
+    from neas.layout import REPORT
 
     console.print(f"report: {Path(run_dir) / REPORT}")

@@ -26,8 +26,8 @@ import pandas as pd
 from neas import plots
 from neas.config import CASCADE_TOLERANCE
 from neas.cost import CostTable
+from neas.files import atomic_write_bytes
 from neas.layout import CASCADE_PLOT, CASCADE_TABLE
-from neas.run import atomic_write_bytes
 from neas.search_spaces.arch import EnsembleArch
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (

@@ -45,34 +45,32 @@ from neas.evaluate import (
     calibration_images,
     ensemble_logits,
 )
+from neas.files import atomic_write_text, file_lock, read_json, write_json
 from neas.front import best as best_row
 from neas.layout import (
     CASCADE_PLOT,
     CASCADE_TABLE,
+    ENSEMBLES,
     FINAL_CHECKPOINT,
     MANIFEST,
     MODEL_ONNX,
     MODEL_PT,
+    PARETO,
+    SEARCH_LOCK,
 )
 from neas.nn.ensemble import EnsembleNet
 from neas.progress import make_progress
 from neas.run import (
-    ENSEMBLES,
-    PARETO,
-    SEARCH_LOCK,
     TrainedRun,
-    atomic_write_text,
     ensemble_dir,
     export_matches,
-    file_lock,
+    front_archs,
     open_trained,
     read_config,
-    read_json,
+    read_pareto,
     real_dir,
     remove_stale_exports,
-    safe_name,
     writable_dir,
-    write_json,
 )
 from neas.search_spaces.arch import EnsembleArch
 
@@ -80,33 +78,6 @@ log = logging.getLogger("neas")
 
 FORMATS: tuple[str, ...] = ("onnx", "torch")
 ARTIFACTS = (MANIFEST, MODEL_ONNX, MODEL_PT, CASCADE_TABLE, CASCADE_PLOT)
-PARETO_COLUMNS = ("id", "arch", "members", "split", "val_accuracy", "test_accuracy", "macs")
-
-
-def read_pareto(run_dir: str | Path) -> pd.DataFrame:
-    """The run's search results; a one-line ``RunDirError`` when there are none or they are
-    broken."""
-    path = Path(run_dir) / PARETO
-    if not Path(run_dir).is_dir():
-        raise RunDirError(f"run folder {run_dir} does not exist")
-    if not path.is_file():
-        raise RunDirError(f"no search results in {run_dir} ({PARETO}); run `neas search` first")
-    try:
-        table = pd.read_csv(path, dtype={"id": str})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
-        raise RunDirError(f"{path} is empty or not a CSV table; run `neas search` again") from None
-    missing = [c for c in PARETO_COLUMNS if c not in table.columns]
-    if missing or table.empty:
-        what = f"lacks columns {', '.join(missing)}" if missing else "is empty"
-        raise RunDirError(f"{path} {what}; run `neas search` again")
-    for value in table["id"]:  # ids become folder names: nothing may point outside the run
-        safe_name(value, f"{path}: ensemble id")
-    return table
-
-
-def front_archs(table: pd.DataFrame) -> dict[str, str]:
-    """id -> architecture JSON of a front (``read_pareto``), what each export must match."""
-    return dict(zip(table["id"].astype(str), table["arch"].astype(str)))
 
 
 def select_rows(table: pd.DataFrame, select: str | Sequence[str]) -> pd.DataFrame:

@@ -48,9 +48,9 @@ import torch.nn.functional as F
 
 from neas.config import FINAL_INHERIT_LR, FINAL_INITS, FINAL_PERTURB, TrainConfig
 from neas.errors import ConfigError, RunDirError
+from neas.files import atomic_torch_save
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet
-from neas.run import atomic_torch_save
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SearchSpace
 from neas.torchfile import read_torch_file

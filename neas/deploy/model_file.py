@@ -32,9 +32,9 @@ import torch
 from neas.config import SERVE_BATCH
 from neas.cost import CostTable
 from neas.errors import InputShapeError, ModelFileError, NeasError
+from neas.files import atomic_torch_save
 from neas.nn.builder import static_ensemble
 from neas.nn.layers import EnsembleNet, combine
-from neas.run import atomic_torch_save
 from neas.search_spaces.arch import EnsembleArch
 from neas.search_spaces.spec import SearchSpace
 from neas.tabular import TableEncoder

@@ -42,8 +42,8 @@ from torch import nn
 
 from neas.device import torch_threads
 from neas.errors import ExportError
+from neas.files import atomic_write_bytes
 from neas.nn.layers import EnsembleNet, combine
-from neas.run import atomic_write_bytes
 
 OPSET = 17
 INPUT = "input"

@@ -34,7 +34,7 @@ from neas.evolution._study import (
     worker_seed,
 )
 from neas.evolution.problem import N_OBJECTIVES, Evaluation, SearchProblem
-from neas.run import file_lock
+from neas.files import file_lock
 from neas.search_spaces.arch import EnsembleArch
 
 

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 import torch
 
 from neas.evaluate import EnsembleMetrics
+from neas.files import read_json, write_json
 from neas.nn.supernet import Supernet
-from neas.run import read_json, write_json
 
 FORMAT = 1
 K = TypeVar("K")

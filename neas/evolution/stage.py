@@ -50,26 +50,24 @@ from neas.evolution.problem import (
     pareto_front,
 )
 from neas.evolution.strategies import create_strategy
-from neas.layout import HYPERVOLUME, HYPERVOLUME_PLOT, SEARCH_HISTORY, SEARCH_SUMMARY
-from neas.nn.supernet import Supernet
-from neas.plots import plot_hypervolume, plot_pareto
-from neas.predictors.latency import LatencyTable, measure_latency_table
-from neas.progress import make_progress
-from neas.run import (
+from neas.files import atomic_write_text, file_lock, read_json, write_json
+from neas.layout import (
+    HYPERVOLUME,
+    HYPERVOLUME_PLOT,
     LATENCY_TABLE,
     PARETO,
     PARETO_PLOT,
     SEARCH_DIR,
+    SEARCH_HISTORY,
     SEARCH_LOCK,
     SEARCH_SCORES,
-    atomic_write_text,
-    file_lock,
-    read_json,
-    real_dir,
-    remove_stale_exports,
-    writable_dir,
-    write_json,
+    SEARCH_SUMMARY,
 )
+from neas.nn.supernet import Supernet
+from neas.plots import plot_hypervolume, plot_pareto
+from neas.predictors.latency import LatencyTable, measure_latency_table
+from neas.progress import make_progress
+from neas.run import real_dir, remove_stale_exports, writable_dir
 from neas.search_spaces import SearchSpace
 from neas.search_spaces.arch import EnsembleArch
 

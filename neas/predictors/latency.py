@@ -22,9 +22,9 @@ from torch import nn
 
 from neas.config import LATENCY_CALIBRATION_ENSEMBLES
 from neas.errors import RunDirError
+from neas.files import read_json, write_json
 from neas.nn.builder import build_block, build_head, build_stem, static_ensemble
 from neas.progress import make_progress
-from neas.run import read_json, write_json
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SKIP, SearchSpace
 

@@ -20,7 +20,20 @@ import html
 from pathlib import Path
 
 from neas.errors import RunDirError
-from neas.layout import MANIFEST
+from neas.files import atomic_write_text
+from neas.layout import (
+    CONFIG,
+    MANIFEST,
+    MARKER,
+    PARETO,
+    RANKING,
+    REPORT,
+    SEARCH_DIR,
+    SHRINK_HISTORY,
+    SPACE,
+    TIME_RECORD,
+    TRAIN_SUMMARY,
+)
 from neas.report.ensembles import _ensemble_section, _exports, _exports_intro, _predicted_latencies
 from neas.report.markup import _STYLE
 from neas.report.read import _section
@@ -32,19 +45,6 @@ from neas.report.sections import (
     _shrink_section,
     _space,
     _time_section,
-)
-from neas.run import (
-    CONFIG,
-    MARKER,
-    PARETO,
-    RANKING,
-    REPORT,
-    SEARCH_DIR,
-    SHRINK_HISTORY,
-    SPACE,
-    TIME_RECORD,
-    TRAIN_SUMMARY,
-    atomic_write_text,
 )
 
 

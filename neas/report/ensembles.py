@@ -14,9 +14,11 @@ import pandas as pd
 from neas.layout import (
     CASCADE_PLOT,
     CASCADE_TABLE,
+    ENSEMBLES,
     MANIFEST,
     MODEL_ONNX,
     MODEL_PT,
+    PARETO,
 )
 from neas.report.glossary import _CASCADE
 from neas.report.markup import (
@@ -34,11 +36,7 @@ from neas.report.markup import (
 )
 from neas.report.read import _csv, _img, _json
 from neas.report.sections import _latency_predicted, _ort_ms
-from neas.run import (
-    ENSEMBLES,
-    PARETO,
-    export_matches,
-)
+from neas.run import export_matches
 
 _OP = re.compile(r"^k(\d+)e(\d+)(?:d(\d+))?$")
 

@@ -9,10 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from neas.layout import (
+    CONFIG,
     HYPERVOLUME,
     HYPERVOLUME_PLOT,
     MANIFEST,
+    PARETO,
+    PARETO_PLOT,
+    RANKING,
+    RANKING_PLOT,
+    SEARCH_DIR,
     SEARCH_SUMMARY,
+    SHRINK_HISTORY,
+    SHRINK_PLOT,
+    SPACE,
+    TIME_RECORD,
+    TRAIN_SUMMARY,
 )
 from neas.report.glossary import (
     _ACC,
@@ -42,19 +53,6 @@ from neas.report.markup import (
     _table,
 )
 from neas.report.read import _csv, _damaged, _img, _json, _section
-from neas.run import (
-    CONFIG,
-    PARETO,
-    PARETO_PLOT,
-    RANKING,
-    RANKING_PLOT,
-    SEARCH_DIR,
-    SHRINK_HISTORY,
-    SHRINK_PLOT,
-    SPACE,
-    TIME_RECORD,
-    TRAIN_SUMMARY,
-)
 
 
 def _space(run: Path) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ The architecture of step ``t`` of epoch ``e`` comes from ``default_rng([seed, e,
 data-parallel rank samples the same architecture and a resumed run repeats an uninterrupted one
 exactly (CPU). A checkpoint (model, optimizer, RNG state, current space, history) is written
 atomically after an epoch (every epoch, or every ``CHECKPOINT_SECONDS`` when epochs are short:
-``neas.training.loop.SaveClock``; ``neas.run.save_checkpoint``).
+``neas.training.loop.SaveClock``; ``neas.checkpoint.save_checkpoint``).
 
 Under ``torchrun`` (``world``): every rank starts from rank 0's weights, only rank 0 writes the
 checkpoint, and at a shrink point only rank 0 runs the shrink hook (it evaluates and records);
@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neas.checkpoint import load_checkpoint, save_checkpoint, supernet_from_checkpoint
 from neas.config import TrainConfig
 from neas.data import Dataset
 from neas.device import Threads, resolve_threads
 from neas.nn.supernet import Supernet
 from neas.nn.surgery import shrink_supernet
-from neas.run import load_checkpoint, save_checkpoint, supernet_from_checkpoint
 from neas.search_spaces.arch import EnsembleArch, sample
 from neas.search_spaces.spec import SearchSpace
 from neas.training.distributed import World
