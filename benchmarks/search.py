@@ -29,7 +29,7 @@ from _results import write_section
 
 from neas.config import DataOptions, RunConfig, SearchOptions, TrainConfig
 from neas.cost import CostTable
-from neas.evolution import run_search
+from neas.evolution import preflight_search, run_search
 from neas.evolution.stage import latency_table_for
 from neas.nn import build_ensemble
 from neas.pipeline import train
@@ -130,6 +130,7 @@ def run_dataset(name: str, args) -> list[str]:
                 seed=seed,
                 generations=max(1, evaluations // args.population),
             )
+            preflight_search(out, options, supernet.space)
             t1 = time.perf_counter()
             res = run_search(
                 out, supernet, dataset, options=options, device=device, show_progress=False

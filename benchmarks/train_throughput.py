@@ -33,8 +33,8 @@ from neas.config import SpaceOptions, TrainConfig
 from neas.cost import CostTable
 from neas.data import load_dataset
 from neas.nn import Supernet, build_ensemble
-from neas.pipeline import random_ensemble_accuracy
 from neas.search_spaces import sample
+from neas.stages import random_ensemble_accuracy
 from neas.training import train_supernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -46,15 +46,14 @@ from neas.config import (
     TrainConfig,
     table_schedule,
 )
-from neas.deploy import DeployedEnsemble, export_run, load_ensemble
+from neas.deploy import DeployedEnsemble, load_ensemble
 from neas.device import resolve_device
 from neas.errors import ConfigError, NeasError
 from neas.front import best as best_row
 from neas.front import cheapest_within
 from neas.layout import MODEL_PT
-from neas.limited import finish_in_time
 from neas.pipeline import search
-from neas.run import read_config
+from neas.stages import ExportStage
 from neas.tabular import TableEncoder
 from neas.time_limit import parse_duration
 from neas.training.distributed import world_from_env
@@ -266,33 +265,17 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             front = result.search.front
             chosen = self._select(front)
             final = self._final(rows=len(train), table=self.encoder_ is not None)
-            if result.clock is not None:
-                (folder,) = finish_in_time(
-                    result.train.opened(read_config(run)),
-                    result.clock,
-                    final=final,
-                    device=resolve_device(self.device),
-                    show_progress=self.verbose,
-                    resume=False,
-                    select=chosen,
-                    rest=False,
-                    formats=("torch",),
-                    cascade=False,
-                    calibrated=result.search.calibrated,
-                )
-            else:
-                (folder,) = export_run(
-                    run,
-                    select=[chosen],
-                    formats=("torch",),
-                    cascade=False,
-                    final_epochs=final.epochs,
-                    final_init=final.init,
-                    final_patience=final.patience,
-                    device=self.device,
-                    show_progress=self.verbose,
-                    calibrated=result.search.calibrated,
-                )
+            (folder,) = ExportStage(  # the chosen ensemble alone, with final training
+                device=resolve_device(self.device),
+                final=final,
+                select=chosen,
+                rest=False,
+                formats=("torch",),
+                cascade=False,
+                show_progress=self.verbose,
+                clock=result.clock,
+                calibrated=result.search.calibrated,
+            ).run(result.run)
             self.ensemble_: DeployedEnsemble = load_ensemble(folder / MODEL_PT)
         except NeasError as exc:  # the loader names its file, here an internal one: say X
             if str(data) not in str(exc):

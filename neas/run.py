@@ -325,6 +325,22 @@ class Run(os.PathLike):
     ) -> None:
         self.path = Path(path)
         self._config, self._dataset = config, dataset
+        self._space: SearchSpace | None = None
+        self._trained: TrainedRun | None = None
+
+    @classmethod
+    def for_job(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        config: RunConfig,
+        resume: bool,
+        dataset: Dataset | None = None,
+    ) -> Run:
+        """The run a job works on: resuming a folder that has a ``config.json``, its stored
+        configuration (read when first needed); otherwise ``config``. Nothing is written."""
+        resuming = resume and (Path(path) / CONFIG).exists()
+        return cls(path, config=None if resuming else config, dataset=dataset)
 
     @classmethod
     def create(
@@ -369,12 +385,36 @@ class Run(os.PathLike):
         write_config(self.path, config)
         self._config = config
 
+    def adopt_config(self, config: RunConfig) -> None:
+        """Hold ``config`` as the run's without writing it (another process writes it)."""
+        self._config = config
+
     @property
     def dataset(self) -> Dataset:
         """The run's data: given in memory, or loaded (once) from its configuration."""
         if self._dataset is None:
             self._dataset = self.config.data.load()
         return self._dataset
+
+    @property
+    def search_space(self) -> SearchSpace:
+        """The space the supernet starts from, built from the configuration and the data (a
+        space too large to build fails here, before anything is written)."""
+        if self._space is None:
+            self._space = self.config.space.build(self.dataset)
+        return self._space
+
+    def trained(self, device: torch.device | str = "cpu") -> TrainedRun:
+        """The trained supernet, its (possibly shrunk) space and data: the one the training
+        stage handed over (``use_trained``), or opened from the folder once."""
+        if self._trained is None:
+            self.use_trained(open_trained(self.path, device=device, dataset=self._dataset))
+        assert self._trained is not None
+        return self._trained
+
+    def use_trained(self, trained: TrainedRun) -> None:
+        """Hand the run its trained state in memory (the training stage, just finished)."""
+        self._trained, self._config, self._dataset = trained, trained.config, trained.dataset
 
     def write_space(self, space: SearchSpace) -> None:
         write_json(self.path / SPACE, space.to_dict())

@@ -24,6 +24,7 @@ LAYERS = {
     "cli": 3,
     "pipeline": 2,
     "limited": 2,
+    "stages": 2,
     "estimator": 2,
     "results": 2,
     **dict.fromkeys(

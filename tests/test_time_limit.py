@@ -229,7 +229,6 @@ def test_the_estimators_path_exports_the_chosen_ensemble_under_the_clock(tmp_pat
 
     from neas.deploy import load_ensemble
     from neas.limited import finish_in_time
-    from neas.run import read_config
 
     out = tmp_path / "run"
     result = pipeline.search(
@@ -246,7 +245,7 @@ def test_the_estimators_path_exports_the_chosen_ensemble_under_the_clock(tmp_pat
     )
     chosen = str(result.search.front["id"].iloc[-1])
     (folder,) = finish_in_time(
-        result.train.opened(read_config(out)),
+        result.run.trained(),
         result.clock,
         final=FinalOptions(),
         device=torch.device("cpu"),

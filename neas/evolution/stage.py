@@ -172,9 +172,9 @@ def run_search(
 
     Every scored architecture is checkpointed after each generation; with ``resume`` the
     scores a killed (or earlier) search of the same supernet left are looked up instead of
-    evaluated again, and the result equals an uninterrupted run's.
+    evaluated again, and the result equals an uninterrupted run's. The caller has made the
+    checks of :func:`preflight_search` (``neas.stages.SearchStage`` does).
     """
-    preflight_search(run_dir, options, supernet.space)
     t0 = time.perf_counter()
     space = supernet.space
     # One memory format whichever way the supernet arrived (fresh from training, or loaded from
