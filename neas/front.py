@@ -1,6 +1,7 @@
 """The rules that pick an ensemble from a front (``pareto.csv`` as a DataFrame), written once:
 the best by validation accuracy (fewest MACs breaking ties) and the cheapest within a tolerance
-of it. ``neas export --select best``, ``load_run(...).best()`` and ``NEASClassifier`` use them.
+of it. ``neas export --select best``, ``load_run(...).best()``, ``NEASClassifier`` and the
+cascade's threshold use them.
 
 >>> import pandas as pd
 >>> front = pd.DataFrame({"id": ["a", "b", "c"], "val_accuracy": [0.90, 0.95, 0.95],
@@ -20,12 +21,19 @@ def best(front: pd.DataFrame, *, accuracy: str = "val_accuracy") -> pd.Series:
 
 
 def cheapest_within(
-    front: pd.DataFrame, tolerance: float, *, accuracy: str = "val_accuracy"
+    front: pd.DataFrame,
+    tolerance: float,
+    *,
+    accuracy: str = "val_accuracy",
+    cost: str = "macs",
+    reference: float | None = None,
 ) -> pd.Series:
-    """The row with the fewest MACs among those within ``tolerance`` of the best
-    ``accuracy`` (then the more accurate)."""
-    ok = front[front[accuracy] >= front[accuracy].max() - tolerance - 1e-12]
-    return ok.sort_values(["macs", accuracy], ascending=[True, False]).iloc[0]
+    """The row with the lowest ``cost`` among those whose ``accuracy`` is within ``tolerance``
+    of ``reference`` (default: the best in the table), then the more accurate. The cascade
+    picks its threshold by the same rule (``neas.deploy.cascade.choose_threshold``)."""
+    top = front[accuracy].max() if reference is None else reference
+    ok = front[front[accuracy] >= top - tolerance - 1e-12]
+    return ok.sort_values([cost, accuracy], ascending=[True, False]).iloc[0]
 
 
 def current_accuracy(front: pd.DataFrame) -> pd.Series:

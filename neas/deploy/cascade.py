@@ -27,13 +27,13 @@ from neas import plots
 from neas.config import CASCADE_TOLERANCE
 from neas.cost import CostTable
 from neas.files import atomic_write_bytes
+from neas.front import cheapest_within
 from neas.layout import CASCADE_PLOT, CASCADE_TABLE
 from neas.search_spaces.arch import EnsembleArch
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (
     0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0,
 )  # fmt: skip
-TOLERANCE = CASCADE_TOLERANCE  # the chosen threshold may lose at most this much val accuracy
 
 
 def running_probs(member_probs: np.ndarray) -> np.ndarray:
@@ -88,7 +88,7 @@ def sweep(
     return table
 
 
-def choose_threshold(table: pd.DataFrame, *, tolerance: float = TOLERANCE) -> float:
+def choose_threshold(table: pd.DataFrame, *, tolerance: float = CASCADE_TOLERANCE) -> float:
     """The cheapest threshold whose accuracy is within ``tolerance`` of the full ensemble's.
 
     >>> table = pd.DataFrame({"threshold": [0.0, 0.9, 1.0], "accuracy": [0.8, 0.948, 0.95],
@@ -97,9 +97,8 @@ def choose_threshold(table: pd.DataFrame, *, tolerance: float = TOLERANCE) -> fl
     0.9
     """
     full = float(table.loc[table["threshold"].idxmax(), "accuracy"])
-    ok = table[table["accuracy"] >= full - tolerance - 1e-12]
-    best = ok.sort_values(["mean_macs", "accuracy"], ascending=[True, False]).iloc[0]
-    return float(best["threshold"])
+    row = cheapest_within(table, tolerance, accuracy="accuracy", cost="mean_macs", reference=full)
+    return float(row["threshold"])
 
 
 def write_cascade(
@@ -109,7 +108,7 @@ def write_cascade(
     labels: dict[str, np.ndarray],
     arch: EnsembleArch,
     costs: CostTable,
-    tolerance: float = TOLERANCE,
+    tolerance: float = CASCADE_TOLERANCE,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
 ) -> dict[str, Any]:
     """Sweep thresholds on every split, choose one on val, write cascade.csv/png; manifest part."""

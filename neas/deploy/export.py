@@ -30,7 +30,13 @@ import pandas as pd
 import torch
 
 import neas.deploy.cascade as casc
-from neas.config import CALIBRATION_IMAGES, EXPORT_FINAL_EPOCHS, EXPORT_THREADS, FinalOptions
+from neas.config import (
+    CALIBRATION_IMAGES,
+    CASCADE_TOLERANCE,
+    EXPORT_FINAL_EPOCHS,
+    EXPORT_THREADS,
+    FinalOptions,
+)
 from neas.cost import CostTable
 from neas.data import Dataset
 from neas.deploy.final import final_train
@@ -435,7 +441,7 @@ def cascade_run(
     run_dir: str | Path,
     *,
     ensemble_id: str,
-    tolerance: float = casc.TOLERANCE,
+    tolerance: float = CASCADE_TOLERANCE,
     thresholds: Sequence[float] = casc.DEFAULT_THRESHOLDS,
 ) -> dict[str, Any]:
     """Re-sweep the cascade of an exported ensemble; update cascade.*, manifest.json, model.pt.

@@ -1,11 +1,13 @@
 """pymoo NSGA-II over the integer genome: SBX + polynomial mutation with rounding repair,
-duplicate elimination, MACs budget as an inequality constraint. Ask/tell: we own evaluation."""
+duplicate elimination, MACs budget as an inequality constraint; pymoo's own ask/tell."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from neas.evolution._base import GenerationCallback, SearchStrategy
+from neas.evolution._base import Proposal, SearchStrategy
 from neas.evolution.problem import N_OBJECTIVES, SearchProblem
 
 
@@ -36,6 +38,9 @@ class NSGA2Search(SearchStrategy):
         order = np.concatenate(fronts)[:keep]
         return pop[np.sort(order)]
 
+    def summary(self) -> dict[str, Any]:
+        return {"surrogate_kendall_tau_per_generation": self.surrogate_tau}
+
     def _fit(self, problem: SearchProblem, seed: int):
         from neas.predictors.accuracy import AccuracySurrogate
 
@@ -44,24 +49,17 @@ class NSGA2Search(SearchStrategy):
             [e.arch for e in seen], [e.val_error for e in seen], problem.space
         )
 
-    def run(
-        self,
-        problem: SearchProblem,
-        *,
-        evaluations: int,
-        population: int,
-        seed: int,
-        on_generation: GenerationCallback | None = None,
+    def start(
+        self, problem: SearchProblem, *, evaluations: int, population: int, seed: int
     ) -> None:
         from pymoo.algorithms.moo.nsga2 import NSGA2
-        from pymoo.core.evaluator import Evaluator
         from pymoo.core.problem import Problem
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
         from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.problems.static import StaticProblem
 
-        pm_problem = Problem(
+        self._problem, self._seed, self._generation = problem, seed, 0
+        self._pm_problem = Problem(
             n_var=problem.n_var,
             n_obj=N_OBJECTIVES,
             n_ieq_constr=1,
@@ -70,38 +68,41 @@ class NSGA2Search(SearchStrategy):
             vtype=int,
         )
         initial = problem.sample_feasible(population, np.random.default_rng([seed, 2]))
-        algorithm = NSGA2(
+        self._algorithm = NSGA2(
             pop_size=population,
             sampling=initial,
             crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
             mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
             eliminate_duplicates=True,
         )
-        algorithm.setup(pm_problem, seed=seed, verbose=False)
-        done, generation = 0, 0
-        while done < evaluations:
-            pop = algorithm.ask()
-            if len(pop) == 0:  # the space is exhausted: nothing new to propose
-                break
-            model = self._fit(problem, seed) if self.surrogate and generation > 0 else None
-            if model is not None:
-                from pymoo.core.population import Population
+        self._algorithm.setup(self._pm_problem, seed=seed, verbose=False)
 
-                pop = self._prescreen(
-                    problem, Population.merge(pop, algorithm.ask()), len(pop), model
-                )
-            pop = pop[: evaluations - done]
-            genomes = np.rint(pop.get("X")).astype(np.int64)
-            f, g = problem.evaluate(genomes, generation=generation)
-            if model is not None:
-                self._record_tau(problem, genomes, f, g, model)
-            # Objectives are scaled for pymoo's crowding distance only; the history keeps raw.
-            Evaluator().eval(StaticProblem(pm_problem, F=f, G=g), pop)
-            algorithm.tell(infills=pop)
-            done += len(pop)
-            if on_generation is not None:
-                on_generation(generation)
-            generation += 1
+    def ask(self, n: int) -> Proposal | None:
+        problem, algorithm = self._problem, self._algorithm
+        pop = algorithm.ask()
+        if len(pop) == 0:  # the space is exhausted: nothing new to propose
+            return None
+        generation = self._generation
+        model = self._fit(problem, self._seed) if self.surrogate and generation > 0 else None
+        if model is not None:
+            from pymoo.core.population import Population
+
+            pop = self._prescreen(problem, Population.merge(pop, algorithm.ask()), len(pop), model)
+        pop = pop[:n]
+        genomes = np.rint(pop.get("X")).astype(np.int64)
+        self._generation += 1
+        return Proposal(genomes, generation, len(pop), state=(pop, model))
+
+    def tell(self, proposal: Proposal, f: np.ndarray, g: np.ndarray) -> None:
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.problems.static import StaticProblem
+
+        pop, model = proposal.state
+        if model is not None:
+            self._record_tau(self._problem, proposal.genomes, f, g, model)
+        # Objectives are scaled for pymoo's crowding distance only; the history keeps raw.
+        Evaluator().eval(StaticProblem(self._pm_problem, F=f, G=g), pop)
+        self._algorithm.tell(infills=pop)
 
     def _record_tau(self, problem: SearchProblem, genomes, f, g, model) -> None:
         from scipy.stats import kendalltau

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from neas.errors import ConfigError
-from neas.evolution._base import GenerationCallback, SearchStrategy
+from neas.evolution._base import Proposal, SearchStrategy
 from neas.evolution._study import (
     ARCH,
     EVAL,
@@ -70,18 +70,12 @@ class OptunaSearch(SearchStrategy):
             return nullcontext()
         return file_lock(lock_path(self.storage, self.study_name))
 
-    def run(
-        self,
-        problem: SearchProblem,
-        *,
-        evaluations: int,
-        population: int,
-        seed: int,
-        on_generation: GenerationCallback | None = None,
+    def start(
+        self, problem: SearchProblem, *, evaluations: int, population: int, seed: int
     ) -> None:
         import optuna
 
-        self._population = population
+        self._problem, self._population, self._evaluations = problem, population, evaluations
         if self.storage is not None:
             lock = lock_path(self.storage, self.study_name)
             try:
@@ -115,24 +109,25 @@ class OptunaSearch(SearchStrategy):
             population_size=population, seed=worker_seed(seed, index)
         )
         self._load(problem)
-        generation = None
-        try:
-            while (batch := self._ask(problem, evaluations)) is not None:
-                generation, asked = batch
-                for trial, arch, claimed in asked:  # first score the claims, then duplicates
-                    if claimed:
-                        ev = problem.evaluate_arch(arch, generation=generation)
-                        self._tell(trial, ev, problem)
-                for trial, arch, claimed in asked:
-                    if not claimed:
-                        self._settle(trial, arch, problem, generation=generation)
-                if on_generation is not None:
-                    on_generation(generation)
-        except BaseException:
-            self._abandon()
-            raise
-        if generation is None and problem.history and on_generation is not None:
-            on_generation(problem.history[-1].generation)  # nothing left to ask: the study's state
+
+    def ask(self, n: int) -> Proposal | None:
+        """The claimed trials' genomes, to score; the duplicates are settled in ``tell``."""
+        batch = self._ask(self._problem, self._evaluations)
+        if batch is None:
+            return None
+        generation, asked = batch
+        claimed = [self._genome(t, self._problem) for t, _, mine in asked if mine]
+        genomes = np.array(claimed, dtype=np.int64).reshape(len(claimed), self._problem.n_var)
+        return Proposal(genomes, generation, len(asked), state=asked)
+
+    def tell(self, proposal: Proposal, f: np.ndarray, g: np.ndarray) -> None:
+        problem = self._problem
+        for trial, arch, claimed in proposal.state:  # first the claims, then the duplicates
+            if claimed:
+                self._tell(trial, problem.cache[arch], problem)
+        for trial, arch, claimed in proposal.state:
+            if not claimed:
+                self._settle(trial, arch, problem, generation=proposal.generation)
 
     # -- the shared study ----------------------------------------------------------------
 
@@ -255,7 +250,10 @@ class OptunaSearch(SearchStrategy):
             trial.set_constraint("macs_over_budget", float(ev.macs - problem.budget))
             self._study.tell(trial, list(ev.objectives))
 
-    def _abandon(self) -> None:
+    def summary(self) -> dict[str, Any]:
+        return {"shared_study": self.study_summary or None}
+
+    def abandon(self) -> None:
         """Interrupted: fail this worker's running trials, so others score them instead."""
         from optuna.trial import TrialState
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neas.evolution._base import GenerationCallback, SearchStrategy
+from neas.evolution._base import Proposal, SearchStrategy
 from neas.evolution.problem import SearchProblem
 
 
@@ -14,21 +14,15 @@ class RandomSearch(SearchStrategy):
 
     name = "random"
 
-    def run(
-        self,
-        problem: SearchProblem,
-        *,
-        evaluations: int,
-        population: int,
-        seed: int,
-        on_generation: GenerationCallback | None = None,
+    def start(
+        self, problem: SearchProblem, *, evaluations: int, population: int, seed: int
     ) -> None:
-        rng = np.random.default_rng([seed, 1])
-        done, generation = 0, 0
-        while done < evaluations:
-            n = min(population, evaluations - done)
-            problem.evaluate(problem.sample_feasible(n, rng), generation=generation)
-            done += n
-            if on_generation is not None:
-                on_generation(generation)
-            generation += 1
+        self._problem, self._rng, self._generation = problem, np.random.default_rng([seed, 1]), 0
+
+    def ask(self, n: int) -> Proposal | None:
+        genomes = self._problem.sample_feasible(n, self._rng)
+        self._generation += 1
+        return Proposal(genomes, self._generation - 1, n)
+
+    def tell(self, proposal: Proposal, f: np.ndarray, g: np.ndarray) -> None:
+        pass  # random search learns nothing

@@ -40,6 +40,7 @@ from neas.evaluate import (
     ensemble_metrics,
     evaluate_arch,
 )
+from neas.evolution._base import propose
 from neas.evolution.checkpoint import ScoreCheckpoint, score_fingerprint
 from neas.evolution.hypervolume import hypervolume, latency_reference
 from neas.evolution.problem import (
@@ -260,7 +261,8 @@ def run_search(
         )
         stopped = False
         try:
-            strategy.run(
+            propose(
+                strategy,
                 problem,
                 evaluations=total,
                 population=options.population,
@@ -330,9 +332,10 @@ def run_search(
             "stopped_by_time_limit": stopped,
             "scores_reused": checkpoint.reused,
             "scores_discarded": checkpoint.discarded,
-            "surrogate_kendall_tau_per_generation": getattr(strategy, "surrogate_tau", []),
-            "shared_study": getattr(strategy, "study_summary", None) or None,
+            "surrogate_kendall_tau_per_generation": [],
+            "shared_study": None,
         }
+        summary.update(strategy.summary())
         write_json(search_dir / SEARCH_SUMMARY, summary)
     return SearchResult(front_df, history, progress_df, summary, {c.arch: c for c in calibrated})
 
