@@ -27,6 +27,7 @@ from neas.data import Dataset, load_dataset
 from neas.evaluate import EnsembleMetrics, calibration_images, evaluate_arch
 from neas.nn import Supernet
 from neas.ranking import sample_archs, standalone_metrics
+from neas.run import build_space
 from neas.training import train_supernet
 
 MODES = ("entangled", "separate", "members")
@@ -45,7 +46,7 @@ def load(name: str, args) -> Dataset:
 def run(name: str, args, cache: dict) -> list[dict]:
     ds = load(name, args)
     space = SpaceOptions(width_mult=args.width, head_width=args.head, feature_width=args.head)
-    space = space.build(ds)
+    space = build_space(space, ds)
     epochs = args.fashion_epochs if name == "fashion-mnist" else args.epochs
     cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, seed=args.seed)
     archs = sample_archs(space, args.samples, seed=args.seed)

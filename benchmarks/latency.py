@@ -25,6 +25,7 @@ from neas.config import SpaceOptions
 from neas.data import load_dataset
 from neas.nn.builder import static_ensemble
 from neas.predictors.latency import measure_latency_table, time_module
+from neas.run import build_space
 from neas.search_spaces import sample
 
 
@@ -35,7 +36,7 @@ def mape(pred: list[float], measured: list[float]) -> float:
 
 def run(name: str, batch: int, args) -> dict:
     ds = load_dataset(name, max_train=2000, seed=0)
-    space = SpaceOptions().build(ds)
+    space = build_space(SpaceOptions(), ds)
     t0 = time.perf_counter()
     table = measure_latency_table(space, batch=batch, show_progress=False)
     table_s = time.perf_counter() - t0

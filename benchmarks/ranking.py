@@ -44,6 +44,7 @@ from neas.ranking import (
     tau_interval,
     write_ranking,
 )
+from neas.run import build_space
 from neas.shrink import Shrinker
 from neas.training import train_supernet
 
@@ -132,9 +133,12 @@ def main() -> None:
     command = " ".join(["nice -n 10 python benchmarks/ranking.py", *sys.argv[1:]])
     t_start = time.perf_counter()
     ds = load(args.data, max_train=args.max_train, max_val=args.max_val, seed=args.seed)
-    space = SpaceOptions(
-        width_mult=args.width_mult, head_width=args.head_width, feature_width=args.head_width
-    ).build(ds)
+    space = build_space(
+        SpaceOptions(
+            width_mult=args.width_mult, head_width=args.head_width, feature_width=args.head_width
+        ),
+        ds,
+    )
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     truth: dict[tuple[str, int], tuple[EnsembleMetrics, float]] = {}
 

@@ -53,7 +53,7 @@ from neas.deploy import load_ensemble
 from neas.deploy.export import select_rows
 from neas.evaluate import ensemble_logits, ensemble_metrics
 from neas.ranking import fresh_ensemble, train_standalone
-from neas.run import read_pareto
+from neas.run import build_space, read_pareto
 from neas.search_spaces import EnsembleArch, SearchSpace
 from neas.search_spaces.spec import SKIP
 from neas.training.loop import make_optimizer
@@ -160,7 +160,7 @@ def step_seconds(net, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> flo
 def deep_ensemble(limit_s: float, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds = DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)).load()
-    space = SpaceOptions().build(ds)
+    space = build_space(SpaceOptions(), ds)
     from neas.budget import parse_budget
 
     arch = half_budget_network(space, parse_budget(BUDGET) // 2)

@@ -33,6 +33,7 @@ from neas.config import SpaceOptions, TrainConfig
 from neas.cost import CostTable
 from neas.data import load_dataset
 from neas.nn import Supernet, build_ensemble
+from neas.run import build_space
 from neas.search_spaces import sample
 from neas.stages import random_ensemble_accuracy
 from neas.training import train_supernet
@@ -105,7 +106,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("digits", seed=args.seed)
-    space = SpaceOptions().build(data)
+    space = build_space(SpaceOptions(), data)
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train).long()
     rng = np.random.default_rng(args.seed)
     archs = [sample(space, rng) for _ in range(args.archs)]

@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from neas.budget import parse_budget
-from neas.cost import supernet_params_floor
 from neas.errors import ConfigError, UnknownSpaceError
-from neas.search_spaces import SearchSpace, create_space, list_spaces
+from neas.search_spaces import list_spaces
 from neas.search_spaces.mlp import EMBEDDINGS
 
 if TYPE_CHECKING:  # the data readers (pandas, scikit-learn) load only when data does
@@ -249,18 +248,6 @@ class DataOptions:
             check_int("--max-train", self.max_train, 1, 2**62)
         check_seed(self.seed)
 
-    def load(self) -> Dataset:
-        from neas.data import load_dataset
-
-        return load_dataset(
-            self.source,
-            data_dir=self.data_dir,
-            seed=self.seed,
-            max_train=self.max_train,
-            target=self.target,
-            val_fraction=self.val_fraction,
-        )
-
 
 @dataclass(frozen=True)
 class SpaceOptions:
@@ -305,37 +292,6 @@ class SpaceOptions:
         if self.name != AUTO_SPACE:
             return self.name
         return "mlp" if dataset.is_table else "mbconv"
-
-    def build(self, dataset: Dataset) -> SearchSpace:
-        name = self.resolved(dataset)
-        small = dataset.image_size <= SMALL_IMAGE
-        preset = SMALL_PRESETS.get(name, {}) if small else {}
-        chosen = {
-            "width_mult": self.width_mult,
-            "head_width": self.head_width,
-            "feature_width": self.feature_width,
-        }
-        overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
-        if self.embedding is not None:
-            if name != "mlp":
-                raise ConfigError("--embedding applies to tables (the mlp space) only")
-            overrides["embedding"] = self.embedding
-        space = create_space(
-            name,
-            num_members=self.members,
-            image_size=dataset.image_size,
-            in_channels=dataset.in_channels,
-            num_classes=dataset.num_classes,
-            **overrides,
-        )
-        floor = supernet_params_floor(space)
-        if floor > MAX_SUPERNET_PARAMS:  # refused before a weight is allocated
-            raise ConfigError(
-                f"this space's supernet would hold over {floor:,} parameters (the limit is "
-                f"{MAX_SUPERNET_PARAMS:,}); lower --width-mult, --head-width, --feature-width "
-                "or --members"
-            )
-        return space
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """``NEASClassifier``: the main job as a scikit-learn estimator, for AutoML pipelines.
 
-``fit(X, y)`` writes the data to a run folder, runs the one pipeline (train with shrinking,
-search under the MACs budget), picks one ensemble of the Pareto front and keeps it in memory;
-``predict``/``predict_proba`` run it. Tables (2-D arrays or DataFrames with numbers, dates,
-categories and text, ids dropped: ``neas.tabular``) use the ``mlp`` space, images (N x H x W or
-N x C x H x W, uint8 pixels or floats) the ``mbconv`` space. Every default is the main job's
+``fit(X, y)`` hands the data in memory to the one pipeline (train with shrinking, search
+under the MACs budget; the run folder is a temporary one unless ``run_dir`` is given), picks
+one ensemble of the Pareto front and keeps it in memory; ``predict``/``predict_proba`` run it.
+Tables (2-D arrays or DataFrames with numbers, dates, categories and text, ids dropped:
+``neas.tabular``) use the ``mlp`` space, images (N x H x W or N x C x H x W, uint8 pixels or
+floats) the ``mbconv`` space. Every default is the main job's
 (``neas.config``).
 
 Example (not run as a doctest: it trains or needs a run folder)::
@@ -46,9 +47,11 @@ from neas.config import (
     TrainConfig,
     table_schedule,
 )
+from neas.data.load import split_raw
+from neas.data.npz import raw_from_arrays
 from neas.deploy import DeployedEnsemble, load_ensemble
 from neas.device import resolve_device
-from neas.errors import ConfigError, NeasError
+from neas.errors import ConfigError
 from neas.front import best as best_row
 from neas.front import cheapest_within
 from neas.layout import MODEL_PT
@@ -232,16 +235,19 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         try:
             run.parent.mkdir(parents=True, exist_ok=True)
             train, val = _holdout(y_idx, seed=seed)
-            np.savez(
-                data,
-                x=x[train],
-                y=y_idx[train],
-                x_val=x[val],
-                y_val=y_idx[val],
-                x_test=x[val],  # the estimator keeps no test split: scores on it are val's
-                y_test=y_idx[val],
-                **self._encoding(),
-            )
+            arrays = {
+                "x": x[train],
+                "y": y_idx[train],
+                "x_val": x[val],
+                "y_val": y_idx[val],
+                "x_test": x[val],  # the estimator keeps no test split: scores on it are val's
+                "y_test": y_idx[val],
+            }
+            encoding = self._encoding()
+            if keep:  # a kept run folder names its data: `neas export RUN` reopens it
+                np.savez(data, **arrays, **encoding)
+            raw = raw_from_arrays(arrays, encoding.get("preprocessing"), where="X")
+            dataset = split_raw(raw, name=run.name)  # handed to the job in memory
             result = search(
                 out=run,
                 config=self._config(str(data), rows=len(train), table=self.encoder_ is not None),
@@ -260,6 +266,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 show_progress=self.verbose,
                 plots=False,
                 time_limit=limit,
+                dataset=dataset,
             )
             assert result is not None  # one process: search returns its result
             front = result.search.front
@@ -277,10 +284,6 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 calibrated=result.search.calibrated,
             ).run(result.run)
             self.ensemble_: DeployedEnsemble = load_ensemble(folder / MODEL_PT)
-        except NeasError as exc:  # the loader names its file, here an internal one: say X
-            if str(data) not in str(exc):
-                raise
-            raise type(exc)(str(exc).replace(str(data), "X")) from None
         finally:
             if not keep:
                 shutil.rmtree(root, ignore_errors=True)

@@ -42,8 +42,9 @@ import pandas as pd
 import torch
 
 from neas.checkpoint import RETRAIN, load_checkpoint, supernet_from_checkpoint
-from neas.config import RunConfig
-from neas.data import Dataset
+from neas.config import MAX_SUPERNET_PARAMS, SMALL_IMAGE, SMALL_PRESETS, RunConfig, SpaceOptions
+from neas.cost import supernet_params_floor
+from neas.data import Dataset, load_data
 from neas.errors import ConfigError, RunDirError
 from neas.files import read_json, remove_temp_files, write_json
 from neas.layout import (
@@ -61,7 +62,7 @@ from neas.layout import (
     TRAIN_SUMMARY,
 )
 from neas.nn.supernet import Supernet
-from neas.search_spaces import SearchSpace
+from neas.search_spaces import SearchSpace, create_space
 
 #: What an ensemble id (or any name read from a run file and used as a file name) may be: one
 #: plain path component, so nothing a run folder says can point outside it.
@@ -280,10 +281,51 @@ def open_trained(
         path=Path(run_dir),
         config=config,
         supernet=supernet.to(device),
-        dataset=dataset if dataset is not None else config.data.load(),
+        dataset=dataset if dataset is not None else load_data(config.data),
         epoch=int(ckpt["epoch"]),
         history=list(ckpt.get("history", [])),
     )
+
+
+def build_space(options: SpaceOptions, dataset: Dataset) -> SearchSpace:
+    """The space ``options`` name, for ``dataset``'s inputs and classes: ``auto`` resolved, the
+    compact preset for small images (``SMALL_PRESETS``) where ``options`` leave a size open; a
+    one-line ``ConfigError`` for a supernet over ``MAX_SUPERNET_PARAMS`` (before a weight is
+    allocated) or an embedding on images.
+
+    >>> from neas.data import load_dataset
+    >>> build_space(SpaceOptions(), load_dataset("digits")).num_layers
+    20
+    """
+    name = options.resolved(dataset)
+    small = dataset.image_size <= SMALL_IMAGE
+    preset = SMALL_PRESETS.get(name, {}) if small else {}
+    chosen = {
+        "width_mult": options.width_mult,
+        "head_width": options.head_width,
+        "feature_width": options.feature_width,
+    }
+    overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
+    if options.embedding is not None:
+        if name != "mlp":
+            raise ConfigError("--embedding applies to tables (the mlp space) only")
+        overrides["embedding"] = options.embedding
+    space = create_space(
+        name,
+        num_members=options.members,
+        image_size=dataset.image_size,
+        in_channels=dataset.in_channels,
+        num_classes=dataset.num_classes,
+        **overrides,
+    )
+    floor = supernet_params_floor(space)
+    if floor > MAX_SUPERNET_PARAMS:
+        raise ConfigError(
+            f"this space's supernet would hold over {floor:,} parameters (the limit is "
+            f"{MAX_SUPERNET_PARAMS:,}); lower --width-mult, --head-width, --feature-width "
+            "or --members"
+        )
+    return space
 
 
 #: A stage's record (``stages/<name>.json``) says it finished, and for which inputs: a stage is
@@ -393,7 +435,7 @@ class Run(os.PathLike):
     def dataset(self) -> Dataset:
         """The run's data: given in memory, or loaded (once) from its configuration."""
         if self._dataset is None:
-            self._dataset = self.config.data.load()
+            self._dataset = load_data(self.config.data)
         return self._dataset
 
     @property
@@ -401,7 +443,7 @@ class Run(os.PathLike):
         """The space the supernet starts from, built from the configuration and the data (a
         space too large to build fails here, before anything is written)."""
         if self._space is None:
-            self._space = self.config.space.build(self.dataset)
+            self._space = build_space(self.config.space, self.dataset)
         return self._space
 
     def trained(self, device: torch.device | str = "cpu") -> TrainedRun:

@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from neas.cli import app
 from neas.config import FinalOptions, RunConfig, SearchOptions, SpaceOptions
+from neas.data import load_data
 from neas.pipeline import resolve
+from neas.run import build_space
 
 ROOT = Path(__file__).resolve().parents[1] / "neas"
 #: Layer of each top-level module or package; a module may import only its own layer or lower.
@@ -63,6 +65,21 @@ def _imports(path: Path) -> set[str]:
 def test_every_module_has_a_layer() -> None:
     tops = {p.stem if p.is_file() else p.name for p in ROOT.iterdir() if p.name != "__pycache__"}
     assert tops - {"__init__"} == set(LAYERS)
+
+
+def test_config_is_a_leaf() -> None:
+    """``neas.config`` (every default) imports only the specs and two tiny leaves: it builds
+    nothing (spaces: ``neas.run.build_space``; data: ``neas.data.load_data``)."""
+    allowed = {"neas.errors", "neas.budget", "neas.search_spaces", "neas.search_spaces.mlp"}
+    tree = ast.parse((ROOT / "config.py").read_text())
+    typing_only = {  # ``if TYPE_CHECKING:`` imports are for annotations
+        n.module
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(block)
+        if isinstance(n, ast.ImportFrom)
+    }
+    assert _imports(ROOT / "config.py") - typing_only <= allowed
 
 
 def test_generic_file_io_imports_nothing_from_neas() -> None:
@@ -151,8 +168,8 @@ def test_api_and_cli_resolve_the_same_main_job(tmp_path) -> None:
     final = asdict(FinalOptions())
     api = json.loads(json.dumps({"run": config.to_dict(), "search": search, "final": final}))
     assert json.loads(result.output) == api
-    digits = config.data.load()
-    assert config.space.build(digits) == SpaceOptions(name="mbconv").build(digits)
+    digits = load_data(config.data)
+    assert build_space(config.space, digits) == build_space(SpaceOptions(name="mbconv"), digits)
     # the main job shrinks the space and reads its training defaults from the dataclasses
     assert config == RunConfig() and options == SearchOptions() and config.shrink.enabled
     train = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), "--print-config"])
@@ -176,7 +193,7 @@ def test_val_fraction_sets_the_split_and_survives_config_json(tmp_path) -> None:
     run = json.loads(result.output)["run"]
     assert run["data"]["val_fraction"] == 0.5
     config = RunConfig.from_dict(run)
-    half, default = config.data.load(), RunConfig().data.load()
+    half, default = load_data(config.data), load_data(RunConfig().data)
     total = len(half.y_train) + len(half.y_val) + len(half.y_test)  # digits: no official test
     assert len(half.y_val) == pytest.approx(total / 2, abs=2)
     assert len(default.y_val) < len(half.y_val) and len(half.y_test) == len(default.y_test)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import pickle
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from neas.data import BUILTIN, FASHION_MNIST_DIR, DataError, Dataset, load_dataset
+from neas.data.load import split_raw
+from neas.data.npz import raw_from_arrays
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +311,28 @@ def test_cifar10_reader_takes_numpy_1_and_2_pickles_and_refuses_code(tmp_path: P
     (tmp_path / "evil").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
     with pytest.raises(DataError, match="os.system"):
         _unpickle_cifar(tmp_path / "evil")
+
+
+def test_arrays_in_memory_give_the_dataset_their_npz_gives(tmp_path: Path) -> None:
+    """The estimator hands its arrays in memory (``raw_from_arrays`` + ``split_raw``); the
+    dataset must be the one an ``.npz`` of the same arrays loads (the run folder names it)."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x": rng.normal(size=(60, 5)).astype(np.float32),
+        "y": np.arange(60) % 3,
+        "x_val": rng.normal(size=(15, 5)).astype(np.float32),
+        "y_val": np.arange(15) % 3,
+        "x_test": rng.normal(size=(15, 5)).astype(np.float32),
+        "y_test": np.arange(15) % 3,
+    }
+    np.savez(tmp_path / "fit.npz", **arrays)
+    from_file = load_dataset(str(tmp_path / "fit.npz"))
+    in_memory = split_raw(raw_from_arrays(arrays, where="X"), name="fit")
+    for field in dataclasses.fields(Dataset):
+        a, b = getattr(from_file, field.name), getattr(in_memory, field.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b, field.name
+    with pytest.raises(DataError, match="^X: x_val and y_val come together"):
+        raw_from_arrays({"x": arrays["x"], "y": arrays["y"], "x_val": arrays["x_val"]}, where="X")

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import neas
 from neas.cli import app
+from neas.data import load_data
 from neas.deploy import export_run, load_ensemble
 from neas.deploy.onnx_export import check_parity, ort_session, reference_outputs
 from neas.errors import ExportError, NeasError
@@ -57,7 +58,7 @@ def exported(run_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(run_dir: Path) -> neas.Dataset:
-    return read_config(run_dir).data.load()
+    return load_data(read_config(run_dir).data)
 
 
 def reference_net(run_dir: Path, arch_json: str) -> torch.nn.Module:

@@ -19,6 +19,7 @@ from neas.config import SpaceOptions
 from neas.data import load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import DataError
+from neas.run import build_space
 from neas.table_columns import CARDINALITY_THRESHOLD
 from neas.tabular import TableEncoder, read_csv
 
@@ -102,8 +103,8 @@ def test_images_need_mbconv_and_tables_need_mlp(tmp_path) -> None:
     """The default space (auto) is picked from the data; a wrong explicit one is refused."""
     cancer_csv(tmp_path / "t.csv")
     table = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
-    assert SpaceOptions().build(table).block == "mlp"
-    assert SpaceOptions().build(load_dataset("digits")).block == "mbconv"
+    assert build_space(SpaceOptions(), table).block == "mlp"
+    assert build_space(SpaceOptions(), load_dataset("digits")).block == "mbconv"
     result = runner.invoke(
         app, ["train", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "t.csv"),
               "--target", "diagnosis", "--space", "mbconv"],
@@ -173,8 +174,8 @@ def test_periodic_embeddings_are_an_option_and_train(tmp_path) -> None:
 
     cancer_csv(tmp_path / "t.csv")
     table = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
-    periodic = SpaceOptions(embedding="periodic").build(table)
-    plain = SpaceOptions().build(table)  # the default: the features' own values
+    periodic = build_space(SpaceOptions(embedding="periodic"), table)
+    plain = build_space(SpaceOptions(), table)  # the default: the features' own values
     assert periodic.stem.frequencies > 0 and plain.stem.frequencies == 0
     assert periodic.stem.linear_in == table.in_channels * periodic.stem.embedding_dim
     stem = build_stem(periodic)

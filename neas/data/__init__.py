@@ -21,7 +21,7 @@ Example:
 
 from neas.data.builtin import BUILTIN, FASHION_MNIST_DIR
 from neas.data.dataset import Dataset
-from neas.data.load import load_dataset
+from neas.data.load import load_data, load_dataset
 from neas.errors import DataError
 
-__all__ = ["BUILTIN", "FASHION_MNIST_DIR", "DataError", "Dataset", "load_dataset"]
+__all__ = ["BUILTIN", "FASHION_MNIST_DIR", "DataError", "Dataset", "load_data", "load_dataset"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neas.config import TEST_FRACTION, VAL_FRACTION
+from neas.config import TEST_FRACTION, VAL_FRACTION, DataOptions
 from neas.data.builtin import BUILTIN
-from neas.data.dataset import Dataset
+from neas.data.dataset import Dataset, Raw
 from neas.data.registry import read_source
 from neas.data.splits import normalise, split, stratified
 
@@ -48,6 +48,28 @@ def load_dataset(
         (200, ('0', '1', '2'))
     """
     raw = read_source(source, data_dir, target)
+    name = source if source in BUILTIN else Path(source).stem
+    return split_raw(
+        raw,
+        name=name,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        max_train=max_train,
+    )
+
+
+def split_raw(
+    raw: Raw,
+    *,
+    name: str,
+    seed: int = 0,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
+    max_train: int | None = None,
+) -> Dataset:
+    """A read source (``Raw``) split and normalised into the ``Dataset`` named ``name``
+    (``load_dataset``'s rules; its fixed splits kept)."""
     has_test = raw.x_test is not None and raw.y_test is not None
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -85,7 +107,6 @@ def load_dataset(
         x_val, y_val = raw.x_val, raw.y_val
     else:
         x_val, y_val = raw.x[idx_val], raw.y[idx_val]
-    name = source if source in BUILTIN else Path(source).stem
     mean, std, (x_train, x_val, x_test) = normalise(raw.x[idx_train], x_val, x_test)
     return Dataset(
         name=name,
@@ -99,4 +120,16 @@ def load_dataset(
         std=std,
         class_names=raw.class_names,
         preprocessing=raw.preprocessing,
+    )
+
+
+def load_data(options: DataOptions) -> Dataset:
+    """The dataset ``options`` (``--data`` and its companions) name: :func:`load_dataset`."""
+    return load_dataset(
+        options.source,
+        data_dir=options.data_dir,
+        seed=options.seed,
+        max_train=options.max_train,
+        target=options.target,
+        val_fraction=options.val_fraction,
     )

@@ -39,6 +39,17 @@ def read_npz(path: Path) -> Raw:
         raise DataError(
             f"cannot read {path}: {exc}; expected an .npz file from numpy.savez"
         ) from None
+    return raw_from_arrays(arrays, recorded, where=str(path))
+
+
+def raw_from_arrays(
+    arrays: dict[str, np.ndarray], recorded: np.ndarray | None = None, *, where: str
+) -> Raw:
+    """``x`` and ``y`` (and optional fixed splits ``x_val``/``y_val``, ``x_test``/``y_test``)
+    as an ``.npz`` holds them, checked and laid out as a ``Raw`` (``where`` names them in
+    errors); ``recorded``: the table encoding's JSON text. The estimator hands its arrays here
+    in memory."""
+    path = where
     for split in ("val", "test"):
         if (f"x_{split}" in arrays) != (f"y_{split}" in arrays):
             raise DataError(f"{path}: x_{split} and y_{split} come together")
@@ -77,7 +88,7 @@ def read_npz(path: Path) -> Raw:
     )
 
 
-def _npz_encoding(recorded: np.ndarray | None, shape: tuple, path: Path) -> dict | None:
+def _npz_encoding(recorded: np.ndarray | None, shape: tuple, path: str) -> dict | None:
     """An ``.npz``'s optional ``preprocessing``: the JSON text of the ``TableEncoder`` that made
     its table (``NEASClassifier`` writes it), checked against the table's features."""
     if recorded is None:
@@ -97,7 +108,7 @@ def _npz_encoding(recorded: np.ndarray | None, shape: tuple, path: Path) -> dict
 _NPZ_KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test")
 
 
-def _layout(x: np.ndarray, path: Path) -> np.ndarray:
+def _layout(x: np.ndarray, path: str) -> np.ndarray:
     """A table N x F or an image array as N x C x H x W."""
     if x.ndim == 2:  # a table: N x F features as N x F x 1 x 1
         return x[:, :, None, None]

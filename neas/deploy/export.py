@@ -38,7 +38,7 @@ from neas.config import (
     FinalOptions,
 )
 from neas.cost import CostTable
-from neas.data import Dataset
+from neas.data import Dataset, load_data
 from neas.deploy.final import final_train
 from neas.deploy.metrics import accuracies, softmax_np
 from neas.deploy.model_file import InputSpec, load_ensemble, save_ensemble_file
@@ -462,7 +462,7 @@ def cascade_run(
     require_current(run, ensemble_id)
     manifest_path = out / MANIFEST
     manifest = _read_manifest(manifest_path) if manifest_path.is_file() else {"id": ensemble_id}
-    ds = read_config(run).data.load()
+    ds = load_data(read_config(run).data)
     writable_dir(out)
     info = casc.write_cascade(
         out,
