@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -119,11 +120,28 @@ def hostile_run(tmp_path_factory) -> Path:
 # --- a trained run the search tests score on (test_search, test_distributed) ----------------
 
 
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
+    """A tiny trained run with its latency table, read-only: a test that searches or exports
+    takes ``run_copy``; one that writes here fails at the module's end (no test may depend on
+    what another left in it)."""
     out = tmp_path_factory.mktemp("search") / "run"
     train(out=out, config=tiny_run(epochs=2, members=3), show_progress=False)
-    return out
+    supernet = open_trained(out).supernet
+    latency_table_for(out, supernet, device=torch.device("cpu"), batch=1, show_progress=False)
+    before = _listing(out)
+    yield out
+    assert _listing(out) == before, "a test wrote into the shared trained run; use run_copy"
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path) -> Path:
+    """This test's own copy of ``trained_run``, to search and export in."""
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
 
 
 @pytest.fixture(scope="module")

@@ -32,17 +32,17 @@ def test_problem_encoding_round_trips_with_searched_k(parts) -> None:
     assert problem.decode(problem.encode(full)) == full
 
 
-def test_ensemble_size_fixes_k_below_the_supernets(trained_run) -> None:
+def test_ensemble_size_fixes_k_below_the_supernets(run_copy) -> None:
     """K = 3 supernet: a search with ensemble_size 1 proposes single networks only, and 2
     ensembles of exactly two members; a size above the supernet's K is one clear error."""
     for k in (1, 2):
         opts = SearchOptions(
             population=4, generations=2, latency=False, calibration_images=64, ensemble_size=k
         )
-        result = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
+        result = evolve(run_copy, options=opts, resume=False, threads=1, show_progress=False)
         assert set(result.history["members"]) == {k} and set(result.front["members"]) == {k}
     with pytest.raises(ConfigError, match="more than the supernet's 3 members"):
-        evolve(trained_run, options=SearchOptions(ensemble_size=4), show_progress=False)
+        evolve(run_copy, options=SearchOptions(ensemble_size=4), show_progress=False)
     with pytest.raises(ConfigError, match="--search-members"):
         SearchOptions(ensemble_size=1, search_members=True)
     with pytest.raises(ConfigError, match="at least 1"):
@@ -130,13 +130,13 @@ def test_bad_options(parts) -> None:
         SearchOptions(budget="lots")
 
 
-def test_same_seed_same_front(trained_run) -> None:
+def test_same_seed_same_front(run_copy) -> None:
     opts = SearchOptions(population=6, generations=3, calibration_images=128)
-    a = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
-    b = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
+    a = evolve(run_copy, options=opts, resume=False, threads=1, show_progress=False)
+    b = evolve(run_copy, options=opts, resume=False, threads=1, show_progress=False)
     cols = ["arch", "val_accuracy", "test_accuracy", "macs", "latency_ms"]
     pd.testing.assert_frame_equal(a.front[cols], b.front[cols])
-    assert len(a.history) == 18 and (trained_run / "pareto.png").exists()
+    assert len(a.history) == 18 and (run_copy / "pareto.png").exists()
     assert list(a.progress["generation"]) == [0, 1, 2]
     assert (a.progress["hypervolume"].diff().dropna() >= -1e-12).all()  # never decreases
 
@@ -284,7 +284,7 @@ def test_error_ties_are_broken_by_nll_without_reordering_errors(parts) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["nsga2", "random"])
-def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, strategy) -> None:
+def test_killed_search_replays_its_score_checkpoint(run_copy, monkeypatch, strategy) -> None:
     """A search that lost everything but the scores of generation 0 (as a kill leaves it)
     scores only the rest again and writes what an uninterrupted search writes."""
     import json
@@ -294,8 +294,8 @@ def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, st
     opts = SearchOptions(
         strategy=strategy, population=4, generations=3, latency=False, calibration_images=128
     )
-    full = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
-    search = trained_run / "search"
+    full = evolve(run_copy, options=opts, resume=False, threads=1, show_progress=False)
+    search = run_copy / "search"
     scores = json.loads((search / "scores.json").read_text())
     first = set(full.history.loc[full.history["generation"] == 0, "arch"])
     scores["scores"] = {k: v for k, v in scores["scores"].items() if k in first}
@@ -304,7 +304,7 @@ def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, st
     calls = []
     real = stage.evaluate_arch
     monkeypatch.setattr(stage, "evaluate_arch", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = evolve(trained_run, options=opts, resume=True, threads=1, show_progress=False)
+    again = evolve(run_copy, options=opts, resume=True, threads=1, show_progress=False)
     pd.testing.assert_frame_equal(again.history, full.history)
     pd.testing.assert_frame_equal(again.front, full.front)
     pd.testing.assert_frame_equal(again.progress, full.progress)
@@ -313,33 +313,33 @@ def test_killed_search_replays_its_score_checkpoint(trained_run, monkeypatch, st
     # recalibrates (``calibrate_ensemble``) for the architectures scored before the kill; the
     # fronts above are equal either way
     assert len(calls) == full.summary["unique_evaluations"] - len(first)
-    assert (trained_run / "pareto.csv").read_text() == full.front.to_csv(index=False)
+    assert (run_copy / "pareto.csv").read_text() == full.front.to_csv(index=False)
 
 
-def test_score_checkpoint_of_another_supernet_is_discarded(trained_run) -> None:
+def test_score_checkpoint_of_another_supernet_is_discarded(run_copy) -> None:
     import json
 
     opts = SearchOptions(population=4, generations=1, latency=False, calibration_images=128)
-    evolve(trained_run, options=opts, resume=False, show_progress=False)
-    path = trained_run / "search" / "scores.json"
+    evolve(run_copy, options=opts, resume=False, show_progress=False)
+    path = run_copy / "search" / "scores.json"
     scores = json.loads(path.read_text())
-    fresh = evolve(trained_run, options=opts, resume=False, show_progress=False)
+    fresh = evolve(run_copy, options=opts, resume=False, show_progress=False)
     assert fresh.summary["scores_reused"] == 0  # --fresh reads nothing
-    (trained_run / "search" / "summary.json").unlink()
+    (run_copy / "search" / "summary.json").unlink()
     path.write_text(json.dumps({**scores, "fingerprint": "another supernet"}))
-    again = evolve(trained_run, options=opts, resume=True, threads=1, show_progress=False)
+    again = evolve(run_copy, options=opts, resume=True, threads=1, show_progress=False)
     assert again.summary["scores_reused"] == 0
     assert "another supernet" in again.summary["scores_discarded"]
     assert json.loads(path.read_text())["fingerprint"] == scores["fingerprint"]  # replaced
     pd.testing.assert_frame_equal(again.front, fresh.front)
     path.write_text("{broken")
-    (trained_run / "search" / "summary.json").unlink()
-    broken = evolve(trained_run, options=opts, resume=True, show_progress=False)
+    (run_copy / "search" / "summary.json").unlink()
+    broken = evolve(run_copy, options=opts, resume=True, show_progress=False)
     assert broken.summary["scores_discarded"].startswith("unreadable")
 
 
 def test_export_takes_the_searchs_front_ensembles_as_it_would_compute_them(
-    trained_run, monkeypatch
+    run_copy, monkeypatch
 ) -> None:
     """The search hands each front ensemble (static network, val and test logits) to the
     export, which then recomputes nothing; the exports equal those it computes alone."""
@@ -349,9 +349,9 @@ def test_export_takes_the_searchs_front_ensembles_as_it_would_compute_them(
     from neas.deploy import export_run, load_ensemble
 
     opts = SearchOptions(population=4, generations=1, latency=False)
-    result = evolve(trained_run, options=opts, resume=False, threads=1, show_progress=False)
+    result = evolve(run_copy, options=opts, resume=False, threads=1, show_progress=False)
     assert set(result.calibrated) == set(result.front["arch"])
-    y_test = open_trained(trained_run).dataset.y_test
+    y_test = open_trained(run_copy).dataset.y_test
     for _, row in result.front.iterrows():
         logits = result.calibrated[row["arch"]].logits["test"]
         assert row["test_accuracy"] == ensemble_metrics(logits, y_test).accuracy
@@ -363,7 +363,7 @@ def test_export_takes_the_searchs_front_ensembles_as_it_would_compute_them(
     )
 
     def exported(**kw):
-        folders = export_run(trained_run, formats=["torch"], show_progress=False, **kw)
+        folders = export_run(run_copy, formats=["torch"], show_progress=False, **kw)
         manifests = [json.loads((f / "manifest.json").read_text()) for f in folders]
         weights = [load_ensemble(f / "model.pt").net.state_dict() for f in folders]
         return manifests, weights
