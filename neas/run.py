@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -508,9 +509,18 @@ class Run(os.PathLike):
         return record is not None and record.get("fingerprint") == fingerprint(inputs)
 
     def mark_done(self, stage: str, inputs: Any, **facts: Any) -> None:
-        """Record that ``stage`` finished with ``inputs`` (written last, after its files)."""
+        """Record that ``stage`` finished with ``inputs`` (written last, after its files). The
+        record's ``id`` is new each time the stage runs: a later stage takes it among its
+        inputs, so that it is done only for this very result (a search run again, even with
+        the same options, leaves the export to do again)."""
         path = self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json"
-        write_json(path, {"stage": stage, "fingerprint": fingerprint(inputs), **facts})
+        record = {"stage": stage, "fingerprint": fingerprint(inputs), "id": secrets.token_hex(8)}
+        write_json(path, {**record, **facts})
+
+    def made_by(self, stage: str) -> str | None:
+        """The ``id`` of ``stage``'s record (``None`` without one): a later stage's input."""
+        record = self.record(stage)
+        return None if record is None else record.get("id")
 
     def forget(self, stage: str) -> None:
         """Drop ``stage``'s record (it is about to be run again)."""

@@ -47,10 +47,9 @@ class ExportStage:
     calibrated: Mapping[str, CalibratedEnsemble] | None = None
 
     def inputs(self, run: Run) -> dict[str, Any]:
-        search = run.record("search") or {}
         return {
             "front": front_archs(run.front()),
-            "search": search.get("fingerprint"),
+            "search": run.made_by("search"),
             "final": asdict(self.final),
             "select": self.select,
             "rest": self.rest,

@@ -38,8 +38,7 @@ class SearchStage:
     stop_when: Callable[[], bool] | None = None
 
     def inputs(self, run: Run) -> dict[str, Any]:
-        train = run.record("train") or {}
-        return {"options": asdict(self.options), "train": train.get("fingerprint")}
+        return {"options": asdict(self.options), "train": run.made_by("train")}
 
     def preflight(self, run: Run) -> None:
         """The options against the space the run starts from (before anything is trained)."""
