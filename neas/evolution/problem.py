@@ -78,6 +78,17 @@ def cheapest_macs(space: SearchSpace, table: CostTable, *, min_members: int) -> 
     return table.stem.macs + layers + min_members * table.head.macs
 
 
+def check_budget(budget: int, space: SearchSpace, costs: CostTable, *, min_members: int) -> None:
+    """A one-line ``ConfigError`` when ``budget`` is below the cheapest ensemble of at least
+    ``min_members`` members in ``space``."""
+    cheapest = cheapest_macs(space, costs, min_members=min_members)
+    if budget < cheapest:
+        raise ConfigError(
+            f"budget {budget:,} MACs is below the cheapest ensemble in this space "
+            f"({cheapest:,} MACs)"
+        )
+
+
 class SearchProblem:
     """Decodes genomes, scores them (cached), and keeps the history of every proposal.
 
@@ -113,12 +124,7 @@ class SearchProblem:
         self.xl, self.xu = low, high
         self.cache: dict[EnsembleArch, Evaluation] = {}
         self.history: list[Evaluation] = []  # one entry per proposal, duplicates included
-        cheapest = cheapest_macs(space, costs, min_members=self.min_members)
-        if budget < cheapest:
-            raise ConfigError(
-                f"budget {budget:,} MACs is below the cheapest ensemble in this space "
-                f"({cheapest:,} MACs)"
-            )
+        check_budget(budget, space, costs, min_members=self.min_members)
 
     @property
     def n_var(self) -> int:

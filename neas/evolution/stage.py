@@ -30,7 +30,7 @@ import torch
 from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.data import Dataset
-from neas.errors import ConfigError, RunDirError
+from neas.errors import RunDirError
 from neas.evaluate import (
     CalibratedEnsemble,
     EnsembleMetrics,
@@ -46,7 +46,7 @@ from neas.evolution.hypervolume import hypervolume, latency_reference
 from neas.evolution.problem import (
     Evaluation,
     SearchProblem,
-    cheapest_macs,
+    check_budget,
     fewest_members,
     pareto_front,
 )
@@ -135,12 +135,7 @@ def check_search(options: SearchOptions, space: SearchSpace) -> None:
     k = fewest_members(
         space, search_members=options.search_members, ensemble_size=options.ensemble_size
     )
-    cheapest = cheapest_macs(space, CostTable.from_space(space), min_members=k)
-    if options.budget_macs < cheapest:
-        raise ConfigError(
-            f"budget {options.budget_macs:,} MACs is below the cheapest ensemble in this "
-            f"space ({cheapest:,} MACs)"
-        )
+    check_budget(options.budget_macs, space, CostTable.from_space(space), min_members=k)
 
 
 def preflight_search(run_dir: Path, options: SearchOptions, space: SearchSpace) -> None:
