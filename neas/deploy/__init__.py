@@ -7,7 +7,8 @@ early-exit cascades, the final training stage.
 its members apart; ``metrics`` scores it.
 """
 
-from neas.deploy.export import cascade_run, export_run
+from neas.deploy.export import export_run
 from neas.deploy.model_file import DeployedEnsemble, InputSpec, load_ensemble
+from neas.deploy.recascade import cascade_run
 
 __all__ = ["DeployedEnsemble", "InputSpec", "cascade_run", "export_run", "load_ensemble"]
