@@ -64,7 +64,6 @@ from _results import write_json, write_section  # noqa: E402
 HEADING = "## Fashion-MNIST"
 DATA = "fashion-mnist"
 BATCHES = (1, 64)
-METHODS = ("neas", "single_nas", "random_ensemble", "deep_ensemble", "hist_gradient_boosting")
 
 
 def neas_cli(*args: str) -> float:

@@ -2,8 +2,8 @@
 
 The problem (``problem``) turns integer genomes into ensembles and scores them (validation
 error, MACs, latency; MACs <= budget as a constraint); strategies (``strategies``: NSGA-II,
-optuna, random) only propose genomes; the stage (``stage``) runs one on a trained supernet and
-writes the front into the run folder.
+optuna, random) only propose genomes (ask/tell; ``propose`` is the one loop that scores them);
+the stage (``stage``) runs one on a trained supernet and writes the front into the run folder.
 
 >>> list_strategies()
 ['nsga2', 'optuna', 'random']
@@ -11,7 +11,7 @@ writes the front into the run folder.
 
 from __future__ import annotations
 
-from neas.evolution._base import SearchStrategy
+from neas.evolution._base import Proposal, SearchStrategy, propose
 from neas.evolution._nsga2 import NSGA2Search
 from neas.evolution._optuna import OptunaSearch
 from neas.evolution._random import RandomSearch
@@ -29,6 +29,7 @@ __all__ = [
     "Evaluation",
     "NSGA2Search",
     "OptunaSearch",
+    "Proposal",
     "RandomSearch",
     "SearchProblem",
     "SearchResult",
@@ -40,5 +41,6 @@ __all__ = [
     "load_search",
     "pareto_front",
     "preflight_search",
+    "propose",
     "run_search",
 ]
