@@ -72,6 +72,7 @@ MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_SAMPLES = 100_000  # shrink and summary samples, population, evaluations
 #: Parameters a supernet may hold (4 GB of float32 weights).
 MAX_SUPERNET_PARAMS = 10**9
+MAX_TRAIN = 2**62  # --max-train: any count a machine could hold
 #: Share of the training data held out for validation (search and shrinking score on it).
 VAL_FRACTION = 0.2
 #: The cascade's chosen threshold may lose at most this much val accuracy (half a point).
@@ -245,7 +246,7 @@ class DataOptions:
             raise ConfigError(f"--data must name a dataset, got {self.source!r}")
         check_float("--val-fraction", self.val_fraction, 0, 1, open_low=True, open_high=True)
         if self.max_train is not None:
-            check_int("--max-train", self.max_train, 1, 2**62)
+            check_int("--max-train", self.max_train, 1, MAX_TRAIN)
         check_seed(self.seed)
 
 

@@ -8,11 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from neas.config import TEST_FRACTION, VAL_FRACTION, DataOptions
+from neas.config import (
+    MAX_TRAIN,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    DataOptions,
+    check_float,
+    check_int,
+)
 from neas.data.builtin import BUILTIN
 from neas.data.dataset import Dataset, Raw
 from neas.data.registry import read_source
 from neas.data.splits import normalise, split, stratified
+from neas.errors import ConfigError
 
 
 def load_dataset(
@@ -71,15 +79,15 @@ def split_raw(
     """A read source (``Raw``) split and normalised into the ``Dataset`` named ``name``
     (``load_dataset``'s rules; its fixed splits kept)."""
     has_test = raw.x_test is not None and raw.y_test is not None
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    # the checks ``DataOptions`` makes, for callers that pass numbers here directly
+    check_float("--val-fraction", val_fraction, 0, 1, open_low=True, open_high=True)
+    if max_train is not None:
+        check_int("--max-train", max_train, 1, MAX_TRAIN)
     if not has_test and not (0.0 < test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
-        raise ValueError(
+        raise ConfigError(
             f"test_fraction must be in (0, 1) with val_fraction + test_fraction < 1, "
             f"got {test_fraction} and {val_fraction}"
         )
-    if max_train is not None and max_train < 1:
-        raise ValueError(f"max_train must be a positive int or None, got {max_train}")
     if raw.x_val is not None and raw.y_val is not None:  # fixed splits: nothing to split
         idx_train, idx_val, idx_test = np.arange(len(raw.y)), None, None
     else:
