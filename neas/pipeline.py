@@ -38,8 +38,8 @@ from neas.layout import CONFIG, SEARCH_LOCK
 from neas.limited import plan_search_time
 from neas.report import write_report
 from neas.results import RunResults
-from neas.run import Run
-from neas.stages import ExportStage, SearchStage, TrainResult, TrainStage
+from neas.run import Run, TrainedRun
+from neas.stages import ExportStage, SearchStage, TrainStage
 from neas.time_limit import JobClock, parse_duration
 from neas.training.distributed import data_parallel
 
@@ -68,7 +68,7 @@ def train(
     force: bool = False,
     show_progress: bool = True,
     dataset: Dataset | None = None,
-) -> TrainResult:
+) -> TrainedRun:
     """Train a supernet (shrinking the space on the way) into the run folder ``out``.
 
     ``resume`` continues the run in ``out`` with its stored configuration; ``force`` starts
@@ -105,7 +105,7 @@ class RunResult(RunResults):
     def __init__(
         self,
         run: Run,
-        train: TrainResult,
+        train: TrainedRun,
         search: SearchResult,
         exported: list[Path],
         report_path: Path | None,

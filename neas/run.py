@@ -35,7 +35,7 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +234,10 @@ def front_archs(table: pd.DataFrame) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class TrainedRun:
-    """A trained run folder, opened: its configuration, supernet (current space) and data."""
+    """A trained run: its folder, configuration, supernet (current, perhaps shrunk, space) and
+    data, the epochs trained and their history. When the training stage hands it over: its
+    summary (``train_summary.json``; empty when opened from the folder: ``Run.train_summary``
+    reads it) and the torch thread count it trained with (``None``: torch's own count)."""
 
     path: Path
     config: RunConfig
@@ -242,6 +245,8 @@ class TrainedRun:
     dataset: Dataset
     epoch: int
     history: list[dict[str, float]]
+    summary: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
 
     @property
     def space(self) -> SearchSpace:

@@ -102,7 +102,7 @@ def trained_tiny_run(root: Path, *, pareto: int = 0, export: str | None = None) 
     from neas.deploy import export_run
     from neas.pipeline import train
 
-    run = train(out=root / "run", config=tiny_run(summary_samples=0), show_progress=False).run_dir
+    run = train(out=root / "run", config=tiny_run(summary_samples=0), show_progress=False).path
     if pareto:
         write_pareto(run, n=pareto)
     if export is not None:

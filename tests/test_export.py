@@ -46,8 +46,8 @@ def run_dir(tmp_path_factory) -> Path:
         config=tiny_run(summary_samples=0),
         show_progress=False,
     )
-    write_pareto(result.run_dir)
-    return result.run_dir
+    write_pareto(result.path)
+    return result.path
 
 
 @pytest.fixture(scope="module")

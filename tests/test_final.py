@@ -200,9 +200,9 @@ def test_fresh_inits_train_at_the_run_rate_with_warm_up() -> None:
 @pytest.mark.slow
 def test_exported_onnx_matches_pytorch_after_final_training(tmp_path: Path) -> None:
     run = train(out=tmp_path / "run", config=tiny_run(summary_samples=0), show_progress=False)
-    write_pareto(run.run_dir, n=1)
+    write_pareto(run.path, n=1)
     (folder,) = export_run(
-        run.run_dir, select="e000", final_epochs=1, final_init="branches", cascade=False,
+        run.path, select="e000", final_epochs=1, final_init="branches", cascade=False,
         show_progress=False,
     )  # fmt: skip
     manifest = json.loads((folder / "manifest.json").read_text())

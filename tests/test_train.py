@@ -25,13 +25,13 @@ def test_training_on_digits_learns(tmp_path) -> None:
         config=tiny_run(epochs=6, max_train=None, summary_samples=4),
         show_progress=False,
     )
-    losses = [h["loss"] for h in result.state.history]
+    losses = [h["loss"] for h in result.history]
     assert losses[-1] < 0.7 * losses[0]
     # an average random ensemble, BN recalibrated, is far above chance (10%)
     assert result.summary["random_val_accuracy_mean"] > 0.4
     for name in ("run.json", "config.json", "space.json", "supernet.pt", "train_summary.json"):
-        assert (result.run_dir / name).exists()
-    ckpt = load_checkpoint(result.run_dir / "supernet.pt")  # weights_only=True
+        assert (result.path / name).exists()
+    ckpt = load_checkpoint(result.path / "supernet.pt")  # weights_only=True
     assert ckpt["epoch"] == 6 and SearchSpace.from_json(ckpt["space"]).num_layers == 20
 
 

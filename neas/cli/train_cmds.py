@@ -225,5 +225,5 @@ def train_cmd(
     console.print(
         f"trained {s['epochs']} epochs in {s['train_seconds']:.0f}s on {s['device']}; "
         f"random ensembles: val accuracy mean {s.get('random_val_accuracy_mean', 0):.3f}, "
-        f"max {s.get('random_val_accuracy_max', 0):.3f} -> {result.run_dir}"
+        f"max {s.get('random_val_accuracy_max', 0):.3f} -> {result.path}"
     )

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from neas.run import Run
 from neas.stages.export import ExportStage
 from neas.stages.search import SearchStage
-from neas.stages.train import TrainResult, TrainStage, random_ensemble_accuracy
+from neas.stages.train import TrainStage, random_ensemble_accuracy
 
 
 class Stage(Protocol):
@@ -42,7 +42,6 @@ __all__ = [
     "ExportStage",
     "SearchStage",
     "Stage",
-    "TrainResult",
     "TrainStage",
     "random_ensemble_accuracy",
 ]

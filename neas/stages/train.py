@@ -13,14 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from neas.checkpoint import load_checkpoint, supernet_from_checkpoint
-from neas.config import EXPORT_SCORINGS, FINAL_EPOCH_COST, THREADS, RunConfig, SearchOptions
+from neas.config import EXPORT_SCORINGS, FINAL_EPOCH_COST, THREADS, SearchOptions
 from neas.data import Dataset
 from neas.device import Threads, torch_threads
 from neas.errors import NeasError
@@ -34,17 +33,6 @@ from neas.shrink import Shrinker
 from neas.time_limit import JobClock, plan_epochs
 from neas.training import TrainState, train_supernet, training_threads
 from neas.training.distributed import World
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    supernet: Supernet
-    state: TrainState
-    dataset: Dataset
-    summary: dict[str, Any]
-    threads: int | None = None  # the torch thread count training ran with (None: torch's)
-    config: RunConfig | None = None  # the configuration it trained with
 
 
 @dataclass
@@ -72,7 +60,7 @@ class TrainStage:
     def is_done(self, run: Run) -> bool:
         return (run / CHECKPOINT).is_file() and run.is_done(self.name, self.inputs(run))
 
-    def run(self, run: Run) -> TrainResult:
+    def run(self, run: Run) -> TrainedRun:
         world, dev, clock = self.world, self.device, self.clock
         resuming = self.resume and (run / CONFIG).exists()
         prepare_on_main(run, resume=self.resume, force=self.force, resuming=resuming, world=world)
@@ -115,10 +103,19 @@ class TrainStage:
         state: TrainState,
         summary: dict[str, Any],
         threads: int | None,
-    ) -> TrainResult:
-        config, dataset = run.config, run.dataset
-        run.use_trained(TrainedRun(run.path, config, supernet, dataset, state.epoch, state.history))
-        return TrainResult(run.path, supernet, state, dataset, summary, threads, config)
+    ) -> TrainedRun:
+        trained = TrainedRun(
+            run.path,
+            run.config,
+            supernet,
+            run.dataset,
+            state.epoch,
+            state.history,
+            summary=summary,
+            threads=threads,
+        )
+        run.use_trained(trained)
+        return trained
 
 
 def prepare_on_main(run: Run, *, resume: bool, force: bool, resuming: bool, world: World) -> None:
