@@ -97,7 +97,7 @@ def train(
         return stage.run(run)
 
 
-class RunResult(RunResults):
+class JobResult(RunResults):
     """What ``search`` produced: the run (``neas.run.Run``, its trained supernet in memory),
     training and search results, exported folders and the report, plus the notebook view of
     ``neas.results.RunResults`` (``front``, ``best``, ``ensemble``, ``export``, ``report``)."""
@@ -134,7 +134,7 @@ def search(
     clock: Callable[[], float] = time.monotonic,
     started: float | None = None,
     dataset: Dataset | None = None,
-) -> RunResult | None:
+) -> JobResult | None:
     """The main job: train (with shrinking), search under the MACs budget, export the front.
 
     ``time_limit`` (seconds, or a duration such as ``"30m"``) splits that much wall-clock time
@@ -224,7 +224,7 @@ def search(
     report = write_report(run.path) if plots else None
     if job is not None:
         job.save()
-    return RunResult(run, trained, result, exported, report, clock=job)
+    return JobResult(run, trained, result, exported, report, clock=job)
 
 
 def evolve(
