@@ -55,9 +55,6 @@ from neas.layout import (
     MANIFEST,
     MARKER,
     PARETO,
-    SEARCH_DIR,
-    SEARCH_SUMMARY,
-    SHRINK_HISTORY,
     SPACE,
     STAGES_DIR,
     TRAIN_SUMMARY,
@@ -467,22 +464,13 @@ class Run(os.PathLike):
     def write_space(self, space: SearchSpace) -> None:
         write_json(self.path / SPACE, space.to_dict())
 
-    def read(self, name: str) -> Any:
-        """A JSON file of the run (``neas.layout`` name), or ``None`` when it is not there."""
-        path = self.path / name
-        return read_json(path) if path.is_file() else None
-
     def train_summary(self) -> dict[str, Any] | None:
-        return self.read(TRAIN_SUMMARY)
+        """``train_summary.json``, or ``None`` before training has written it."""
+        path = self.path / TRAIN_SUMMARY
+        return read_json(path) if path.is_file() else None
 
     def write_train_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / TRAIN_SUMMARY, summary)
-
-    def shrink_history(self) -> list[dict[str, Any]] | None:
-        return self.read(SHRINK_HISTORY)
-
-    def search_summary(self) -> dict[str, Any] | None:
-        return self.read(f"{SEARCH_DIR}/{SEARCH_SUMMARY}")
 
     def front(self) -> pd.DataFrame:
         """``pareto.csv``: the front, checked (``read_pareto``)."""
@@ -491,10 +479,6 @@ class Run(os.PathLike):
     def ensemble(self, ensemble_id: object) -> Path:
         """The folder of an exported ensemble (``ensemble_dir``)."""
         return ensemble_dir(self.path, ensemble_id)
-
-    def manifest(self, ensemble_id: object) -> dict[str, Any] | None:
-        path = self.ensemble(ensemble_id) / MANIFEST
-        return read_json(path) if path.is_file() else None
 
     # -- stage records -------------------------------------------------------------------
 
