@@ -50,7 +50,7 @@ import torch
 from neas.budget import parse_budget
 from neas.config import DataOptions
 from neas.cost import CostTable
-from neas.data import Dataset
+from neas.data import Dataset, load_data
 from neas.deploy.onnx_export import INPUT, batch_of, ort_session, time_calls, to_onnx
 from neas.device import torch_threads
 from neas.evaluate import ensemble_logits, ensemble_metrics
@@ -325,7 +325,7 @@ def main() -> None:
         data = DataOptions(
             source=DATA, val_fraction=args.val_fraction, seed=seed, max_train=args.max_train
         )
-        args.dataset = data.load()
+        args.dataset = load_data(data)
         with tempfile.TemporaryDirectory() as tmp:
             work = (args.work or Path(tmp)) / f"seed{seed}"
             work.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from neas import pipeline
-from neas.config import DataOptions, RunConfig, SearchOptions, TrainConfig
+from neas.config import IMAGE_EPOCHS, DataOptions, RunConfig, SearchOptions, TrainConfig
 from neas.cost import CostTable
 from neas.deploy.final import final_train
 from neas.device import torch_threads
@@ -346,7 +346,7 @@ def main() -> None:
     p.add_argument("--max-train", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--budget", default="600M")
-    p.add_argument("--supernet-epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--supernet-epochs", type=int, default=IMAGE_EPOCHS)
     p.add_argument("--population", type=int, default=SearchOptions.population)
     p.add_argument("--generations", type=int, default=SearchOptions.generations)
     p.add_argument("--epochs-list", default="1,2,4,8")

@@ -48,7 +48,7 @@ from matplotlib.figure import Figure
 
 from neas.config import DataOptions, SpaceOptions, TrainConfig
 from neas.cost import CostTable
-from neas.data import Dataset
+from neas.data import Dataset, load_data
 from neas.deploy import load_ensemble
 from neas.deploy.export import select_rows
 from neas.evaluate import ensemble_logits, ensemble_metrics
@@ -159,13 +159,13 @@ def step_seconds(net, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> flo
 
 def deep_ensemble(limit_s: float, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    ds = DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)).load()
+    ds = load_data(DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)))
     space = build_space(SpaceOptions(), ds)
     from neas.budget import parse_budget
 
     arch = half_budget_network(space, parse_budget(BUDGET) // 2)
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train).long()
-    base = TrainConfig(seed=seed)
+    base = TrainConfig(seed=seed).settled(rows=len(ds.y_train), table=False)
     nets = [fresh_ensemble(space, arch, seed=1000 * seed + i + 1) for i in range(2)]
     steps = len(x) // base.batch_size
     epoch_s = step_seconds(nets[0], x, y, base) * steps
@@ -195,7 +195,7 @@ def hist_gradient_boosting(seed: int) -> dict[str, Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     t0 = time.perf_counter()
-    ds = DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)).load()
+    ds = load_data(DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)))
     flat = {
         s: getattr(ds, f"x_{s}").reshape(len(getattr(ds, f"x_{s}")), -1) for s in ("train", "test")
     }
@@ -282,7 +282,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     ref_before = ref_seconds()
     work = args.work or Path(tempfile.mkdtemp(prefix="neas-time-limit-"))
-    ds = DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)).load()
+    ds = load_data(DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)))
     for seed in map(int, args.seeds.split(",")):
         if "hist_gradient_boosting" in methods:
             rows.append(

@@ -93,6 +93,7 @@ FINAL_PERTURB = 0.5
 #: ensemble trained as long.
 FINAL_EPOCHS = 4
 FINAL_INIT = "inherit"
+FINAL_PATIENCE = 0
 #: ``neas export`` (and ``export_run``) exports the supernet's weights unless asked to train:
 #: re-exporting a front is not the place to train every ensemble again.
 EXPORT_FINAL_EPOCHS = 0
@@ -109,7 +110,11 @@ TABLE_MIN_BATCH = 32
 TABLE_MIN_STEPS = 8
 TABLE_STEPS = 400
 TABLE_ROW_PASSES = 60_000
-#: Tables' final training (``NEASClassifier``): as many epochs as the supernet's, from
+#: Images' supernet training (``TrainConfig`` with ``epochs``/``batch_size`` left ``None``).
+IMAGE_EPOCHS = 20
+IMAGE_BATCH = 64
+#: Tables' final training (``neas search`` on a table, ``NEASClassifier``): as many epochs as
+#: the supernet's, from
 #: TABLE_FINAL_INIT, stopped after TABLE_PATIENCE epochs without a better validation score.
 TABLE_FINAL_INIT = "branches"
 TABLE_PATIENCE = 16
@@ -299,12 +304,21 @@ class SpaceOptions:
 class TrainConfig:
     """Supernet training (and stand-alone / fine-tune training) hyper-parameters.
 
-    ``lr=None`` picks the optimizer's default; ``summary_samples`` random ensembles are scored
-    on validation after training (``train_summary.json``).
+    ``epochs`` and ``batch_size`` left ``None`` are the data's schedule (``settled``): images
+    ``IMAGE_EPOCHS`` of ``IMAGE_BATCH``; tables by optimizer steps (``table_schedule``). A job
+    settles them once the data is read and stores the numbers in ``config.json``. ``lr=None``
+    picks the optimizer's default; ``summary_samples`` random ensembles are scored on
+    validation after training (``train_summary.json``).
+
+    >>> table, images = dict(rows=1_000, table=True), dict(rows=1_000, table=False)
+    >>> TrainConfig().settled(**table).epochs, TrainConfig().settled(**images).epochs
+    (50, 20)
+    >>> TrainConfig(epochs=3).settled(**table).epochs
+    3
     """
 
-    epochs: int = 20
-    batch_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
     weights: str = "entangled"
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float | None = None
@@ -319,8 +333,10 @@ class TrainConfig:
     summary_samples: int = 8
 
     def __post_init__(self) -> None:
-        check_int("--epochs", self.epochs, 1, MAX_EPOCHS)
-        check_int("--batch-size", self.batch_size, 1, MAX_BATCH)
+        if self.epochs is not None:
+            check_int("--epochs", self.epochs, 1, MAX_EPOCHS)
+        if self.batch_size is not None:
+            check_int("--batch-size", self.batch_size, 1, MAX_BATCH)
         if self.lr is not None:
             check_float("--lr", self.lr, 0, 10, open_low=True)
         check_float("weight decay", self.weight_decay, 0, 1)
@@ -335,6 +351,20 @@ class TrainConfig:
         if self.optimizer not in ("sgd", "adamw"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: sgd, adamw")
         check_float("warm-up epochs", self.warmup_epochs, 0, MAX_EPOCHS)
+
+    def settled(self, *, rows: int, table: bool) -> TrainConfig:
+        """``epochs`` and ``batch_size`` that are ``None`` filled in for ``rows`` training
+        rows of a table (``table_schedule``) or of images (``IMAGE_EPOCHS``, ``IMAGE_BATCH``)."""
+        epochs, batch = table_schedule(rows) if table else (IMAGE_EPOCHS, IMAGE_BATCH)
+        return replace(
+            self,
+            epochs=self.epochs if self.epochs is not None else epochs,
+            batch_size=self.batch_size if self.batch_size is not None else batch,
+        )
+
+    @property
+    def is_settled(self) -> bool:
+        return self.epochs is not None and self.batch_size is not None
 
     @property
     def base_lr(self) -> float:
@@ -477,19 +507,39 @@ class FinalOptions:
     """The final training stage of the main job's best ensemble (``neas.deploy.final``):
     ``epochs`` (0: export the supernet's weights as they are) from the starting weights ``init``
     (``FINAL_INITS``); ``patience`` > 0 stops early when the ensemble's validation score has
-    not improved for that many epochs, and keeps its best epoch (the start included)."""
+    not improved for that many epochs, and keeps its best epoch (the start included).
 
-    epochs: int = FINAL_EPOCHS
-    init: str = FINAL_INIT
-    patience: int = 0
+    Left ``None``, each is the data's (``settled``): images ``FINAL_EPOCHS`` from
+    ``FINAL_INIT``, ``FINAL_PATIENCE``; tables as many epochs as the supernet's schedule from
+    ``TABLE_FINAL_INIT``, stopped after ``TABLE_PATIENCE``.
+
+    >>> FinalOptions().settled(rows=1_000, table=True)
+    FinalOptions(epochs=50, init='branches', patience=16)
+    """
+
+    epochs: int | None = None
+    init: str | None = None
+    patience: int | None = None
 
     def __post_init__(self) -> None:
-        check_int("--final-epochs", self.epochs, 0, MAX_EPOCHS)
-        check_int("--final-patience", self.patience, 0, MAX_EPOCHS)
-        if self.init not in FINAL_INITS:
+        if self.epochs is not None:
+            check_int("--final-epochs", self.epochs, 0, MAX_EPOCHS)
+        if self.patience is not None:
+            check_int("--final-patience", self.patience, 0, MAX_EPOCHS)
+        if self.init is not None and self.init not in FINAL_INITS:
             raise ConfigError(
                 f"unknown --final-init {self.init!r}; valid: {', '.join(FINAL_INITS)}"
             )
+
+    def settled(self, *, rows: int, table: bool) -> FinalOptions:
+        """The ``None`` fields filled in for ``rows`` training rows of a table or images."""
+        if table:
+            data = (table_schedule(rows)[0], TABLE_FINAL_INIT, TABLE_PATIENCE)
+        else:
+            data = (FINAL_EPOCHS, FINAL_INIT, FINAL_PATIENCE)
+        given = (self.epochs, self.init, self.patience)
+        epochs, init, patience = (g if g is not None else d for g, d in zip(given, data))
+        return FinalOptions(epochs=epochs, init=init, patience=patience)
 
 
 @dataclass(frozen=True)
@@ -500,6 +550,10 @@ class RunConfig:
     space: SpaceOptions = field(default_factory=SpaceOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
     shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
+
+    def settled(self, *, rows: int, table: bool) -> RunConfig:
+        """The training schedule the data decides filled in (``TrainConfig.settled``)."""
+        return replace(self, train=self.train.settled(rows=rows, table=table))
 
     def with_seed(self, seed: int) -> RunConfig:
         """The same configuration with one seed for splits, init, sampling and shrinking."""

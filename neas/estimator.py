@@ -35,8 +35,6 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from neas.config import (
     CASCADE_TOLERANCE,
-    TABLE_FINAL_INIT,
-    TABLE_PATIENCE,
     VAL_FRACTION,
     DataOptions,
     FinalOptions,
@@ -45,7 +43,6 @@ from neas.config import (
     ShrinkConfig,
     SpaceOptions,
     TrainConfig,
-    table_schedule,
 )
 from neas.data.load import split_raw
 from neas.data.npz import raw_from_arrays
@@ -250,7 +247,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             dataset = split_raw(raw, name=run.name)  # handed to the job in memory
             result = search(
                 out=run,
-                config=self._config(str(data), rows=len(train), table=self.encoder_ is not None),
+                config=self._config(str(data), table=self.encoder_ is not None),
                 options=SearchOptions(
                     budget=self.budget,
                     strategy=self.strategy,
@@ -271,7 +268,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             assert result is not None  # one process: search returns its result
             front = result.search.front
             chosen = self._select(front)
-            final = self._final(rows=len(train), table=self.encoder_ is not None)
+            final = self._final()
             (folder,) = ExportStage(  # the chosen ensemble alone, with final training
                 device=resolve_device(self.device),
                 final=final,
@@ -305,11 +302,10 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
-    def _config(self, data: str, *, rows: int, table: bool) -> RunConfig:
+    def _config(self, data: str, *, table: bool) -> RunConfig:
+        """The job's configuration; the training schedule left to the data (tables: a step
+        budget, ``neas.config.table_schedule``), as ``neas search`` leaves it."""
         space = self.space if self.space != "auto" else ("mlp" if table else "mbconv")
-        epochs, batch = TrainConfig.epochs, TrainConfig.batch_size
-        if table:  # a step budget (neas.config.table_schedule)
-            epochs, batch = table_schedule(rows)
         return RunConfig(
             data=DataOptions(source=data),
             space=SpaceOptions(
@@ -321,23 +317,19 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 embedding=self.embedding,
             ),
             train=TrainConfig(
-                epochs=self.epochs if self.epochs is not None else epochs,
-                batch_size=batch,
+                epochs=self.epochs,
                 weights=self.weights,
                 summary_samples=0,
             ),
             shrink=ShrinkConfig() if self.shrink else ShrinkConfig(at=()),
         )
 
-    def _final(self, *, rows: int, table: bool) -> FinalOptions:
-        """The final training stage: the main job's for images; for tables as long as the
-        supernet's training (``table_schedule``), stopped early on validation."""
-        base = FinalOptions(epochs=table_schedule(rows)[0], init=TABLE_FINAL_INIT,
-                            patience=TABLE_PATIENCE) if table else FinalOptions()  # fmt: skip
+    def _final(self) -> FinalOptions:
+        """The final training stage: what is not given is the data's, as in the main job
+        (``FinalOptions.settled``: images the main job's, tables as long as the supernet's
+        training and stopped early on validation)."""
         return FinalOptions(
-            epochs=self.final_epochs if self.final_epochs is not None else base.epochs,
-            init=self.final_init if self.final_init is not None else base.init,
-            patience=self.final_patience if self.final_patience is not None else base.patience,
+            epochs=self.final_epochs, init=self.final_init, patience=self.final_patience
         )
 
     def _select(self, front: pd.DataFrame) -> str:

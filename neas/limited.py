@@ -114,6 +114,8 @@ def finish_in_time(
     ``rest``, the other front ensembles are exported without final training while the export
     stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
     front ensembles, as ``export_run`` takes them. Returns the exported folders."""
+    ds = run.dataset  # what ``final`` leaves open is the data's (``FinalOptions.settled``)
+    final = final.settled(rows=len(ds.y_train), table=ds.is_table)
     table = read_pareto(run.path)
     first = select_rows(table, select).iloc[0]
     if not job.skipped("final") and not job.ended("final"):
@@ -121,7 +123,6 @@ def finish_in_time(
         epochs = job.planned("final", "epochs")
         if epochs is None:
             arch = EnsembleArch.from_json(str(first["arch"]), run.space)
-            ds = run.dataset
             epoch_s = epoch_seconds(
                 build_ensemble(run.supernet, arch),
                 run.space,

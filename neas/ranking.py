@@ -266,7 +266,8 @@ def rank_supernet(
         result.kendall_tau
     """
     _check(samples=samples, epochs=epochs)
-    config = replace(config or TrainConfig(), epochs=epochs)
+    config = (config or TrainConfig()).settled(rows=len(dataset.y_train), table=dataset.is_table)
+    config = replace(config, epochs=epochs)
     space = supernet.space
     archs = sample_archs(space, samples, seed=seed)
     kw = {"seed": seed, "device": device, "show_progress": show_progress}

@@ -441,6 +441,12 @@ class Run(os.PathLike):
             self._dataset = load_data(self.config.data)
         return self._dataset
 
+    def settle(self) -> None:
+        """Fill in what the configuration leaves to the data (the training schedule:
+        ``RunConfig.settled``), before it is written; a stored configuration is settled."""
+        ds = self.dataset
+        self._config = self.config.settled(rows=len(ds.y_train), table=ds.is_table)
+
     @property
     def search_space(self) -> SearchSpace:
         """The space the supernet starts from, built from the configuration and the data (a

@@ -190,7 +190,7 @@ def test_early_stopping_keeps_the_best_epoch_and_never_loses_to_the_start(tmp_pa
 
 
 def test_fresh_inits_train_at_the_run_rate_with_warm_up() -> None:
-    cfg = TrainConfig()
+    cfg = TrainConfig().settled(rows=1_000, table=False)
     assert final_config(cfg, epochs=4, init="inherit").base_lr < cfg.base_lr
     fresh = final_config(cfg, epochs=4, init="scratch")
     assert fresh.base_lr == cfg.base_lr and fresh.warmup_epochs == 1.0

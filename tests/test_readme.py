@@ -63,13 +63,15 @@ def grid_budgets(code: str) -> list[int]:
     return [neas.parse_budget(b) for b in ast.literal_eval(found.group(1))]
 
 
-def cheapest_after_shrinking(features: int, classes: int, width_mult: float | None = None) -> int:
+def cheapest_after_shrinking(
+    features: int, classes: int, rows: int, width_mult: float | None = None
+) -> int:
     """The most the cheapest ensemble can cost after NEASClassifier's default shrinking, for a
     table of that shape: each layer keeps at least the ops the shrink steps cannot drop, and at
     worst those are its most expensive ones (shrinking drops by score, not by cost)."""
     space = create_space("mlp", in_channels=features, num_classes=classes, width_mult=width_mult)
     table, cfg = CostTable.from_space(space), ShrinkConfig()
-    steps = len(cfg.epochs(TrainConfig.epochs))
+    steps = len(cfg.epochs(TrainConfig().settled(rows=rows, table=True).epochs))
     total = cheapest_macs(space, table, min_members=space.num_members)
     for i, layer in enumerate(space.layers):
         left = len(layer.candidates)
@@ -84,13 +86,13 @@ def test_grid_budgets_afford_the_cheapest_ensemble() -> None:
     """A budget below the (shrunk) space's cheapest ensemble fails its fit: NaN in a grid
     search, or with error_score="raise" an error."""
     X, y = load_breast_cancer(return_X_y=True)
-    floor = cheapest_after_shrinking(X.shape[1], len(np.unique(y)))
+    floor = cheapest_after_shrinking(X.shape[1], len(np.unique(y)), int(0.8 * len(y)))
     assert min(grid_budgets(block("GridSearchCV("))) >= floor == 463_104  # as the README says
     example = (ROOT / "examples" / "sklearn_pipeline.py").read_text()
     X, y = load_wine(return_X_y=True)
     for width in (None, 0.25):  # the full run and --fast
         assert min(grid_budgets(example)) >= cheapest_after_shrinking(
-            X.shape[1], len(np.unique(y)), width
+            X.shape[1], len(np.unique(y)), int(0.8 * len(y)), width
         )
 
 

@@ -7,12 +7,27 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from neas import pipeline
-from neas.config import FinalOptions, SearchOptions
+from neas.config import (
+    FINAL_EPOCHS,
+    FINAL_INIT,
+    FINAL_PATIENCE,
+    IMAGE_BATCH,
+    IMAGE_EPOCHS,
+    TABLE_FINAL_INIT,
+    TABLE_PATIENCE,
+    DataOptions,
+    FinalOptions,
+    RunConfig,
+    SearchOptions,
+    TrainConfig,
+    table_schedule,
+)
 from neas.layout import CHECKPOINT, MANIFEST, PARETO, SEARCH_DIR, SEARCH_SUMMARY, STAGES_DIR
 from neas.run import Run
 from neas.stages import ExportStage, SearchStage, TrainStage
@@ -98,3 +113,47 @@ def test_a_damaged_record_runs_its_stage_and_the_later_ones_again(
     assert {p: p.stat().st_mtime_ns for p in exported} == exported
     assert (out / PARETO).read_text() == (finished / PARETO).read_text()
     assert Run.open(out).record("search") is not None
+
+
+def test_the_training_schedule_is_the_datas_where_left_open(tmp_path: Path) -> None:
+    """`neas search` on a table trains on the tables' step budget and final-trains as the
+    estimator does: what the configuration leaves ``None`` is settled from the data."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.choice(["x", "y"], size=300)})
+    frame["label"] = np.where(frame["a"] > 0, "pos", "neg")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    cpu = torch.device("cpu")
+    table = Run.for_job(
+        tmp_path / "run",
+        config=RunConfig(data=DataOptions(source=str(tmp_path / "t.csv"), target="label")),
+        resume=False,
+    )
+    TrainStage(device=cpu).preflight(table)
+    rows = len(table.dataset.y_train)
+    assert (table.config.train.epochs, table.config.train.batch_size) == table_schedule(rows)
+    final = ExportStage(device=cpu).settled(table)
+    assert (final.epochs, final.init, final.patience) == (
+        table_schedule(rows)[0],
+        TABLE_FINAL_INIT,
+        TABLE_PATIENCE,
+    )
+    images = Run.for_job(tmp_path / "img", config=RunConfig(), resume=False)
+    TrainStage(device=cpu).preflight(images)
+    assert (images.config.train.epochs, images.config.train.batch_size) == (
+        IMAGE_EPOCHS,
+        IMAGE_BATCH,
+    )
+    assert ExportStage(device=cpu).settled(images) == FinalOptions(
+        epochs=FINAL_EPOCHS, init=FINAL_INIT, patience=FINAL_PATIENCE
+    )
+    given = Run.for_job(
+        tmp_path / "given",
+        config=RunConfig(
+            data=DataOptions(source=str(tmp_path / "t.csv"), target="label"),
+            train=TrainConfig(epochs=3),
+        ),
+        resume=False,
+    )
+    TrainStage(device=cpu).preflight(given)
+    assert given.config.train.epochs == 3  # what the user gave stays
+    assert not (tmp_path / "run").exists()  # preflight writes nothing

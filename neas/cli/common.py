@@ -16,9 +16,19 @@ import typer
 from rich.console import Console
 
 from neas.config import (
+    FINAL_EPOCHS,
+    FINAL_INIT,
+    FINAL_PATIENCE,
     FINAL_PERTURB,
+    IMAGE_BATCH,
+    IMAGE_EPOCHS,
     SMALL_IMAGE,
     SMALL_PRESETS,
+    TABLE_BATCH,
+    TABLE_FINAL_INIT,
+    TABLE_PATIENCE,
+    TABLE_ROW_PASSES,
+    TABLE_STEPS,
     THREADS,
     DataOptions,
     FinalOptions,
@@ -227,12 +237,22 @@ ThreadsOpt = Annotated[
     ),
 ]
 EpochsOpt = Annotated[
-    int,
-    typer.Option("--epochs", rich_help_panel="Supernet training", help="Supernet training epochs."),
+    int | None,
+    typer.Option(
+        "--epochs",
+        rich_help_panel="Supernet training",
+        help=f"Supernet training epochs (default: {IMAGE_EPOCHS} for images; tables train about "
+        f"{TABLE_STEPS} optimizer steps, at most {TABLE_ROW_PASSES:,} rows seen in all).",
+    ),
 ]
 BatchOpt = Annotated[
-    int,
-    typer.Option("--batch-size", rich_help_panel="Supernet training", help="Training batch size."),
+    int | None,
+    typer.Option(
+        "--batch-size",
+        rich_help_panel="Supernet training",
+        help=f"Training batch size (default: {IMAGE_BATCH} for images; tables up to "
+        f"{TABLE_BATCH}, smaller on small tables).",
+    ),
 ]
 WeightsOpt = Annotated[
     str,
@@ -296,39 +316,44 @@ ShrinkSamplesOpt = Annotated[
     ),
 ]
 FinalEpochsOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--final-epochs",
         rich_help_panel="Final training",
         help="Train E epochs as an ensemble before exporting (search: the front's best "
         "ensemble; export: each it exports): the sum of the "
-        "members' own losses, each member on its own batches (0: the supernet's weights).",
+        "members' own losses, each member on its own batches (0: the supernet's weights). "
+        f"Search's default: {FINAL_EPOCHS} for images, tables as many as the supernet's.",
     ),
 ]
 FinalInitOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--final-init",
         rich_help_panel="Final training",
         help="Starting weights of the final training: inherit (all from the supernet), "
         "branches (trunk from the supernet, each member's own layers fresh), perturb (trunk "
         f"from the supernet, each member's own layers {1 - FINAL_PERTURB:.0%} inherited, "
-        f"{FINAL_PERTURB:.0%} fresh) or scratch.",
+        f"{FINAL_PERTURB:.0%} fresh) or scratch (default: {FINAL_INIT} for images, "
+        f"{TABLE_FINAL_INIT} for tables).",
     ),
 ]
 FinalPatienceOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--final-patience",
         rich_help_panel="Final training",
         help="Stop the final training after this many epochs without a better validation "
-        "score and keep its best epoch, the start included (0: train every epoch).",
+        "score and keep its best epoch, the start included (0: train every epoch; default: "
+        f"{FINAL_PATIENCE} for images, {TABLE_PATIENCE} for tables).",
     ),
 ]
 PrintConfigOpt = Annotated[
     bool,
     typer.Option(
-        "--print-config", help="Print the resolved configuration as JSON and exit (no work)."
+        "--print-config",
+        help="Print the resolved configuration as JSON and exit (no work; the data is not "
+        "read, so what it decides, such as a table's epochs and batch size, shows as null).",
     ),
 ]
 

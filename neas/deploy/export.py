@@ -34,6 +34,8 @@ from neas.config import (
     CALIBRATION_IMAGES,
     EXPORT_FINAL_EPOCHS,
     EXPORT_THREADS,
+    FINAL_INIT,
+    FINAL_PATIENCE,
     FinalOptions,
 )
 from neas.cost import CostTable
@@ -131,8 +133,8 @@ def export_ensemble(
     out_dir: Path,
     formats: tuple[str, ...],
     final_epochs: int = EXPORT_FINAL_EPOCHS,
-    final_init: str = FinalOptions.init,
-    final_patience: int = FinalOptions.patience,
+    final_init: str = FINAL_INIT,
+    final_patience: int = FINAL_PATIENCE,
     cascade: bool = True,
     threads: int = EXPORT_THREADS,
     device: torch.device,
@@ -290,8 +292,8 @@ def export_run(
     select: str | Sequence[str] = "all",
     formats: Sequence[str] = FORMATS,
     final_epochs: int = EXPORT_FINAL_EPOCHS,
-    final_init: str = FinalOptions.init,
-    final_patience: int = FinalOptions.patience,
+    final_init: str | None = None,
+    final_patience: int | None = None,
     cascade: bool = True,
     threads: int = EXPORT_THREADS,
     device: str | None = None,
@@ -314,7 +316,8 @@ def export_run(
 
     ``final_epochs`` > 0 trains each selected ensemble as an ensemble first, members apart,
     from the starting weights ``final_init`` picks (``neas.deploy.final``), stopping early
-    after ``final_patience`` epochs without a better validation score (0: never).
+    after ``final_patience`` epochs without a better validation score (0: never); ``None`` is
+    the run's data's choice, as in the main job (``FinalOptions.settled``).
 
     A time limit: ``stop_when()`` is asked before each ensemble, and once it says so the rest
     are left unexported (one logged line names them); ``final_stop_when()`` is asked after
@@ -337,6 +340,11 @@ def export_run(
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
     trained = trained or open_trained(run, device=dev)
+    ds = trained.dataset  # what final training leaves open is the data's (FinalOptions.settled)
+    settled = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience).settled(
+        rows=len(ds.y_train), table=ds.is_table
+    )
+    final_epochs, final_init, final_patience = settled.epochs, settled.init, settled.patience
     for _, row in rows.iterrows():  # every architecture fits the run before anything is written
         try:
             EnsembleArch.from_json(str(row["arch"]), trained.space)

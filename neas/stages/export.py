@@ -30,9 +30,9 @@ from neas.time_limit import JobClock
 
 @dataclass(frozen=True)
 class ExportStage:
-    """``select`` (``"best"`` or an id) with final training, then, with ``rest``, the other
-    ensembles of the front without; ``calibrated``: the search's front ensembles, as
-    ``export_run`` takes them."""
+    """``select`` (``"best"`` or an id) with final training (``final``, settled by the run's
+    data), then, with ``rest``, the other ensembles of the front without; ``calibrated``: the
+    search's front ensembles, as ``export_run`` takes them."""
 
     name: ClassVar[str] = "export"
     device: torch.device
@@ -46,11 +46,16 @@ class ExportStage:
     clock: JobClock | None = None
     calibrated: Mapping[str, CalibratedEnsemble] | None = None
 
+    def settled(self, run: Run) -> FinalOptions:
+        """The final-training options, with what they leave open decided by the run's data."""
+        ds = run.dataset
+        return self.final.settled(rows=len(ds.y_train), table=ds.is_table)
+
     def inputs(self, run: Run) -> dict[str, Any]:
         return {
             "front": front_archs(run.front()),
             "search": run.made_by("search"),
-            "final": asdict(self.final),
+            "final": asdict(self.settled(run)),
             "select": self.select,
             "rest": self.rest,
             "formats": list(self.formats),
@@ -71,12 +76,13 @@ class ExportStage:
         if self.resume and self.is_done(run):
             return [run.ensemble(i) for i in chosen if (run.ensemble(i)).is_dir()]
         trained = run.trained(self.device)
+        final = self.settled(run)
         run.forget(self.name)
         if self.clock is not None:
             folders = finish_in_time(
                 trained,
                 self.clock,
-                final=self.final,
+                final=final,
                 device=self.device,
                 show_progress=self.show_progress,
                 resume=self.resume,
@@ -88,15 +94,15 @@ class ExportStage:
             )
         else:
             folders = []
-            for select, epochs in (([first], self.final.epochs), (chosen[1:], 0)):
+            for select, epochs in (([first], final.epochs), (chosen[1:], 0)):
                 if select:
                     folders += export_run(
                         run.path,
                         select=select,
                         formats=self.formats,
                         final_epochs=epochs,
-                        final_init=self.final.init,
-                        final_patience=self.final.patience if epochs else 0,
+                        final_init=final.init,
+                        final_patience=final.patience if epochs else 0,
                         cascade=self.cascade,
                         device=str(self.device),
                         show_progress=self.show_progress,

@@ -55,6 +55,7 @@ class TrainStage:
         return run.config.to_dict()
 
     def preflight(self, run: Run) -> None:
+        run.settle()  # the data's training schedule, where the configuration leaves it open
         run.search_space  # noqa: B018  (builds the space from the data: its errors are here)
 
     def is_done(self, run: Run) -> bool:

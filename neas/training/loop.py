@@ -218,6 +218,8 @@ def fit(
     ``state.stop`` is set and ``on_epoch_end`` runs as after any epoch (it may checkpoint).
     """
     world = world or World()
+    if not config.is_settled:
+        raise ValueError("TrainConfig.epochs/batch_size are None: settle them for the data first")
     if config.batch_size % world.size:
         raise ConfigError(
             f"batch size {config.batch_size} (the global batch) must be a multiple of the "
