@@ -25,9 +25,9 @@ from _results import write_json, write_section
 from neas.config import SpaceOptions, TrainConfig
 from neas.data import Dataset, load_dataset
 from neas.evaluate import EnsembleMetrics, calibration_images, evaluate_arch
+from neas.job_space import build_space
 from neas.nn import Supernet
 from neas.ranking import sample_archs, standalone_metrics
-from neas.run import build_space
 from neas.training import train_supernet
 
 MODES = ("entangled", "separate", "members")

@@ -23,9 +23,9 @@ from _results import write_json, write_section
 
 from neas.config import SpaceOptions
 from neas.data import load_dataset
+from neas.job_space import build_space
 from neas.nn.builder import static_ensemble
 from neas.predictors.latency import measure_latency_table, time_module
-from neas.run import build_space
 from neas.search_spaces import sample
 
 

@@ -34,6 +34,7 @@ import torch
 from neas.config import ShrinkConfig, SpaceOptions, TrainConfig
 from neas.data import Dataset, load_dataset
 from neas.evaluate import EnsembleMetrics
+from neas.job_space import build_space
 from neas.nn import Supernet
 from neas.ranking import (
     RankingResult,
@@ -44,7 +45,6 @@ from neas.ranking import (
     tau_interval,
     write_ranking,
 )
-from neas.run import build_space
 from neas.shrink import Shrinker
 from neas.training import train_supernet
 

@@ -52,8 +52,9 @@ from neas.data import Dataset, load_data
 from neas.deploy import load_ensemble
 from neas.deploy.export import select_rows
 from neas.evaluate import ensemble_logits, ensemble_metrics
+from neas.job_space import build_space
 from neas.ranking import fresh_ensemble, train_standalone
-from neas.run import build_space, read_pareto
+from neas.run import read_pareto
 from neas.search_spaces import EnsembleArch, SearchSpace
 from neas.search_spaces.spec import SKIP
 from neas.training.loop import make_optimizer

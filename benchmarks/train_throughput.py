@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from neas.config import SpaceOptions, TrainConfig
 from neas.cost import CostTable
 from neas.data import load_dataset
+from neas.job_space import build_space
 from neas.nn import Supernet, build_ensemble
-from neas.run import build_space
 from neas.search_spaces import sample
 from neas.stages import random_ensemble_accuracy
 from neas.training import train_supernet

@@ -34,11 +34,11 @@ from neas.device import Threads, parse_threads, resolve_device, torch_threads
 from neas.evolution import SearchResult
 from neas.evolution.stage import latency_table_for
 from neas.files import file_lock
-from neas.layout import CONFIG, SEARCH_LOCK
+from neas.layout import SEARCH_LOCK
 from neas.limited import plan_search_time
 from neas.report import write_report
 from neas.results import RunResults
-from neas.run import Run, TrainedRun
+from neas.run import Run, TrainedRun, resumes
 from neas.stages import ExportStage, SearchStage, TrainStage
 from neas.time_limit import JobClock, parse_duration
 from neas.training.distributed import data_parallel
@@ -167,8 +167,7 @@ def search(
     limit = parse_duration(time_limit) if time_limit is not None else None
     job = None
     if limit is not None:
-        resuming = resume and (Path(out) / CONFIG).exists()
-        job = JobClock.for_run(out, limit, resume=resuming, now=clock, started=started)
+        job = JobClock.for_run(out, limit, resume=resumes(out, resume), now=clock, started=started)
     with data_parallel(resolve_device(device)) as (world, dev):
         run = Run.for_job(out, config=config, resume=resume, dataset=dataset)
         training = TrainStage(

@@ -43,11 +43,11 @@ import pandas as pd
 import torch
 
 from neas.checkpoint import RETRAIN, load_checkpoint, supernet_from_checkpoint
-from neas.config import MAX_SUPERNET_PARAMS, SMALL_IMAGE, SMALL_PRESETS, RunConfig, SpaceOptions
-from neas.cost import supernet_params_floor
+from neas.config import RunConfig
 from neas.data import Dataset, load_data
 from neas.errors import ConfigError, RunDirError
 from neas.files import read_json, remove_temp_files, write_json
+from neas.job_space import build_space
 from neas.layout import (
     CHECKPOINT,
     CONFIG,
@@ -60,7 +60,7 @@ from neas.layout import (
     TRAIN_SUMMARY,
 )
 from neas.nn.supernet import Supernet
-from neas.search_spaces import SearchSpace, create_space
+from neas.search_spaces import SearchSpace
 
 #: What an ensemble id (or any name read from a run file and used as a file name) may be: one
 #: plain path component, so nothing a run folder says can point outside it.
@@ -181,6 +181,12 @@ def prepare_run_dir(path: str | os.PathLike[str], *, resume: bool, force: bool) 
     return run
 
 
+def resumes(run_dir: str | os.PathLike[str], resume: bool) -> bool:
+    """Whether a job asked to ``resume`` in ``run_dir`` goes on with a stored run (one with a
+    ``config.json``), rather than starting one."""
+    return resume and (Path(run_dir) / CONFIG).exists()
+
+
 def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     """The run's ``RunConfig``; a one-line ``RunDirError`` when there is none or it is broken."""
     path = Path(run_dir) / CONFIG
@@ -290,47 +296,6 @@ def open_trained(
     )
 
 
-def build_space(options: SpaceOptions, dataset: Dataset) -> SearchSpace:
-    """The space ``options`` name, for ``dataset``'s inputs and classes: ``auto`` resolved, the
-    compact preset for small images (``SMALL_PRESETS``) where ``options`` leave a size open; a
-    one-line ``ConfigError`` for a supernet over ``MAX_SUPERNET_PARAMS`` (before a weight is
-    allocated) or an embedding on images.
-
-    >>> from neas.data import load_dataset
-    >>> build_space(SpaceOptions(), load_dataset("digits")).num_layers
-    20
-    """
-    name = options.resolved(dataset)
-    small = dataset.image_size <= SMALL_IMAGE
-    preset = SMALL_PRESETS.get(name, {}) if small else {}
-    chosen = {
-        "width_mult": options.width_mult,
-        "head_width": options.head_width,
-        "feature_width": options.feature_width,
-    }
-    overrides = {k: (v if v is not None else preset.get(k)) for k, v in chosen.items()}
-    if options.embedding is not None:
-        if name != "mlp":
-            raise ConfigError("--embedding applies to tables (the mlp space) only")
-        overrides["embedding"] = options.embedding
-    space = create_space(
-        name,
-        num_members=options.members,
-        image_size=dataset.image_size,
-        in_channels=dataset.in_channels,
-        num_classes=dataset.num_classes,
-        **overrides,
-    )
-    floor = supernet_params_floor(space)
-    if floor > MAX_SUPERNET_PARAMS:
-        raise ConfigError(
-            f"this space's supernet would hold over {floor:,} parameters (the limit is "
-            f"{MAX_SUPERNET_PARAMS:,}); lower --width-mult, --head-width, --feature-width "
-            "or --members"
-        )
-    return space
-
-
 #: A stage's record (``stages/<name>.json``) says it finished, and for which inputs: a stage is
 #: done exactly when its record's fingerprint is that of the inputs it would run with now.
 def fingerprint(inputs: Any) -> str:
@@ -384,8 +349,7 @@ class Run(os.PathLike):
     ) -> Run:
         """The run a job works on: resuming a folder that has a ``config.json``, its stored
         configuration (read when first needed); otherwise ``config``. Nothing is written."""
-        resuming = resume and (Path(path) / CONFIG).exists()
-        return cls(path, config=None if resuming else config, dataset=dataset)
+        return cls(path, config=None if resumes(path, resume) else config, dataset=dataset)
 
     @classmethod
     def create(
@@ -488,10 +452,13 @@ class Run(os.PathLike):
 
     # -- stage records -------------------------------------------------------------------
 
+    def _record_path(self, stage: str) -> Path:
+        return self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json"
+
     def record(self, stage: str) -> dict[str, Any] | None:
         """The record of ``stage``, or ``None`` when it never finished (or its record is
         damaged: the stage is then run again)."""
-        path = self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json"
+        path = self._record_path(stage)
         try:
             record = read_json(path) if path.is_file() else None
         except (ValueError, OSError):
@@ -508,7 +475,7 @@ class Run(os.PathLike):
         record's ``id`` is new each time the stage runs: a later stage takes it among its
         inputs, so that it is done only for this very result (a search run again, even with
         the same options, leaves the export to do again)."""
-        path = self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json"
+        path = self._record_path(stage)
         record = {"stage": stage, "fingerprint": fingerprint(inputs), "id": secrets.token_hex(8)}
         write_json(path, {**record, **facts})
 
@@ -519,4 +486,4 @@ class Run(os.PathLike):
 
     def forget(self, stage: str) -> None:
         """Drop ``stage``'s record (it is about to be run again)."""
-        (self.path / STAGES_DIR / f"{safe_name(stage, 'stage')}.json").unlink(missing_ok=True)
+        self._record_path(stage).unlink(missing_ok=True)

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from neas.cli import app
 from neas.config import FinalOptions, RunConfig, SearchOptions, SpaceOptions
 from neas.data import load_data
+from neas.job_space import build_space
 from neas.pipeline import resolve
-from neas.run import build_space
 
 ROOT = Path(__file__).resolve().parents[1] / "neas"
 #: Layer of each top-level module or package; a module may import only its own layer or lower.
@@ -36,7 +36,7 @@ LAYERS = {
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
             "budget", "device", "progress", "plots", "tabular", "table_columns", "torchfile",
-            "layout", "time_limit", "front", "files", "checkpoint",
+            "layout", "time_limit", "front", "files", "checkpoint", "job_space",
         ),
         0,
     ),
@@ -69,7 +69,7 @@ def test_every_module_has_a_layer() -> None:
 
 def test_config_is_a_leaf() -> None:
     """``neas.config`` (every default) imports only the specs and two tiny leaves: it builds
-    nothing (spaces: ``neas.run.build_space``; data: ``neas.data.load_data``)."""
+    nothing (spaces: ``neas.job_space.build_space``; data: ``neas.data.load_data``)."""
     allowed = {"neas.errors", "neas.budget", "neas.search_spaces", "neas.search_spaces.mlp"}
     tree = ast.parse((ROOT / "config.py").read_text())
     typing_only = {  # ``if TYPE_CHECKING:`` imports are for annotations

@@ -16,7 +16,7 @@ import pytest
 
 from neas.config import SearchOptions
 from neas.errors import ConfigError
-from neas.evolution import create_strategy
+from neas.evolution import create_strategy, propose
 from neas.evolution._optuna import make_storage
 from neas.evolution._study import (
     ARCH,
@@ -58,19 +58,19 @@ def test_a_storage_whose_lock_cannot_be_made_is_a_config_error(parts, tmp_path) 
     problem = make_problem(parts, budget=10**12)
     strategy = create_strategy("optuna", storage=str(tmp_path / "missing" / "study.log"))
     with pytest.raises(ConfigError, match="lock file"):
-        strategy.run(problem, evaluations=4, population=4, seed=0)
+        propose(strategy, problem, evaluations=4, population=4, seed=0)
 
 
 def test_a_duplicate_reuses_the_finished_trial(parts, tmp_path) -> None:
     journal = str(tmp_path / "study.log")
     first = make_problem(parts, budget=10**12)
-    create_strategy("optuna", storage=journal).run(first, evaluations=8, population=4, seed=0)
+    propose(create_strategy("optuna", storage=journal), first, evaluations=8, population=4, seed=0)
     study = _study(journal)
     study.enqueue_trial(study.trials[0].params)  # the next proposal repeats trial 0
     calls: list = []
     second = make_problem(parts, budget=10**12, calls=calls)
     strategy = create_strategy("optuna", storage=journal)
-    strategy.run(second, evaluations=12, population=4, seed=0)
+    propose(strategy, second, evaluations=12, population=4, seed=0)
     trials = _study(journal).trials
     assert trials[8].user_attrs[REUSED_FROM] == 0 and EVALUATED_BY not in trials[8].user_attrs
     assert trials[8].values == trials[0].values
@@ -83,7 +83,7 @@ def test_a_duplicate_reuses_the_finished_trial(parts, tmp_path) -> None:
 def test_a_dead_workers_claim_is_taken_over(parts, tmp_path) -> None:
     journal = str(tmp_path / "study.log")
     first = make_problem(parts, budget=10**12)
-    create_strategy("optuna", storage=journal).run(first, evaluations=4, population=4, seed=0)
+    propose(create_strategy("optuna", storage=journal), first, evaluations=4, population=4, seed=0)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     genome = first.sample_feasible(1, np.random.default_rng(99))[0]
@@ -100,7 +100,7 @@ def test_a_dead_workers_claim_is_taken_over(parts, tmp_path) -> None:
     study.enqueue_trial(params)  # the next proposal is that architecture again
     calls: list = []
     second = make_problem(parts, budget=10**12, calls=calls)
-    create_strategy("optuna", storage=journal).run(second, evaluations=9, population=4, seed=0)
+    propose(create_strategy("optuna", storage=journal), second, evaluations=9, population=4, seed=0)
     trials = _study(journal).trials
     assert trials[claimed.number].state.name == "FAIL"
     assert trials[claimed.number + 1].user_attrs[EVALUATED_BY] == worker_id()

@@ -12,7 +12,7 @@ from neas.config import SearchOptions
 from neas.cost import CostTable
 from neas.errors import ConfigError, UnknownStrategyError
 from neas.evaluate import ensemble_metrics
-from neas.evolution import check_search, create_strategy, list_strategies
+from neas.evolution import check_search, create_strategy, list_strategies, propose
 from neas.pipeline import evolve
 from neas.run import open_trained
 from neas.search_spaces import sample
@@ -58,7 +58,7 @@ def test_strategies_respect_a_tight_budget(parts, strategy: str, search_members:
         costs.ensemble(sample(supernet.space, np.random.default_rng(i))).macs for i in range(50)
     )
     problem = make_problem(parts, budget=biggest // 10, search_members=search_members)
-    create_strategy(strategy).run(problem, evaluations=24, population=8, seed=0)
+    propose(create_strategy(strategy), problem, evaluations=24, population=8, seed=0)
     if not search_members:
         assert {ev.arch.num_members for ev in problem.history} == {3}
     assert len(problem.history) == 24
@@ -144,9 +144,11 @@ def test_same_seed_same_front(run_copy) -> None:
 def test_optuna_study_resumes_from_journal(parts, tmp_path) -> None:
     journal = str(tmp_path / "study.log")
     first = make_problem(parts, budget=10**12)
-    create_strategy("optuna", storage=journal).run(first, evaluations=8, population=4, seed=0)
+    propose(create_strategy("optuna", storage=journal), first, evaluations=8, population=4, seed=0)
     second = make_problem(parts, budget=10**12)
-    create_strategy("optuna", storage=journal).run(second, evaluations=16, population=4, seed=0)
+    propose(
+        create_strategy("optuna", storage=journal), second, evaluations=16, population=4, seed=0
+    )
     assert len(second.history) == 16
     assert [e.arch for e in second.history[:8]] == [e.arch for e in first.history]
 
@@ -244,7 +246,7 @@ def test_surrogate_prescreens_and_reports_rank_correlation(parts) -> None:
 
     problem = make_problem(parts, budget=10**12)
     strategy = NSGA2Search(surrogate=True)
-    strategy.run(problem, evaluations=24, population=8, seed=0)
+    propose(strategy, problem, evaluations=24, population=8, seed=0)
     assert len(problem.history) == 24
     assert len(strategy.surrogate_tau) == 2  # generations 1 and 2, each held out
     assert all(-1.0 <= t <= 1.0 for t in strategy.surrogate_tau)

@@ -19,7 +19,7 @@ from neas.config import SpaceOptions
 from neas.data import load_dataset
 from neas.deploy import load_ensemble
 from neas.errors import DataError
-from neas.run import build_space
+from neas.job_space import build_space
 from neas.table_columns import CARDINALITY_THRESHOLD
 from neas.tabular import TableEncoder, read_csv
 

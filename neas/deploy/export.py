@@ -335,15 +335,13 @@ def export_run(
     table = read_pareto(run)
     rows = select_rows(table, select)
     chosen = check_formats(formats)
-    FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)  # one-line errors
+    given = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)  # errors
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
     trained = trained or open_trained(run, device=dev)
     ds = trained.dataset  # what final training leaves open is the data's (FinalOptions.settled)
-    settled = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience).settled(
-        rows=len(ds.y_train), table=ds.is_table
-    )
+    settled = given.settled(rows=len(ds.y_train), table=ds.is_table)
     final_epochs, final_init, final_patience = settled.epochs, settled.init, settled.patience
     for _, row in rows.iterrows():  # every architecture fits the run before anything is written
         try:

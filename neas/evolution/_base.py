@@ -63,25 +63,6 @@ class SearchStrategy(ABC):
         """Bring proposals made elsewhere into ``problem.history`` before the front is taken
         (workers sharing one study); a strategy that proposes alone has nothing to add."""
 
-    def run(
-        self,
-        problem: SearchProblem,
-        *,
-        evaluations: int,
-        population: int,
-        seed: int,
-        on_generation: GenerationCallback | None = None,
-    ) -> None:
-        """``propose`` with this strategy."""
-        propose(
-            self,
-            problem,
-            evaluations=evaluations,
-            population=population,
-            seed=seed,
-            on_generation=on_generation,
-        )
-
 
 def propose(
     strategy: SearchStrategy,

@@ -74,7 +74,7 @@ class ExportStage:
         first = str(select_rows(table, self.select)["id"].iloc[0])
         chosen = [first] + ([i for i in table["id"].astype(str) if i != first] if self.rest else [])
         if self.resume and self.is_done(run):
-            return [run.ensemble(i) for i in chosen if (run.ensemble(i)).is_dir()]
+            return [folder for i in chosen if (folder := run.ensemble(i)).is_dir()]
         trained = run.trained(self.device)
         final = self.settled(run)
         run.forget(self.name)

@@ -24,10 +24,10 @@ from neas.data import Dataset
 from neas.device import Threads, torch_threads
 from neas.errors import NeasError
 from neas.evaluate import calibration_images, evaluate_arch
-from neas.layout import CHECKPOINT, CONFIG
+from neas.layout import CHECKPOINT
 from neas.limited import probe_seconds
 from neas.nn.supernet import Supernet
-from neas.run import Run, TrainedRun
+from neas.run import Run, TrainedRun, resumes
 from neas.search_spaces import sample
 from neas.shrink import Shrinker
 from neas.time_limit import JobClock, plan_epochs
@@ -63,7 +63,7 @@ class TrainStage:
 
     def run(self, run: Run) -> TrainedRun:
         world, dev, clock = self.world, self.device, self.clock
-        resuming = self.resume and (run / CONFIG).exists()
+        resuming = resumes(run.path, self.resume)
         prepare_on_main(run, resume=self.resume, force=self.force, resuming=resuming, world=world)
         if clock is not None and world.is_main:
             clock.attach(run.path)
