@@ -283,7 +283,14 @@ class Shrinker:
         history["steps"] = sorted(steps, key=lambda s: s["epoch"])
         write_json(path, history)
         if self.plot:
-            plot_shrink_history(history, self.run_dir / SHRINK_PLOT)
+            self.draw()
+
+    def draw(self) -> None:
+        """Draw the history's plot (``SHRINK_PLOT``), if there is a history to draw: the
+        training stage draws it once after training (1-2 s a drawing), not after every step."""
+        path = None if self.run_dir is None else self.run_dir / SHRINK_HISTORY
+        if path is not None and path.exists():
+            plot_shrink_history(read_json(path), self.run_dir / SHRINK_PLOT)
 
 
 _FIELDS = ("potentiality", "diversity", "score", "n")

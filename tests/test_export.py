@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,31 @@ def test_final_training_records_before_and_after(run_dir: Path) -> None:
     (run_dir / "pareto.csv").write_text(original)
     assert (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
     assert "onnx" not in m and "latency" not in m
+
+
+def test_final_training_runs_at_the_training_thread_count(
+    run_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The main job hands its trained run over with the thread count training used: final
+    training runs at that count; the export and its latency stay at the export's."""
+    import neas.deploy.export as export_module
+
+    seen = []
+    real = export_module.final_train
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "final_train", spy)
+    run = _copy_run(run_dir, tmp_path / "run")
+    trained = replace(open_trained(run), threads=2)
+    (folder,) = export_run(
+        run, select="best", final_epochs=1, threads=1, trained=trained, show_progress=False
+    )
+    m = json.loads((folder / "manifest.json").read_text())
+    assert seen == [2] and m["latency"]["intra_op_threads"] == 1
+    assert torch.get_num_threads() == 1  # restored
 
 
 def _exported_weights(run_dir: Path, *, final_epochs: int) -> dict[str, torch.Tensor]:

@@ -190,22 +190,23 @@ def export_ensemble(
         "search": {k: _plain(row[k]) for k in row.index if k not in ("id", "arch")},
     }
     if final_epochs > 0:
-        done = final_train(
-            net,
-            space,
-            arch,
-            ds.x_train,
-            ds.y_train,
-            epochs=final_epochs,
-            init=final_init,
-            config=run.config.train,
-            device=device,
-            checkpoint=out_dir / FINAL_CHECKPOINT,
-            show_progress=show_progress,
-            patience=final_patience,
-            val=(ds.x_val, ds.y_val),
-            stop_when=final_stop_when,
-        )
+        with torch_threads(run.threads):  # training's count (``threads`` is the export's)
+            done = final_train(
+                net,
+                space,
+                arch,
+                ds.x_train,
+                ds.y_train,
+                epochs=final_epochs,
+                init=final_init,
+                config=run.config.train,
+                device=device,
+                checkpoint=out_dir / FINAL_CHECKPOINT,
+                show_progress=show_progress,
+                patience=final_patience,
+                val=(ds.x_val, ds.y_val),
+                stop_when=final_stop_when,
+            )
         net = done.net
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
         manifest["final"] = {
@@ -312,7 +313,9 @@ def export_run(
     ``select`` is ``"all"``, ``"best"`` or ensemble ids from ``pareto.csv``. ``threads`` is the
     CPU thread count for PyTorch and ONNX Runtime while exporting, and the one latency is
     reported for (1 by default: tiny models run fastest on one thread, and a shared machine does
-    not oversubscribe). Fine-tuning runs on ``device``; export and timing run on the CPU.
+    not oversubscribe); final training runs at the count the supernet trained with where the
+    run was handed over in memory (``trained.threads``: the main job's, the estimator's), at
+    ``threads`` otherwise. Final training runs on ``device``; export and timing on the CPU.
 
     ``final_epochs`` > 0 trains each selected ensemble as an ensemble first, members apart,
     from the starting weights ``final_init`` picks (``neas.deploy.final``), stopping early

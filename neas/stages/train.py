@@ -204,7 +204,7 @@ def _train(
             device=dev,
             run_dir=run.path,
             show_progress=show_progress,
-            plot=plots,
+            plot=False,  # drawn once, below
         )
         if cfg.shrink.enabled  # only rank 0 calls it; train_supernet broadcasts the result
         else None
@@ -224,6 +224,8 @@ def _train(
         world=world,
         stop_when=stop_when,
     )
+    if plots and shrinker is not None and world.is_main:
+        shrinker.draw()
     summary = {
         "epochs": state.epoch,
         "stopped_by_time_limit": state.stop,
