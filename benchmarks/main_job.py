@@ -65,6 +65,7 @@ def main() -> None:
     for seed in map(int, args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
+            load = os.getloadavg()[0]  # what else the machine was running, before the job
             ref_before = {n: ref_seconds(n) for n in (1, 2)}
             wall, stdout = run_job(seed, out, shlex.split(args.job_args))
             summary = json.loads((out / "train_summary.json").read_text())
@@ -80,6 +81,7 @@ def main() -> None:
                     "seed": seed,
                     "wall_s": round(wall, 1),
                     "torch_threads": threads,
+                    "load_before": round(load, 2),
                     "auto_line": chose,
                     "ref_s_1_thread": round(ref_before[1], 2),
                     "ref_s_2_threads": round(ref_before[2], 2),
@@ -104,7 +106,9 @@ def main() -> None:
         f"(digits, every default, `--threads auto`{extra}). "
         "Reference: `../shared/tools/ref_workload.py` "
         "at the thread count the job chose, mean of a run just before and just after the job. "
-        "The shared 2-core machine had other work running; the ratio is what compares.",
+        f"Load average before each job (other work on the {os.cpu_count()}-core machine): "
+        + ", ".join(f"{r['load_before']:.2f}" for r in rows)
+        + ". The ratio is what compares across machines and days.",
         "",
         "| seed | threads (auto) | job s | train s | search s | reference s | job / reference "
         "| test acc of best-val ensemble (search) | exported best, its split, its test acc |",
