@@ -279,7 +279,6 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     limits = [60.0 * float(v) for v in args.limits.split(",")]
     path = HERE / "results" / "time_limit.json"
-    old = json.loads(path.read_text())["rows"] if path.exists() else []
     rows: list[dict[str, Any]] = []
     ref_before = ref_seconds()
     work = args.work or Path(tempfile.mkdtemp(prefix="neas-time-limit-"))
@@ -318,6 +317,9 @@ def main() -> None:
                 print({k: v for k, v in rows[-1].items() if k != "stages"}, flush=True)
     ref_after = ref_seconds()
     done = {(r["limit_s"], r["method"], r["seed"]) for r in rows}
+    # read at the end, so that two runs side by side (e.g. --methods neas and --methods
+    # deep_ensemble on two cores) keep each other's rows
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
     rows = [r for r in old if (r["limit_s"], r["method"], r["seed"]) not in done] + rows
     command = " ".join(["python benchmarks/time_limit.py", *sys.argv[1:]])
     ref = {"before_s": round(ref_before, 2), "after_s": round(ref_after, 2)}

@@ -3,7 +3,9 @@ the stages.
 
 A limited job first times what its stages are made of (one supernet training step, one
 ensemble scored), then plans: each stage, when it starts, gets its share (``TIME_SHARES``) of
-the time left, divided by the shares of the stages still to run. Training turns its allowance
+the time left, divided by the shares of the stages still to run; the final stage, which starts
+once the front is known, takes all that is left but what exporting the rest of the front is
+estimated to need (``neas.limited.finish_in_time``). Training turns its allowance
 into epochs, the search into proposals, the final stage into epochs of the best ensemble, the
 export into as many front ensembles as fit. Every stage also checks the clock at each clean
 point (an epoch, a generation, an exported ensemble) and stops there once its allowance is
@@ -18,10 +20,13 @@ at every check, with the time spent so far: a run killed and resumed counts what
 >>> t = [0.0]  # a fake clock
 >>> clock = JobClock(1000.0, now=lambda: t[0])
 >>> clock.begin("train")  # the training stage's share of 1000 s
-600.0
->>> t[0] = 400.0
->>> clock.begin("search")  # 400 s spent: the search's share of the 600 s left
-330.0
+300.0
+>>> t[0] = 400.0  # training overran: the search's share of the 600 s left
+>>> round(clock.begin("search"), 1)
+85.7
+>>> t[0] = 480.0  # the final stage: all that is left but the export's estimated 60 s
+>>> clock.begin("final", keep_s=60.0)
+460.0
 """
 
 from __future__ import annotations
@@ -190,9 +195,11 @@ class JobClock:
     def stage(self, name: str) -> dict[str, Any]:
         return self.record["stages"].setdefault(name, {})
 
-    def begin(self, name: str, *, last: bool = False) -> float:
+    def begin(self, name: str, *, last: bool = False, keep_s: float | None = None) -> float:
         """Start stage ``name`` (or go on with it after a resume); its allowance in seconds
-        (``last``: no stage follows it in this job, so it gets all the time left)."""
+        (``last``: no stage follows it in this job, so it gets all the time left; ``keep_s``:
+        it gets all the time left but ``keep_s``, what the stages after it are known to need).
+        """
         if name not in _SHARE:
             raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
         st = self.stage(name)
@@ -201,20 +208,24 @@ class JobClock:
         now = self.elapsed()
         st.clear()
         st["start_s"] = now
-        allowance = self._allot(name, last=last)
+        allowance = self._allot(name, last=last, keep_s=keep_s)
         log.info(
             f"time limit {clock_text(self.limit_s)}: {clock_text(now)} spent, "
             f"{clock_text(self.limit_s - now)} left; {name} gets {clock_text(allowance)}"
         )
         return allowance
 
-    def _allot(self, name: str, *, last: bool = False) -> float:
+    def _allot(self, name: str, *, last: bool = False, keep_s: float | None = None) -> float:
         """Stage ``name``'s allowance from its start: its share of the time then left, over
-        the shares of the stages still to run (skipped ones not counted)."""
+        the shares of the stages still to run (skipped ones not counted); with ``keep_s``,
+        the time then left but ``keep_s`` (never less than the share)."""
         st = self.stage(name)
         later = [s for s in STAGES[STAGES.index(name) :] if not self.skipped(s)]
         share = 1.0 if last else _SHARE[name] / sum(_SHARE[s] for s in later)
-        allowance = max(0.0, self.limit_s - float(st["start_s"])) * share
+        left = max(0.0, self.limit_s - float(st["start_s"]))
+        allowance = left * share
+        if keep_s is not None:
+            allowance = max(allowance, left - keep_s)
         st.update(allowance_s=allowance, deadline_s=float(st["start_s"]) + allowance)
         self.save()
         return allowance

@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from neas import pipeline
 from neas.cli import app
-from neas.config import TIME_SHARES, FinalOptions, SearchOptions
+from neas.config import (
+    EXPORT_SCORINGS,
+    TIME_REPORT_S,
+    TIME_SHARES,
+    FinalOptions,
+    SearchOptions,
+)
 from neas.deploy.export import select_rows
 from neas.errors import ConfigError
 from neas.run import read_pareto
@@ -112,7 +118,7 @@ def _record(run) -> dict:
     return json.loads((run / "time_limit.json").read_text())
 
 
-def _job(out, clock, *, resume=False):
+def _job(out, clock, *, resume=False, limit="10m"):
     return pipeline.search(
         out=out,
         config=tiny_run(max_train=200, batch_size=32),
@@ -123,7 +129,7 @@ def _job(out, clock, *, resume=False):
         show_progress=False,
         plots=False,
         resume=resume,
-        time_limit="10m",
+        time_limit=limit,
         clock=clock,
     )
 
@@ -153,6 +159,17 @@ def test_a_run_out_of_time_mid_training_stops_cleanly_and_still_exports(tmp_path
     page = write_report(out).read_text()
     assert "<h2>Time limit</h2>" in page and "Limit 10 min 0 s" in page
     assert f"{train['planned']['epochs']} epochs" in page and f"{train['epochs']} epochs" in page
+
+
+def test_the_final_stage_takes_the_time_left_but_the_exports_estimate(tmp_path) -> None:
+    out = tmp_path / "run"
+    _job(out, FakeClock(step=40.0), limit="20m")  # time left when the front is known
+    record = _record(out)
+    final, others = record["stages"]["final"], len(read_pareto(out)) - 1
+    left = 1200.0 - final["start_s"]
+    keep = TIME_REPORT_S + EXPORT_SCORINGS * record["probe"]["eval_s"] * others
+    assert left > keep and final["allowance_s"] == pytest.approx(left - keep)
+    assert final["allowance_s"] > left * SHARE["final"] / (SHARE["final"] + SHARE["export"])
 
 
 def test_a_killed_run_resumed_under_the_limit_counts_the_time_spent(tmp_path) -> None:
