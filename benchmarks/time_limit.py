@@ -76,6 +76,13 @@ def ref_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def git_commit() -> str:
+    """The commit the measured code is at (``+`` when the tree had changes), or ``?``."""
+    run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=HERE)  # noqa: E731
+    head = run("rev-parse", "--short", "HEAD").stdout.strip() or "?"
+    return head + ("+" if run("status", "--porcelain", "--untracked-files=no").stdout else "")
+
+
 def scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     p = torch.from_numpy(np.asarray(probs, dtype=np.float64))
     m = ensemble_metrics(p.clamp_min(1e-12).log()[None].float(), y)
@@ -227,8 +234,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| limit | method | seed | test accuracy | NLL | MACs | wall | overrun | notes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| limit | method | seed | test accuracy | NLL | MACs | wall | overrun | notes "
+        "| measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(
         rows, key=lambda r: (r["limit_s"] or 1e12, METHODS.index(r["method"]), r["seed"])
@@ -251,7 +259,8 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
             notes = f"2 x {r['epochs']} epochs"
         lines.append(
             f"| {limit} | {r['method']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% "
-            f"| {r['nll']:.3f} | {macs} | {r['wall_s'] / 60:.1f} min | {over} | {notes} |"
+            f"| {r['nll']:.3f} | {macs} | {r['wall_s'] / 60:.1f} min | {over} | {notes} "
+            f"| {r.get('date', 'not recorded')} {r.get('commit', '')} |"
         )
     return lines
 
@@ -283,6 +292,7 @@ def main() -> None:
     ref_before = ref_seconds()
     work = args.work or Path(tempfile.mkdtemp(prefix="neas-time-limit-"))
     ds = load_data(DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)))
+    measured = {"date": time.strftime("%Y-%m-%d"), "commit": git_commit()}
     for seed in map(int, args.seeds.split(",")):
         if "hist_gradient_boosting" in methods:
             rows.append(
@@ -292,6 +302,7 @@ def main() -> None:
                     "seed": seed,
                     **hist_gradient_boosting(seed),
                     "overrun_s": None,
+                    **measured,
                 }
             )
             print(rows[-1], flush=True)
@@ -312,6 +323,7 @@ def main() -> None:
                         "seed": seed,
                         **row,
                         "overrun_s": max(0.0, row["wall_s"] - limit),
+                        **measured,
                     }
                 )
                 print({k: v for k, v in rows[-1].items() if k != "stages"}, flush=True)
