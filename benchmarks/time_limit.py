@@ -78,9 +78,12 @@ def ref_seconds() -> float:
 
 def git_commit() -> str:
     """The commit the measured code is at (``+`` when the tree had changes), or ``?``."""
-    run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=HERE)  # noqa: E731
-    head = run("rev-parse", "--short", "HEAD").stdout.strip() or "?"
-    return head + ("+" if run("status", "--porcelain", "--untracked-files=no").stdout else "")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "?"
+    return head + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -123,8 +123,8 @@ def finish_in_time(
         # all the time left but the export's estimate for the rest of the front (its share
         # of the limit went unused on small fronts: 7 of 260 s on Fashion-MNIST at 20 min)
         export_s = EXPORT_SCORINGS * float(job.record["probe"]["eval_s"])
-        keep = TIME_REPORT_S + export_s * len(others) if rest else None
-        allowance = job.begin("final", last=not rest, keep_s=keep)
+        keep = TIME_REPORT_S + export_s * len(others) if rest else 0.0
+        allowance = job.begin("final", keep_s=keep)
         epochs = job.planned("final", "epochs")
         if epochs is None:
             arch = EnsembleArch.from_json(str(first["arch"]), run.space)

@@ -195,11 +195,10 @@ class JobClock:
     def stage(self, name: str) -> dict[str, Any]:
         return self.record["stages"].setdefault(name, {})
 
-    def begin(self, name: str, *, last: bool = False, keep_s: float | None = None) -> float:
+    def begin(self, name: str, *, keep_s: float | None = None) -> float:
         """Start stage ``name`` (or go on with it after a resume); its allowance in seconds
-        (``last``: no stage follows it in this job, so it gets all the time left; ``keep_s``:
-        it gets all the time left but ``keep_s``, what the stages after it are known to need).
-        """
+        (``keep_s``: all the time left but ``keep_s``, what the stages after it are known to
+        need; 0 when no stage follows it in this job)."""
         if name not in _SHARE:
             raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
         st = self.stage(name)
@@ -208,22 +207,21 @@ class JobClock:
         now = self.elapsed()
         st.clear()
         st["start_s"] = now
-        allowance = self._allot(name, last=last, keep_s=keep_s)
+        allowance = self._allot(name, keep_s=keep_s)
         log.info(
             f"time limit {clock_text(self.limit_s)}: {clock_text(now)} spent, "
             f"{clock_text(self.limit_s - now)} left; {name} gets {clock_text(allowance)}"
         )
         return allowance
 
-    def _allot(self, name: str, *, last: bool = False, keep_s: float | None = None) -> float:
+    def _allot(self, name: str, *, keep_s: float | None = None) -> float:
         """Stage ``name``'s allowance from its start: its share of the time then left, over
         the shares of the stages still to run (skipped ones not counted); with ``keep_s``,
         the time then left but ``keep_s`` (never less than the share)."""
         st = self.stage(name)
         later = [s for s in STAGES[STAGES.index(name) :] if not self.skipped(s)]
-        share = 1.0 if last else _SHARE[name] / sum(_SHARE[s] for s in later)
         left = max(0.0, self.limit_s - float(st["start_s"]))
-        allowance = left * share
+        allowance = left * _SHARE[name] / sum(_SHARE[s] for s in later)
         if keep_s is not None:
             allowance = max(allowance, left - keep_s)
         st.update(allowance_s=allowance, deadline_s=float(st["start_s"]) + allowance)
