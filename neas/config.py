@@ -138,9 +138,6 @@ TIME_SHARES: tuple[tuple[str, float], ...] = (
 )
 #: Seconds the export stage leaves for the report and the last writes.
 TIME_REPORT_S = 5.0
-#: Of the final stage's time (after its export), the part its epochs are planned to fill (the
-#: rest: scoring each epoch and the slack of the estimate).
-TIME_FINAL_TRAIN_FRACTION = 0.85
 #: One epoch of final training in supernet epochs per member (each member runs the trunk on
 #: its own batches); a time limit whose final share cannot buy one epoch gives that share to
 #: training instead.

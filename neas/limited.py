@@ -109,8 +109,9 @@ def finish_in_time(
     calibrated: Mapping[str, CalibratedEnsemble] | None = None,
 ) -> list[Path]:
     """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
-    id) is final-trained for the epochs its allowance holds (timed on a probe; ``final.epochs``
-    > 0 caps them, ``final.init`` and ``final.patience`` as given) and exported; then, with
+    id) is final-trained until its allowance, less its own export, is spent, its learning rate
+    annealed by that clock (``final.epochs`` > 0 caps the epochs; none when the probe says not
+    even one fits; ``final.init`` and ``final.patience`` as given) and exported; then, with
     ``rest``, the other front ensembles are exported without final training while the export
     stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
     front ensembles, as ``export_run`` takes them. Returns the exported folders."""
@@ -124,7 +125,7 @@ def finish_in_time(
         # of the limit went unused on small fronts: 7 of 260 s on Fashion-MNIST at 20 min)
         export_s = EXPORT_SCORINGS * float(job.record["probe"]["eval_s"])
         keep = TIME_REPORT_S + export_s * len(others) if rest else 0.0
-        allowance = job.begin("final", keep_s=keep)
+        job.begin("final", keep_s=keep)
         epochs = job.planned("final", "epochs")
         if epochs is None:
             arch = EnsembleArch.from_json(str(first["arch"]), run.space)
@@ -139,11 +140,17 @@ def finish_in_time(
                 device=device,
                 val=(ds.x_val, ds.y_val) if final.patience else None,
             )
-            epochs = plan_final_epochs(
-                min(allowance, job.left("final")) - export_s, epoch_s=epoch_s, cap=final.epochs
-            )
-            job.plan("final", epochs=epochs, epoch_s=epoch_s)
+            # training's window, which its learning rate anneals over: from now to the
+            # stage's deadline less the export of this ensemble
+            now, until = job.elapsed(), float(job.stage("final")["deadline_s"]) - export_s
+            epochs = plan_final_epochs(until - now, epoch_s=epoch_s, cap=final.epochs)
+            job.plan("final", epochs=epochs, epoch_s=epoch_s, from_s=now, until_s=until)
     epochs = 0 if job.skipped("final") else int(job.planned("final", "epochs"))
+    stage = job.stage("final")  # a record from before the window was planned: the stage's
+    window = (
+        job.planned("final", "from_s") or stage.get("start_s", 0.0),
+        job.planned("final", "until_s") or stage.get("deadline_s", job.limit_s),
+    )
     folders = export_run(
         run.path,
         select=[str(first["id"])],
@@ -155,7 +162,7 @@ def finish_in_time(
         device=str(device),
         show_progress=show_progress,
         resume=True,  # a finished export of this plan is kept (a resumed job)
-        final_stop_when=job.stopper("final"),
+        final_time_share=job.share("final", *window) if epochs else None,
         trained=run,
         calibrated=calibrated,
     )

@@ -43,7 +43,6 @@ from neas.config import (
     MAX_EPOCHS,
     MAX_TIME_LIMIT,
     MIN_TIME_LIMIT,
-    TIME_FINAL_TRAIN_FRACTION,
     TIME_SHARES,
 )
 from neas.errors import ConfigError, RunDirError
@@ -128,14 +127,19 @@ def plan_evaluations(allowance_s: float, *, eval_s: float, reserve: int = 0) -> 
 
 
 def plan_final_epochs(allowance_s: float, *, epoch_s: float, cap: int = 0) -> int:
-    """Final-training epochs in ``TIME_FINAL_TRAIN_FRACTION`` of ``allowance_s`` (0 when not
-    even one fits; ``cap`` > 0 is the most the user asked for).
+    """Final-training epochs for ``allowance_s`` at an estimated ``epoch_s`` each: enough to
+    fill it (rounded up: the stage's clock, not the count, ends training that runs slower than
+    the estimate, its learning rate annealed by that clock), 0 when not even one fits; ``cap``
+    > 0 is the most the user asked for.
 
-    >>> plan_final_epochs(100.0, epoch_s=10.0), plan_final_epochs(100.0, epoch_s=10.0, cap=3)
-    (8, 3)
+    >>> plan_final_epochs(100.0, epoch_s=30.0), plan_final_epochs(100.0, epoch_s=30.0, cap=3)
+    (4, 3)
+    >>> plan_final_epochs(20.0, epoch_s=30.0)
+    0
     """
-    fit = math.floor(max(0.0, allowance_s) * TIME_FINAL_TRAIN_FRACTION / max(epoch_s, 1e-9))
-    fit = min(fit, MAX_EPOCHS)
+    if allowance_s < epoch_s:
+        return 0
+    fit = min(math.ceil(allowance_s / max(epoch_s, 1e-9)), MAX_EPOCHS)
     return int(min(fit, cap) if cap > 0 else fit)
 
 
@@ -257,6 +261,16 @@ class JobClock:
         if now - self._saved_at >= SAVE_EVERY_S:
             self.save()
         return now >= float(self.stage(name)["deadline_s"])
+
+    def share(self, name: str, start_s: float, end_s: float) -> Callable[[], float]:
+        """The share of the window ``start_s`` .. ``end_s`` (job seconds) spent, as a callable
+        a training loop anneals by; it saves the record as ``passed(name)`` does."""
+
+        def spent() -> float:
+            self.passed(name)
+            return (self.elapsed() - start_s) / max(1e-9, end_s - start_s)
+
+        return spent
 
     def stopper(self, name: str) -> Callable[[], bool]:
         """``passed`` for one stage, as the stop test a training loop or search calls."""

@@ -7,6 +7,7 @@ so where a stage runs out of time depends on the code's checks, not on this mach
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -110,7 +111,7 @@ def test_plans_turn_seconds_into_work() -> None:
     assert plan_epochs(100.0, epoch_s=10.0, fixed_s=20.0) == 8
     assert plan_epochs(1.0, epoch_s=10.0) == 1  # at least one epoch
     assert plan_evaluations(100.0, eval_s=0.5, reserve=16) == 184
-    assert plan_final_epochs(100.0, epoch_s=30.0) == 2
+    assert plan_final_epochs(100.0, epoch_s=30.0) == 4  # rounded up: the clock ends the last
     assert plan_final_epochs(10.0, epoch_s=30.0) == 0  # not even one: no final training
 
 
@@ -170,6 +171,14 @@ def test_the_final_stage_takes_the_time_left_but_the_exports_estimate(tmp_path) 
     keep = TIME_REPORT_S + EXPORT_SCORINGS * record["probe"]["eval_s"] * others
     assert left > keep and final["allowance_s"] == pytest.approx(left - keep)
     assert final["allowance_s"] > left * SHARE["final"] / (SHARE["final"] + SHARE["export"])
+    # its training's window: up to the deadline less the export of the trained ensemble,
+    # and training ended there (each reading of this clock is 40 s: at most one past it)
+    plan, export_s = final["planned"], EXPORT_SCORINGS * record["probe"]["eval_s"]
+    assert plan["until_s"] == pytest.approx(final["deadline_s"] - export_s)
+    assert plan["from_s"] >= final["start_s"] and plan["epochs"] >= 1
+    best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
+    trained = json.loads((out / "ensembles" / best / "manifest.json").read_text())["final"]
+    assert trained["seconds"] <= plan["until_s"] - plan["from_s"] + 3 * 40.0
 
 
 def test_a_killed_run_resumed_under_the_limit_counts_the_time_spent(tmp_path) -> None:
@@ -222,6 +231,34 @@ def test_training_stops_inside_an_epoch_when_time_is_up() -> None:
                       stop_when=stop, on_epoch_end=on_end)  # fmt: skip
     assert state.stop and state.epoch == 1 and len(state.history) == 1
     assert ends == [True]  # the epoch's hook saw the stop (it checkpoints)
+
+
+def test_training_under_a_window_anneals_by_the_clock_and_ends_with_it() -> None:
+    # a window of 10 s on a clock that moves 1 s a step: 40 steps were planned (5 epochs of
+    # 8), the clock ends training after 10, its learning rate annealed by then
+    import torch
+
+    from neas.config import TrainConfig
+    from neas.training.loop import fit
+
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    cfg = TrainConfig(epochs=5, batch_size=8, augment=False, channels_last=False, warmup_epochs=0)
+    t, lrs = [0.0], []
+
+    def loss_fn(m, xb, yb, epoch, step):
+        t[0] += 1.0
+        lrs.append(opt.param_groups[0]["lr"])
+        return torch.nn.functional.cross_entropy(m(xb), yb), 1
+
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.base_lr)
+    _, _, state = fit(model, x, y, config=cfg, loss_fn=loss_fn, optimizer=opt,
+                      show_progress=False, time_share=lambda: t[0] / 10.0)  # fmt: skip
+    assert state.stop and state.epoch == 2 and len(lrs) == 10
+    assert lrs[0] == pytest.approx(cfg.base_lr)  # the share at the first step: 0
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    # 0.9 of the window at the last step; by the count (10 of 40 steps) it would be 0.85 x
+    assert lrs[-1] == pytest.approx(cfg.base_lr * 0.5 * (1 + math.cos(0.9 * math.pi)))
 
 
 def test_a_final_stage_that_cannot_buy_an_epoch_gives_its_share_to_training() -> None:

@@ -139,7 +139,7 @@ def export_ensemble(
     threads: int = EXPORT_THREADS,
     device: torch.device,
     show_progress: bool = False,
-    final_stop_when: Callable[[], bool] | None = None,
+    final_time_share: Callable[[], float] | None = None,
     calibrated: CalibratedEnsemble | None = None,
 ) -> dict[str, Any]:
     """Export one Pareto row into ``out_dir``; returns its manifest (also written there).
@@ -205,7 +205,7 @@ def export_ensemble(
                 show_progress=show_progress,
                 patience=final_patience,
                 val=(ds.x_val, ds.y_val),
-                stop_when=final_stop_when,
+                time_share=final_time_share,
             )
         net = done.net
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
@@ -301,7 +301,7 @@ def export_run(
     show_progress: bool = True,
     resume: bool = False,
     stop_when: Callable[[], bool] | None = None,
-    final_stop_when: Callable[[], bool] | None = None,
+    final_time_share: Callable[[], float] | None = None,
     trained: TrainedRun | None = None,
     calibrated: Mapping[str, CalibratedEnsemble] | None = None,
 ) -> list[Path]:
@@ -323,9 +323,9 @@ def export_run(
     the run's data's choice, as in the main job (``FinalOptions.settled``).
 
     A time limit: ``stop_when()`` is asked before each ensemble, and once it says so the rest
-    are left unexported (one logged line names them); ``final_stop_when()`` is asked after
-    every final-training epoch. ``trained``: the run already open (the pipeline's), so it is
-    not read again.
+    are left unexported (one logged line names them); ``final_time_share()`` is the final
+    training's share of its time spent (``final_train``). ``trained``: the run already open
+    (the pipeline's), so it is not read again.
     ``calibrated`` (``SearchResult.calibrated``: the search's front ensembles by architecture
     JSON, calibrated on this run's supernet) spares recalibrating them and computing their
     logits again; ensembles it lacks are computed as without it.
@@ -388,7 +388,7 @@ def export_run(
                 threads=threads,
                 device=dev,
                 show_progress=show_progress,
-                final_stop_when=final_stop_when,
+                final_time_share=final_time_share,
                 calibrated=(calibrated or {}).get(str(row["arch"])),
             )
             folders.append(out)

@@ -183,7 +183,7 @@ def final_train(
     stop_after: int | None = None,
     patience: int = 0,
     val: tuple[np.ndarray, np.ndarray] | None = None,
-    stop_when: Callable[[], bool] | None = None,
+    time_share: Callable[[], float] | None = None,
 ) -> FinalResult:
     """Train ``net`` (built from the supernet for ``arch``) as the final stage: ``init`` picks
     its starting weights, then ``epochs`` epochs of per-member training (module doc). With a
@@ -194,8 +194,9 @@ def final_train(
     scored on ``val`` (``val_score``); training ends when ``patience`` epochs have not beaten
     the best, and the best weights are returned, ``net`` as given included (epoch 0, before
     ``init`` replaces any weight): the stage never returns an ensemble that scores worse on
-    validation than the supernet's own weights. ``stop_when()`` (a time limit) is asked
-    during and after every epoch (``fit``): when it says so, training ends there."""
+    validation than the supernet's own weights. ``time_share()`` (a time limit): the share of
+    the stage's training time spent; the learning rate anneals by it when it is ahead of the
+    epochs, and training ends when it reaches 1 (``fit``), so ``epochs`` is then a bound."""
     if epochs < 1:
         raise ConfigError(f"--final-epochs must be at least 1 to train, got {epochs}")
     early = patience > 0 and val is not None
@@ -268,7 +269,7 @@ def final_train(
             on_epoch_end=save,
             description=f"final training ({init})",
             show_progress=show_progress,
-            stop_when=stop_when,
+            time_share=time_share,
         )
     if early:
         net.load_state_dict(best["model"])

@@ -87,15 +87,18 @@ EpochHook = Callable[
 epochs done); it may replace both (shrinking) and may save a checkpoint."""
 
 
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up then cosine decay to zero.
+def lr_at(step: int, total: int, warmup: int, base: float, *, share: float = 0.0) -> float:
+    """Linear warm-up then cosine decay to zero, over the steps after the warm-up or, when
+    ``share`` (of a time allowance spent) is further along, over that.
 
     >>> lr_at(0, 100, 10, 1.0), lr_at(10, 100, 10, 1.0), round(lr_at(99, 100, 0, 1.0), 4)
     (0.1, 1.0, 0.0002)
+    >>> lr_at(10, 100, 0, 1.0, share=0.5), lr_at(10, 100, 0, 1.0, share=1.0)
+    (0.5, 0.0)
     """
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
+    progress = max((step - warmup) / max(1, total - warmup), share)
     return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -204,6 +207,7 @@ def fit(
     show_progress: bool = True,
     world: World | None = None,
     stop_when: Callable[[], bool] | None = None,
+    time_share: Callable[[], float] | None = None,
 ) -> tuple[nn.Module, torch.optim.Optimizer, TrainState]:
     """Train ``model`` on (``x``, ``y``) from ``state.epoch`` to ``config.epochs``.
 
@@ -216,8 +220,14 @@ def fit(
     ``stop_when()`` (a time limit) is asked ``STOP_CHECKS`` times an epoch and at its end (rank
     0 decides, under ``torchrun``); once it says so, the epoch ends there, counted as done,
     ``state.stop`` is set and ``on_epoch_end`` runs as after any epoch (it may checkpoint).
+    ``time_share()`` (a time limit's window for this training, one process only): the share
+    of it spent; the learning rate's decay follows it where it is ahead of the steps (``lr_at``),
+    so training that runs slower than planned still ends annealed, and training ends once it
+    reaches 1, checked as ``stop_when`` is.
     """
     world = world or World()
+    if time_share is not None and world.distributed:
+        raise ValueError("time_share= (a schedule annealed by the clock) runs in one process only")
     if not config.is_settled:
         raise ValueError("TrainConfig.epochs/batch_size are None: settle them for the data first")
     if config.batch_size % world.size:
@@ -243,6 +253,8 @@ def fit(
     check_every = max(1, steps // STOP_CHECKS)
 
     def time_is_up() -> bool:
+        if time_share is not None and time_share() >= 1.0:
+            return True
         return stop_when is not None and bool(world.broadcast(stop_when() if world.is_main else 0))
 
     with make_progress(show=show_progress and world.is_main) as progress:
@@ -263,7 +275,8 @@ def fit(
                     xb, yb = xb[rows], yb[rows]
                 xb = xb.to(device, non_blocking=True).contiguous(memory_format=fmt)
                 yb = yb.to(device, non_blocking=True)
-                lr = lr_at(epoch * steps + step, total, warmup, config.base_lr)
+                share = 0.0 if time_share is None else time_share()
+                lr = lr_at(epoch * steps + step, total, warmup, config.base_lr, share=share)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
