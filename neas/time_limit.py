@@ -6,8 +6,10 @@ ensemble scored), then plans: each stage, when it starts, gets its share (``TIME
 the time left, divided by the shares of the stages still to run; the final stage, which starts
 once the front is known, takes all that is left but what exporting the rest of the front is
 estimated to need (``neas.limited.finish_in_time``). Training turns its allowance
-into epochs, the search into proposals, the final stage into epochs of the best ensemble, the
-export into as many front ensembles as fit. Every stage also checks the clock at each clean
+into epochs, the search into proposals, the final stage into a window of training for the
+best ensemble (its learning rate annealed by the clock, so that an epoch slower than its
+estimate cannot leave training unfinished or time unused), the export into as many front
+ensembles as fit. Every stage also checks the clock at each clean
 point (an epoch, a generation, an exported ensemble) and stops there once its allowance is
 spent; the best found so far is always kept, exported and reported.
 
