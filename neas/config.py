@@ -142,6 +142,10 @@ TIME_REPORT_S = 5.0
 #: its own batches); a time limit whose final share cannot buy one epoch gives that share to
 #: training instead.
 FINAL_EPOCH_COST = 1.0
+#: The least final training a time limit plans, in estimated epochs (less: the stage is left
+#: out and its share goes to training). Its learning rate anneals by the stage's clock, so a
+#: window shorter than one epoch still ends annealed.
+TIME_FINAL_MIN_EPOCHS = 0.5
 #: An export's cost in the search's scorings (BN calibration, validation and test splits scored,
 #: the graphs written and checked), until one export has been timed.
 EXPORT_SCORINGS = 3

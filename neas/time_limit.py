@@ -45,6 +45,7 @@ from neas.config import (
     MAX_EPOCHS,
     MAX_TIME_LIMIT,
     MIN_TIME_LIMIT,
+    TIME_FINAL_MIN_EPOCHS,
     TIME_SHARES,
 )
 from neas.errors import ConfigError, RunDirError
@@ -131,15 +132,15 @@ def plan_evaluations(allowance_s: float, *, eval_s: float, reserve: int = 0) -> 
 def plan_final_epochs(allowance_s: float, *, epoch_s: float, cap: int = 0) -> int:
     """Final-training epochs for ``allowance_s`` at an estimated ``epoch_s`` each: enough to
     fill it (rounded up: the stage's clock, not the count, ends training that runs slower than
-    the estimate, its learning rate annealed by that clock), 0 when not even one fits; ``cap``
-    > 0 is the most the user asked for.
+    the estimate, its learning rate annealed by that clock), 0 when not even
+    ``TIME_FINAL_MIN_EPOCHS`` fit; ``cap`` > 0 is the most the user asked for.
 
     >>> plan_final_epochs(100.0, epoch_s=30.0), plan_final_epochs(100.0, epoch_s=30.0, cap=3)
     (4, 3)
-    >>> plan_final_epochs(20.0, epoch_s=30.0)
-    0
+    >>> plan_final_epochs(20.0, epoch_s=30.0), plan_final_epochs(10.0, epoch_s=30.0)
+    (1, 0)
     """
-    if allowance_s < epoch_s:
+    if allowance_s < TIME_FINAL_MIN_EPOCHS * epoch_s:
         return 0
     fit = min(math.ceil(allowance_s / max(epoch_s, 1e-9)), MAX_EPOCHS)
     return int(min(fit, cap) if cap > 0 else fit)

@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from neas.checkpoint import load_checkpoint, supernet_from_checkpoint
-from neas.config import EXPORT_SCORINGS, FINAL_EPOCH_COST, THREADS, SearchOptions
+from neas.config import (
+    EXPORT_SCORINGS,
+    FINAL_EPOCH_COST,
+    THREADS,
+    TIME_FINAL_MIN_EPOCHS,
+    SearchOptions,
+)
 from neas.data import Dataset
 from neas.device import Threads, torch_threads
 from neas.errors import NeasError
@@ -155,12 +161,12 @@ def plan_training_time(run: Run, clock: JobClock, *, device: torch.device, world
         )
         clock.record["probe"] = probe
         epoch_s = probe["step_s"] * probe["steps_per_epoch"]
-        final_s = FINAL_EPOCH_COST * run.search_space.num_members * epoch_s
-        final_s += EXPORT_SCORINGS * probe["eval_s"]  # one final epoch and the export
+        final_s = TIME_FINAL_MIN_EPOCHS * FINAL_EPOCH_COST * run.search_space.num_members
+        final_s = final_s * epoch_s + EXPORT_SCORINGS * probe["eval_s"]  # and the export
         if clock.expected("final") < final_s and not clock.skipped("final"):
             clock.skip(
                 "final",
-                because=f"one epoch of final training would take about {final_s:.0f} s",
+                because=f"the least final training and its export would take {final_s:.0f} s",
                 running="train",
             )
         left = clock.left("train")
