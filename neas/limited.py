@@ -110,12 +110,15 @@ def finish_in_time(
 ) -> list[Path]:
     """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
     id) is final-trained until its allowance, less its own export, is spent, its learning rate
-    annealed by that clock (``final.epochs`` > 0 caps the epochs; none when the probe says not
+    annealed by that clock (``final.epochs`` > 0 given caps the epochs; none when the probe says not
     even one fits; ``final.init`` and ``final.patience`` as given) and exported; then, with
     ``rest``, the other front ensembles are exported without final training while the export
     stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
     front ensembles, as ``export_run`` takes them. Returns the exported folders."""
     ds = run.dataset  # what ``final`` leaves open is the data's (``FinalOptions.settled``)
+    # the epochs the user gave cap the window's (0 or none given: no cap; the data's own
+    # count is for a job without a clock, where it capped 40 minutes at 4 of 6 epochs' time)
+    cap = final.epochs or 0
     final = final.settled(rows=len(ds.y_train), table=ds.is_table)
     table = read_pareto(run.path)
     first = select_rows(table, select).iloc[0]
@@ -143,7 +146,7 @@ def finish_in_time(
             # training's window, which its learning rate anneals over: from now to the
             # stage's deadline less the export of this ensemble
             now, until = job.elapsed(), float(job.stage("final")["deadline_s"]) - export_s
-            epochs = plan_final_epochs(until - now, epoch_s=epoch_s, cap=final.epochs)
+            epochs = plan_final_epochs(until - now, epoch_s=epoch_s, cap=cap)
             job.plan("final", epochs=epochs, epoch_s=epoch_s, from_s=now, until_s=until)
     epochs = 0 if job.skipped("final") else int(job.planned("final", "epochs"))
     stage = job.stage("final")  # a record from before the window was planned: the stage's

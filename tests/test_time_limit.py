@@ -16,6 +16,7 @@ from neas import pipeline
 from neas.cli import app
 from neas.config import (
     EXPORT_SCORINGS,
+    FINAL_EPOCHS,
     TIME_REPORT_S,
     TIME_SHARES,
     FinalOptions,
@@ -180,6 +181,28 @@ def test_the_final_stage_takes_the_time_left_but_the_exports_estimate(tmp_path) 
     best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
     trained = json.loads((out / "ensembles" / best / "manifest.json").read_text())["final"]
     assert trained["seconds"] <= plan["until_s"] - plan["from_s"] + 3 * 40.0
+
+
+def test_under_a_limit_the_final_epochs_are_the_windows_unless_given(tmp_path) -> None:
+    # the main job's default count (FINAL_EPOCHS) is not a cap under a clock: the window's
+    # epochs at the probe's estimate are planned; --final-epochs N given still caps
+    plans = {}
+    for given in (None, 2):
+        out = tmp_path / f"run-{given}"
+        pipeline.search(
+            out=out,
+            config=tiny_run(max_train=200, batch_size=32),
+            options=SearchOptions(budget="600M", population=4, generations=2, latency=False),
+            final=FinalOptions(epochs=given),
+            device="cpu",
+            threads=1,
+            show_progress=False,
+            plots=False,
+            time_limit="20m",
+            clock=FakeClock(step=40.0),
+        )
+        plans[given] = _record(out)["stages"]["final"]["planned"]["epochs"]
+    assert plans[None] > FINAL_EPOCHS and plans[2] == 2
 
 
 def test_a_killed_run_resumed_under_the_limit_counts_the_time_spent(tmp_path) -> None:

@@ -82,7 +82,7 @@ class ExportStage:
             folders = finish_in_time(
                 trained,
                 self.clock,
-                final=final,
+                final=self.final,  # as given: under a clock a count given caps, a settled not
                 device=self.device,
                 show_progress=self.show_progress,
                 resume=self.resume,
