@@ -110,8 +110,9 @@ def finish_in_time(
 ) -> list[Path]:
     """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
     id) is final-trained until its allowance, less its own export, is spent, its learning rate
-    annealed by that clock (``final.epochs`` > 0 given caps the epochs; none when the probe says not
-    even one fits; ``final.init`` and ``final.patience`` as given) and exported; then, with
+    annealed by that clock (``final.epochs`` > 0 given caps the epochs; none when not even
+    ``TIME_FINAL_MIN_EPOCHS`` fit at the probe's estimate; ``final.init`` and ``final.patience``
+    as given) and exported; then, with
     ``rest``, the other front ensembles are exported without final training while the export
     stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
     front ensembles, as ``export_run`` takes them. Returns the exported folders."""

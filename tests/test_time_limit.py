@@ -174,13 +174,14 @@ def test_the_final_stage_takes_the_time_left_but_the_exports_estimate(tmp_path) 
     assert left > keep and final["allowance_s"] == pytest.approx(left - keep)
     assert final["allowance_s"] > left * SHARE["final"] / (SHARE["final"] + SHARE["export"])
     # its training's window: up to the deadline less the export of the trained ensemble,
-    # and training ended there (each reading of this clock is 40 s: at most one past it)
+    # and the window, not the count, ended training (the real probe's epoch is far shorter
+    # than this clock's 40 s a reading, so the plan's epochs are many more than it trained)
     plan, export_s = final["planned"], EXPORT_SCORINGS * record["probe"]["eval_s"]
     assert plan["until_s"] == pytest.approx(final["deadline_s"] - export_s)
     assert plan["from_s"] >= final["start_s"] and plan["epochs"] >= 1
     best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
     trained = json.loads((out / "ensembles" / best / "manifest.json").read_text())["final"]
-    assert trained["seconds"] <= plan["until_s"] - plan["from_s"] + 3 * 40.0
+    assert 1 <= trained["epochs_trained"] < plan["epochs"]
 
 
 def test_under_a_limit_the_final_epochs_are_the_windows_unless_given(tmp_path) -> None:
