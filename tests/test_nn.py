@@ -6,6 +6,7 @@ import torch
 
 from neas.evaluate import recalibrate_bn
 from neas.nn import Supernet, build_ensemble, combine, scale_grad
+from neas.nn.layers import Depthwise, depthwise
 from neas.search_spaces import EnsembleArch, sample
 from tests.conftest import tiny_space
 
@@ -35,6 +36,46 @@ def test_static_ensemble_matches_supernet(weights: str, image_size: int) -> None
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(probs, combine(expected))
         torch.testing.assert_close(probs.sum(-1), torch.ones(len(x)))
+
+
+@pytest.mark.parametrize(
+    "kernel,size,stride",
+    [(5, 8, 1), (7, 4, 1), (3, 2, 1), (7, 3, 1), (3, 8, 1), (7, 8, 2), (5, 12, 1)],
+)
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_depthwise_matches_conv2d_values_and_gradients(
+    kernel: int, size: int, stride: int, channels_last: bool
+) -> None:
+    """The faster weight gradient is the same gradient, for a weight that is a slice of a larger
+    one (the supernet's) and inputs in either memory format."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(5, 12, size, size, dtype=torch.float64).to(memory_format=fmt)
+    x.requires_grad_()
+    big = torch.randn(16, 1, 7, 7, dtype=torch.float64, requires_grad=True)
+    s = (7 - kernel) // 2
+    w = big[:12, :, s : s + kernel, s : s + kernel]
+    ours = depthwise(x, w, stride)
+    ref = torch.nn.functional.conv2d(x, w, None, stride, kernel // 2, 1, 12)
+    # where oneDNN's own is slow and the forward-convolution gradient beats it
+    slow = stride == 1 and (kernel > 3 or size < kernel) and size * size <= 64
+    assert ("DepthwiseGrad" in type(ours.grad_fn).__name__) == slow
+    grad = torch.randn_like(ref)
+    got = torch.autograd.grad(ours, (x, big), grad)
+    want = torch.autograd.grad(ref, (x, big), grad)
+    torch.testing.assert_close(ours, ref)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        assert depthwise(x, w, stride).grad_fn is None
+
+
+def test_depthwise_module_is_a_conv2d_with_its_state() -> None:
+    conv = torch.nn.Conv2d(8, 8, 5, 1, 2, groups=8, bias=False)
+    mod = Depthwise(8, 5)
+    assert mod.load_state_dict(conv.state_dict()) is not None
+    x = torch.randn(2, 8, 6, 6)
+    torch.testing.assert_close(mod(x), conv(x))
 
 
 def test_forward_returns_one_logit_tensor_per_member() -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.nn.layers import pointwise
+from neas.nn.layers import depthwise, pointwise
 from neas.search_spaces.spec import OpChoice, effective_kernel, make_divisible
 
 
@@ -140,7 +140,7 @@ class DynamicMBConv(nn.Module):
         mid, red, k, s = self._slices(op)
         h = F.silu(self.bn1(pointwise(x, self.expand_weight[:mid]), path))
         dw = self.dw_weight[:mid, :, s : s + k, s : s + k]
-        h = F.silu(self.bn2(F.conv2d(h, dw, None, self.stride, k // 2, 1, mid), path))
+        h = F.silu(self.bn2(depthwise(h, dw, self.stride), path))
         g = F.relu(
             pointwise(
                 h.mean((2, 3), keepdim=True),
