@@ -45,10 +45,10 @@ def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.T
     k // 2, 1, C)``, the same values, with a faster weight gradient on a CPU.
 
     oneDNN computes the weight gradient of a depthwise convolution with a kernel of 5 or 7 (or a
-    3x3 kernel on a map smaller than 3) with its generic grouped-convolution kernel, 10-40x
-    slower than the forward pass on one thread and the largest item of a supernet's training
+    3x3 kernel on a map smaller than 3) with its generic grouped-convolution kernel, 5-30x
+    slower than the forward pass on one thread, about a quarter of a digits supernet's training
     step. At stride 1, on maps up to 8x8, :class:`_DepthwiseGrad` computes that gradient as a
-    depthwise *forward* convolution, 2-4x faster (``benchmarks/train_step.py``). On CUDA, at
+    depthwise *forward* convolution, 2-5x faster (``benchmarks/train_step.py``). On CUDA, at
     stride 2 (where oneDNN's own is as fast), on larger maps, without gradients or while tracing
     it is ``F.conv2d`` itself.
     """
