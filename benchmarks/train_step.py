@@ -38,6 +38,7 @@ from neas.data import load_data
 from neas.job_space import build_space
 from neas.nn import Supernet
 from neas.nn.layers import depthwise_weight_grad
+from neas.training.loop import make_optimizer
 from neas.training.supernet import step_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -105,11 +106,10 @@ def plain_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> t
 
 
 def looped_adamw(model, config):  # noqa: ANN001, ANN201 - make_optimizer's signature
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    """``make_optimizer``'s AdamW (its weight-decay groups) with torch's per-parameter loop."""
     groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": g["params"], "weight_decay": g["weight_decay"]}
+        for g in make_optimizer(model, config).param_groups
     ]
     return torch.optim.AdamW(groups, lr=config.base_lr, foreach=False)
 

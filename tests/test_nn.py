@@ -66,14 +66,15 @@ def test_depthwise_matches_conv2d_values_and_gradients(
     torch.testing.assert_close(ours, ref)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
-    with torch.no_grad():
-        assert depthwise(x, w, stride).grad_fn is None
+    with torch.no_grad():  # no gradient wanted: the plain convolution's values
+        torch.testing.assert_close(depthwise(x, w, stride), ref.detach())
 
 
 def test_depthwise_module_is_a_conv2d_with_its_state() -> None:
     conv = torch.nn.Conv2d(8, 8, 5, 1, 2, groups=8, bias=False)
     mod = Depthwise(8, 5)
-    assert mod.load_state_dict(conv.state_dict()) is not None
+    assert isinstance(mod, torch.nn.Conv2d) and mod.state_dict().keys() == conv.state_dict().keys()
+    mod.load_state_dict(conv.state_dict())  # strict: the same names and shapes
     x = torch.randn(2, 8, 6, 6)
     torch.testing.assert_close(mod(x), conv(x))
 
