@@ -1,7 +1,8 @@
 """Variants of neas on the real tables, paired: the same splits, the same machine, side by side.
 
 Each variant's rows come from one ``tables.py`` run with ``--methods neas --neas-params ...
---results FILE``; this script reads them, keeps per table the seeds every variant has, and
+--results FILE`` (or are the defaults' rows of ``results/tables.json``); this script reads
+neas's rows of each, keeps per table the seeds every variant has, and
 writes a RESULTS.md section and ``results/tables_variants.json`` (every variant's rows, with a
 ``variant`` key): per table the mean test accuracy of each variant, the paired difference of
 each variant against the first, and each variant's mean accuracy rank against the baselines of
@@ -33,8 +34,9 @@ def main() -> None:
     p.add_argument("--title", default="", help="what the variants differ in, for the section")
     args = p.parse_args()
     variants = dict(v.split("=", 1) for v in args.variants)
-    rows = {n: [r for r in json.loads(Path(f).read_text())["rows"] if r["accuracy"] is not None]
-            for n, f in variants.items()}  # fmt: skip
+    rows = {n: [r for r in json.loads(Path(f).read_text())["rows"]
+                if r["method"] == "neas" and r["accuracy"] is not None]
+            for n, f in variants.items()}  # neas's rows (``results/tables.json`` has others)  # fmt: skip
     baselines = [m for m in METHODS if m != "neas"]
     base_rows = [r for r in json.loads(RESULTS.read_text())["rows"]
                  if r["method"] in baselines and r["accuracy"] is not None]  # fmt: skip

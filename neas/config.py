@@ -94,6 +94,7 @@ FINAL_PERTURB = 0.5
 FINAL_EPOCHS = 4
 FINAL_INIT = "inherit"
 FINAL_PATIENCE = 0
+FINAL_REFIT = False
 #: ``neas export`` (and ``export_run``) exports the supernet's weights unless asked to train:
 #: re-exporting a front is not the place to train every ensemble again.
 EXPORT_FINAL_EPOCHS = 0
@@ -118,6 +119,13 @@ IMAGE_BATCH = 64
 #: TABLE_FINAL_INIT, stopped after TABLE_PATIENCE epochs without a better validation score.
 TABLE_FINAL_INIT = "branches"
 TABLE_PATIENCE = 16
+#: ... then, where it stopped early at an epoch past the start, trained again from the same
+#: starting weights on the training and validation rows together for the epochs it kept (the
+#: refit of AutoGluon's ``refit_full``: a fifth more rows, no held-out check of the result).
+#: Measured on 18 real tables x 3 seeds (``benchmarks/tables.py``'s splits, paired with the
+#: same code without it): +0.19 points of mean accuracy (11 tables better, 4 worse, 3 equal),
+#: log-loss 0.386 -> 0.368, fits 8 % longer.
+TABLE_REFIT = True
 #: A training checkpoint is written after an epoch once this many seconds have passed since the
 #: last one (and always after the first and the last epoch, a shrink step or a ``stop_after``
 #: cut): the many short epochs of a small table would otherwise spend most of their time writing.
@@ -513,19 +521,23 @@ class FinalOptions:
     """The final training stage of the main job's best ensemble (``neas.deploy.final``):
     ``epochs`` (0: export the supernet's weights as they are) from the starting weights ``init``
     (``FINAL_INITS``); ``patience`` > 0 stops early when the ensemble's validation score has
-    not improved for that many epochs, and keeps its best epoch (the start included).
+    not improved for that many epochs, and keeps its best epoch (the start included);
+    ``refit`` then trains the same start again on the training and validation rows together
+    for the epochs kept (``neas.deploy.final``; not under a time limit).
 
     Left ``None``, each is the data's (``settled``): images ``FINAL_EPOCHS`` from
-    ``FINAL_INIT``, ``FINAL_PATIENCE``; tables as many epochs as the supernet's schedule from
-    ``TABLE_FINAL_INIT``, stopped after ``TABLE_PATIENCE``.
+    ``FINAL_INIT``, ``FINAL_PATIENCE``, ``FINAL_REFIT``; tables as many epochs as the
+    supernet's schedule from ``TABLE_FINAL_INIT``, stopped after ``TABLE_PATIENCE``, refit
+    as ``TABLE_REFIT``.
 
     >>> FinalOptions().settled(rows=1_000, table=True)
-    FinalOptions(epochs=50, init='branches', patience=16)
+    FinalOptions(epochs=50, init='branches', patience=16, refit=True)
     """
 
     epochs: int | None = None
     init: str | None = None
     patience: int | None = None
+    refit: bool | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is not None:
@@ -536,16 +548,18 @@ class FinalOptions:
             raise ConfigError(
                 f"unknown --final-init {self.init!r}; valid: {', '.join(FINAL_INITS)}"
             )
+        if self.refit is not None and not isinstance(self.refit, bool):
+            raise ConfigError(f"--final-refit must be true or false, got {self.refit!r}")
 
     def settled(self, *, rows: int, table: bool) -> FinalOptions:
         """The ``None`` fields filled in for ``rows`` training rows of a table or images."""
         if table:
-            data = (table_schedule(rows)[0], TABLE_FINAL_INIT, TABLE_PATIENCE)
+            data = (table_schedule(rows)[0], TABLE_FINAL_INIT, TABLE_PATIENCE, TABLE_REFIT)
         else:
-            data = (FINAL_EPOCHS, FINAL_INIT, FINAL_PATIENCE)
-        given = (self.epochs, self.init, self.patience)
-        epochs, init, patience = (g if g is not None else d for g, d in zip(given, data))
-        return FinalOptions(epochs=epochs, init=init, patience=patience)
+            data = (FINAL_EPOCHS, FINAL_INIT, FINAL_PATIENCE, FINAL_REFIT)
+        given = (self.epochs, self.init, self.patience, self.refit)
+        epochs, init, patience, refit = (g if g is not None else d for g, d in zip(given, data))
+        return FinalOptions(epochs=epochs, init=init, patience=patience, refit=refit)
 
 
 @dataclass(frozen=True)

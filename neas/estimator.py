@@ -87,7 +87,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     ``population``/``generations``/``evaluations`` (search proposals), ``weights`` (weight
     sharing), ``width_mult``/``head_width``/``feature_width`` (space size), ``embedding``
     (tables: ``"none"``, ``"periodic"`` or ``"piecewise"``; ``None`` keeps the space's default,
-    ``neas.search_spaces.mlp.EMBEDDINGS[0]``). ``selection``
+    ``neas.search_spaces.mlp.EMBEDDINGS[0]``), ``final_epochs``/``final_init``/
+    ``final_patience``/``final_refit`` (the chosen ensemble's final training,
+    ``neas.config.FinalOptions``; ``None``: the data's). ``selection``
     picks the ensemble from the front: ``"best"`` validation accuracy, or the ``"cheapest"``
     (fewest MACs) within ``tolerance`` of it. ``latency`` (measured latency as a third
     objective) is off by default so that the same ``random_state`` gives the same model
@@ -125,6 +127,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         final_epochs: int | None = None,
         final_init: str | None = None,
         final_patience: int | None = None,
+        final_refit: bool | None = None,
         selection: str = "best",
         tolerance: float = CASCADE_TOLERANCE,
         latency: bool = False,
@@ -152,6 +155,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         self.final_epochs = final_epochs
         self.final_init = final_init
         self.final_patience = final_patience
+        self.final_refit = final_refit
         self.selection = selection
         self.tolerance = tolerance
         self.latency = latency
@@ -327,9 +331,12 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     def _final(self) -> FinalOptions:
         """The final training stage: what is not given is the data's, as in the main job
         (``FinalOptions.settled``: images the main job's, tables as long as the supernet's
-        training and stopped early on validation)."""
+        training, stopped early on validation and refitted on train + val)."""
         return FinalOptions(
-            epochs=self.final_epochs, init=self.final_init, patience=self.final_patience
+            epochs=self.final_epochs,
+            init=self.final_init,
+            patience=self.final_patience,
+            refit=self.final_refit,
         )
 
     def _select(self, front: pd.DataFrame) -> str:

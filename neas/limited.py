@@ -162,6 +162,7 @@ def finish_in_time(
         final_epochs=epochs,
         final_init=final.init,
         final_patience=final.patience if epochs else 0,
+        final_refit=False,  # a time limit plans one training (``final_train``)
         cascade=cascade,
         device=str(device),
         show_progress=show_progress,

@@ -21,6 +21,7 @@ from neas.deploy import export_run, load_ensemble
 from neas.deploy.onnx_export import check_parity, ort_session, reference_outputs
 from neas.errors import ExportError, NeasError
 from neas.evaluate import calibration_images, recalibrate_bn
+from neas.run import Run
 from neas.nn import build_ensemble
 from neas.pipeline import train
 from neas.run import open_trained, read_config
@@ -217,6 +218,34 @@ def test_final_training_records_before_and_after(run_dir: Path) -> None:
     (run_dir / "pareto.csv").write_text(original)
     assert (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
     assert "onnx" not in m and "latency" not in m
+
+
+def test_a_refitted_export_reports_the_held_out_scores(run_dir: Path) -> None:
+    """With early stopping and ``final_refit`` the exported ensemble is trained again on the
+    training and validation rows; its manifest says so, and the val accuracy it (and
+    ``pareto.csv``) reports is the early-stopped ensemble's, measured on rows it never saw."""
+    (folder,) = export_run(
+        run_dir,
+        select="best",
+        formats=("torch",),
+        final_epochs=3,
+        final_init="branches",
+        final_patience=2,
+        final_refit=True,
+        show_progress=False,
+    )
+    m = json.loads((folder / "manifest.json").read_text())
+    ds = Run.open(run_dir).dataset
+    assert m["final"]["refit"] is True and m["final"]["best_epoch"] >= 1
+    assert m["final"]["refit_rows"] == len(ds.y_train) + len(ds.y_val)
+    assert "early-stopped" in m["final"]["val_scores"]
+    assert not list(folder.glob("final*.pt"))  # both checkpoints go once the export is whole
+    net = load_ensemble(folder / "model.pt").net
+    with torch.no_grad():
+        seen = float((net(torch.from_numpy(ds.x_val)).argmax(1).numpy() == ds.y_val).mean())
+    front = pd.read_csv(run_dir / "pareto.csv", dtype={"id": str}).set_index("id")
+    assert front.loc[m["id"], "final_val_accuracy"] == pytest.approx(m["accuracy"]["val"])
+    assert m["accuracy"]["val"] != pytest.approx(seen)  # not the refitted ensemble's
 
 
 def test_final_training_runs_at_the_training_thread_count(

@@ -21,6 +21,7 @@ from neas.deploy.final import (
     initialise,
     member_loss,
     member_seed,
+    refit_checkpoint,
 )
 from neas.deploy.final import val_score as final_val_score
 from neas.nn.builder import static_ensemble
@@ -187,6 +188,51 @@ def test_early_stopping_keeps_the_best_epoch_and_never_loses_to_the_start(tmp_pa
     fresh = final_train(copy.deepcopy(start), SPACE, arch, x, y, **{**kwargs, "init": "branches"})
     vxt, vyt = torch.from_numpy(vx), torch.from_numpy(vy)
     assert final_val_score(fresh.net, vxt, vyt, "cpu") >= final_val_score(start, vxt, vyt, "cpu")
+
+
+def _rule_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose class is a fixed linear rule of their features: learnable, so early
+    stopping keeps an epoch past the start."""
+    x = torch.randn(n, 6, 1, 1, generator=torch.Generator().manual_seed(seed))
+    w = torch.randn(6, 3, generator=torch.Generator().manual_seed(99))
+    return x.numpy(), (x.flatten(1) @ w).argmax(1).numpy()
+
+
+def test_refit_trains_the_same_start_on_train_and_val_for_the_kept_epochs(tmp_path: Path) -> None:
+    """``refit``: the early-stopped stage is trained again from the same starting weights on
+    the training and validation rows together, for exactly the epochs early stopping kept, on
+    the same schedule; the early-stopped ensemble comes back as ``held_out``; a kill during
+    the refit resumes to the same weights; under a time limit it does not refit."""
+    arch = _arch(split=1)
+    with seeded_rng(2):
+        start = static_ensemble(SPACE, arch)
+    (x, y), (vx, vy) = _rule_data(96, 0), _rule_data(48, 1)
+    cfg = TrainConfig(batch_size=16, channels_last=False, seed=4, augment=False)
+    kwargs = dict(epochs=12, init="branches", config=cfg, patience=3, val=(vx, vy))
+    kept = final_train(copy.deepcopy(start), SPACE, arch, x, y, **kwargs)
+    assert kept.best_epoch >= 2 and kept.refit_rows == 0 and kept.held_out is None
+    done = final_train(copy.deepcopy(start), SPACE, arch, x, y, refit=True, **kwargs)
+    assert (done.epochs, done.best_epoch, done.refit_rows) == (kept.epochs, kept.best_epoch, 144)
+    assert _same(_params(done.held_out), _params(kept.net))
+    rows = (np.concatenate([x, vx]), np.concatenate([y, vy]))
+    plain = dict(epochs=12, init="branches", config=cfg, stop_after=kept.best_epoch)
+    by_hand = final_train(copy.deepcopy(start), SPACE, arch, *rows, **plain)
+    assert by_hand.epochs == kept.best_epoch
+    assert _same(_params(done.net), _params(by_hand.net))
+    assert not _same(_params(done.net), _params(kept.net))
+    ckpt = tmp_path / "final.pt"
+    cut = final_train(copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, refit=True,
+                      stop_after=kept.epochs + 1, **kwargs)  # fmt: skip
+    assert refit_checkpoint(ckpt).is_file() and cut.refit_rows == 144
+    resumed = final_train(
+        copy.deepcopy(start), SPACE, arch, x, y, checkpoint=ckpt, refit=True, **kwargs
+    )
+    assert resumed.resumed_from == kept.epochs and resumed.refit_rows == 144
+    assert _same(_params(resumed.net), _params(done.net))
+    timed = final_train(
+        copy.deepcopy(start), SPACE, arch, x, y, refit=True, time_share=lambda: 0.0, **kwargs
+    )
+    assert timed.refit_rows == 0 and timed.held_out is None
 
 
 def test_fresh_inits_train_at_the_run_rate_with_warm_up() -> None:

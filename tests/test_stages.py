@@ -17,10 +17,12 @@ from neas.config import (
     FINAL_EPOCHS,
     FINAL_INIT,
     FINAL_PATIENCE,
+    FINAL_REFIT,
     IMAGE_BATCH,
     IMAGE_EPOCHS,
     TABLE_FINAL_INIT,
     TABLE_PATIENCE,
+    TABLE_REFIT,
     DataOptions,
     FinalOptions,
     RunConfig,
@@ -132,10 +134,11 @@ def test_the_training_schedule_is_the_datas_where_left_open(tmp_path: Path) -> N
     rows = len(table.dataset.y_train)
     assert (table.config.train.epochs, table.config.train.batch_size) == table_schedule(rows)
     final = ExportStage(device=cpu).settled(table)
-    assert (final.epochs, final.init, final.patience) == (
+    assert (final.epochs, final.init, final.patience, final.refit) == (
         table_schedule(rows)[0],
         TABLE_FINAL_INIT,
         TABLE_PATIENCE,
+        TABLE_REFIT,
     )
     images = Run.for_job(tmp_path / "img", config=RunConfig(), resume=False)
     TrainStage(device=cpu).preflight(images)
@@ -144,7 +147,7 @@ def test_the_training_schedule_is_the_datas_where_left_open(tmp_path: Path) -> N
         IMAGE_BATCH,
     )
     assert ExportStage(device=cpu).settled(images) == FinalOptions(
-        epochs=FINAL_EPOCHS, init=FINAL_INIT, patience=FINAL_PATIENCE
+        epochs=FINAL_EPOCHS, init=FINAL_INIT, patience=FINAL_PATIENCE, refit=FINAL_REFIT
     )
     given = Run.for_job(
         tmp_path / "given",

@@ -20,6 +20,7 @@ from neas.config import (
     FINAL_INIT,
     FINAL_PATIENCE,
     FINAL_PERTURB,
+    FINAL_REFIT,
     IMAGE_BATCH,
     IMAGE_EPOCHS,
     SMALL_IMAGE,
@@ -27,6 +28,7 @@ from neas.config import (
     TABLE_BATCH,
     TABLE_FINAL_INIT,
     TABLE_PATIENCE,
+    TABLE_REFIT,
     TABLE_ROW_PASSES,
     TABLE_STEPS,
     THREADS,
@@ -348,6 +350,17 @@ FinalPatienceOpt = Annotated[
         f"{FINAL_PATIENCE} for images, {TABLE_PATIENCE} for tables).",
     ),
 ]
+FinalRefitOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--final-refit/--no-final-refit",
+        rich_help_panel="Final training",
+        help="Where early stopping kept an epoch past the start, train the same start again "
+        "on the training and validation rows together for that many epochs (no held-out "
+        f"check of the result; not under --time-limit; default: {FINAL_REFIT} for images, "
+        f"{TABLE_REFIT} for tables).",
+    ),
+]
 PrintConfigOpt = Annotated[
     bool,
     typer.Option(
@@ -385,6 +398,7 @@ D_SURROGATE = SearchOptions.surrogate
 D_FINAL_EPOCHS = FinalOptions.epochs
 D_FINAL_INIT = FinalOptions.init
 D_FINAL_PATIENCE = FinalOptions.patience
+D_FINAL_REFIT = FinalOptions.refit
 TimeLimitOpt = Annotated[
     str | None,
     typer.Option(

@@ -11,10 +11,12 @@ from rich.table import Table
 from neas.cli.common import (
     D_FINAL_INIT,
     D_FINAL_PATIENCE,
+    D_FINAL_REFIT,
     DeviceOpt,
     FinalEpochsOpt,
     FinalInitOpt,
     FinalPatienceOpt,
+    FinalRefitOpt,
     app,
     console,
     user_errors,
@@ -43,6 +45,7 @@ def export_cmd(
     final_epochs: FinalEpochsOpt = EXPORT_FINAL_EPOCHS,
     final_init: FinalInitOpt = D_FINAL_INIT,
     final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
+    final_refit: FinalRefitOpt = D_FINAL_REFIT,
     formats: Annotated[
         str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
     ] = "onnx,torch",
@@ -72,6 +75,7 @@ def export_cmd(
         final_epochs=final_epochs,
         final_init=final_init,
         final_patience=final_patience,
+        final_refit=final_refit,
         cascade=cascade,
         threads=threads,
         device=device,

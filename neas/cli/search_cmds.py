@@ -20,6 +20,7 @@ from neas.cli.common import (
     D_FINAL_EPOCHS,
     D_FINAL_INIT,
     D_FINAL_PATIENCE,
+    D_FINAL_REFIT,
     D_GENERATIONS,
     D_LATENCY,
     D_LATENCY_BATCH,
@@ -49,6 +50,7 @@ from neas.cli.common import (
     FinalEpochsOpt,
     FinalInitOpt,
     FinalPatienceOpt,
+    FinalRefitOpt,
     HeadOpt,
     LrOpt,
     MaxTrainOpt,
@@ -286,6 +288,7 @@ def search_cmd(
     final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
     final_init: FinalInitOpt = D_FINAL_INIT,
     final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
+    final_refit: FinalRefitOpt = D_FINAL_REFIT,
     shrink_at: ShrinkAtOpt = D_SHRINK_AT,
     shrink_ratio: ShrinkRatioOpt = D_SHRINK_RATIO,
     diversity_weight: DiversityOpt = D_DIVERSITY,
@@ -310,7 +313,9 @@ def search_cmd(
     config = run_config_from(locals())
     limit = parse_duration(time_limit) if time_limit is not None else None
     options = search_options_from(locals())
-    final = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)
+    final = FinalOptions(
+        epochs=final_epochs, init=final_init, patience=final_patience, refit=final_refit
+    )
     if show_config:
         print_config(config, options, final)
         return

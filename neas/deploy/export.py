@@ -36,11 +36,12 @@ from neas.config import (
     EXPORT_THREADS,
     FINAL_INIT,
     FINAL_PATIENCE,
+    FINAL_REFIT,
     FinalOptions,
 )
 from neas.cost import CostTable
 from neas.data import Dataset
-from neas.deploy.final import final_train
+from neas.deploy.final import final_train, refit_checkpoint
 from neas.deploy.metrics import accuracies, softmax_np
 from neas.deploy.model_file import InputSpec, save_ensemble_file
 from neas.deploy.onnx_export import export_onnx
@@ -135,6 +136,7 @@ def export_ensemble(
     final_epochs: int = EXPORT_FINAL_EPOCHS,
     final_init: str = FINAL_INIT,
     final_patience: int = FINAL_PATIENCE,
+    final_refit: bool = FINAL_REFIT,
     cascade: bool = True,
     threads: int = EXPORT_THREADS,
     device: torch.device,
@@ -206,22 +208,35 @@ def export_ensemble(
                 patience=final_patience,
                 val=(ds.x_val, ds.y_val),
                 time_share=final_time_share,
+                refit=final_refit,
             )
         net = done.net
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
+        scored = dict(logits)  # what accuracies and the cascade read: held-out rows only
+        if done.held_out is not None:  # refitted on the val rows: val scores are the kept's
+            scored["val"] = ensemble_logits(done.held_out, ds.x_val, device=device)
         manifest["final"] = {
             "epochs": final_epochs,
             "init": final_init,
             "patience": final_patience,
+            "refit": final_refit,
             "epochs_trained": done.epochs,
             "best_epoch": done.best_epoch,
+            "refit_rows": done.refit_rows,
             "seconds": done.seconds,
             "resumed_from_epoch": done.resumed_from,
             "loss": "sum of the members' own cross-entropies, each member on its own batches; "
             "trunk gradient / K",
         }
+        if done.refit_rows:
+            manifest["final"]["val_scores"] = (
+                "of the early-stopped ensemble before its refit on the training and validation "
+                "rows (the exported one has seen the validation rows)"
+            )
         manifest["accuracy_before_final"] = accuracy
-        accuracy = accuracies(probs(logits), labels)
+        accuracy = accuracies(probs(scored), labels)
+    else:
+        scored = logits
     manifest["accuracy"] = accuracy
     net = net.to("cpu", memory_format=torch.contiguous_format).eval()
     files: dict[str, str] = {}
@@ -237,7 +252,7 @@ def export_ensemble(
     if cascade:
         manifest["cascade"] = casc.write_cascade(
             out_dir,
-            probs=probs(logits),
+            probs=probs(scored),
             labels=labels,
             arch=arch,
             costs=costs,
@@ -270,7 +285,8 @@ def export_ensemble(
     )
     manifest["files"] = files
     write_json(out_dir / MANIFEST, manifest)
-    (out_dir / FINAL_CHECKPOINT).unlink(missing_ok=True)  # the export is whole: no resume needed
+    for done_with in (FINAL_CHECKPOINT, refit_checkpoint(Path(FINAL_CHECKPOINT)).name):
+        (out_dir / done_with).unlink(missing_ok=True)  # the export is whole: no resume needed
     return manifest
 
 
@@ -295,6 +311,7 @@ def export_run(
     final_epochs: int = EXPORT_FINAL_EPOCHS,
     final_init: str | None = None,
     final_patience: int | None = None,
+    final_refit: bool | None = None,
     cascade: bool = True,
     threads: int = EXPORT_THREADS,
     device: str | None = None,
@@ -319,8 +336,9 @@ def export_run(
 
     ``final_epochs`` > 0 trains each selected ensemble as an ensemble first, members apart,
     from the starting weights ``final_init`` picks (``neas.deploy.final``), stopping early
-    after ``final_patience`` epochs without a better validation score (0: never); ``None`` is
-    the run's data's choice, as in the main job (``FinalOptions.settled``).
+    after ``final_patience`` epochs without a better validation score (0: never), then, with
+    ``final_refit``, trained again on the training and validation rows for the epochs kept;
+    ``None`` is the run's data's choice, as in the main job (``FinalOptions.settled``).
 
     A time limit: ``stop_when()`` is asked before each ensemble, and once it says so the rest
     are left unexported (one logged line names them); ``final_time_share()`` is the final
@@ -338,7 +356,9 @@ def export_run(
     table = read_pareto(run)
     rows = select_rows(table, select)
     chosen = check_formats(formats)
-    given = FinalOptions(epochs=final_epochs, init=final_init, patience=final_patience)  # errors
+    given = FinalOptions(  # errors
+        epochs=final_epochs, init=final_init, patience=final_patience, refit=final_refit
+    )
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
@@ -346,6 +366,7 @@ def export_run(
     ds = trained.dataset  # what final training leaves open is the data's (FinalOptions.settled)
     settled = given.settled(rows=len(ds.y_train), table=ds.is_table)
     final_epochs, final_init, final_patience = settled.epochs, settled.init, settled.patience
+    final_refit = bool(settled.refit and final_patience)
     for _, row in rows.iterrows():  # every architecture fits the run before anything is written
         try:
             EnsembleArch.from_json(str(row["arch"]), trained.space)
@@ -371,7 +392,11 @@ def export_run(
                 break
             progress.update(task, info=str(row["id"]))
             out = writable_dir(ensemble_dir(run, row["id"]))
-            final = (final_epochs, final_init, final_patience) if final_epochs else (0, None, 0)
+            final = (
+                (final_epochs, final_init, final_patience, final_refit)
+                if final_epochs
+                else (0, None, 0, False)
+            )
             if resume and _finished(out, str(row["arch"]), chosen, final, cascade):
                 folders.append(out)
                 progress.update(task, advance=1)
@@ -384,6 +409,7 @@ def export_run(
                 final_epochs=final_epochs,
                 final_init=final_init,
                 final_patience=final_patience,
+                final_refit=final_refit,
                 cascade=cascade,
                 threads=threads,
                 device=dev,
@@ -427,11 +453,12 @@ def _finished(
     folder: Path,
     arch: str,
     formats: tuple[str, ...],
-    final: tuple[int, str | None, int],
+    final: tuple[int, str | None, int, bool],
     cascade: bool,
 ) -> bool:
     """Whether ``folder`` holds a finished export of ``arch`` made with these settings
-    (``final``: final-training epochs, init and patience, ``(0, None, 0)`` for none)."""
+    (``final``: final-training epochs, init, patience and refit, ``(0, None, 0, False)`` for
+    none)."""
     if not export_matches(folder, arch):
         return False
     manifest = read_json(folder / MANIFEST)
@@ -439,6 +466,12 @@ def _finished(
     done = manifest.get("final") or {}
     return (
         all(f in files and (folder / files[f]).is_file() for f in formats)
-        and (done.get("epochs", 0), done.get("init"), done.get("patience", 0)) == final
+        and (
+            done.get("epochs", 0),
+            done.get("init"),
+            done.get("patience", 0),
+            done.get("refit", False),
+        )
+        == final
         and (not cascade or "cascade" in manifest)
     )

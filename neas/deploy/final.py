@@ -16,6 +16,13 @@ paper's own models, the chosen ensemble is trained again as one static network:
   its own fresh ones, ``FINAL_PERTURB``: a warm start whose members can still move apart), or
   ``scratch`` (everything fresh, as the paper trains its final models).
 
+With early stopping on a validation set (tables), ``refit`` then trains once more: the same
+starting weights (``init`` draws the same fresh ones), the same schedule, on the training and
+validation rows together, stopped after the epochs the early stopping kept (none when it kept
+the supernet's weights). Nothing is left held out to check that training, so the stage also
+returns the early-stopped ensemble (``FinalResult.held_out``): its validation scores are the
+honest ones.
+
 Dropout draws from torch's generator, re-seeded from ``(seed, epoch)`` at each epoch inside a
 forked generator, so the stage is deterministic for a seed and thread count and a resumed run
 (``checkpoint``, written atomically after every epoch) equals an uninterrupted one.
@@ -153,6 +160,13 @@ class FinalResult:
     epochs: int
     resumed_from: int  # epochs a checkpoint already held
     best_epoch: int | None = None  # with early stopping: the epoch kept (0: the start)
+    refit_rows: int = 0  # rows ``net`` was refitted on (0: no refit; ``net`` is the kept one)
+    held_out: EnsembleNet | None = None  # with a refit: the early-stopped ensemble before it
+
+
+def refit_checkpoint(checkpoint: Path) -> Path:
+    """Where the refit's checkpoint is written, beside the stage's ``checkpoint``."""
+    return checkpoint.with_name(f"{checkpoint.stem}-refit{checkpoint.suffix}")
 
 
 def val_score(net: EnsembleNet, x: torch.Tensor, y: torch.Tensor, device) -> tuple[float, float]:
@@ -184,22 +198,28 @@ def final_train(
     patience: int = 0,
     val: tuple[np.ndarray, np.ndarray] | None = None,
     time_share: Callable[[], float] | None = None,
+    refit: bool = False,
 ) -> FinalResult:
     """Train ``net`` (built from the supernet for ``arch``) as the final stage: ``init`` picks
     its starting weights, then ``epochs`` epochs of per-member training (module doc). With a
     ``checkpoint`` path, each epoch is saved there and a matching checkpoint is resumed;
-    ``stop_after`` ends after that many epochs in total, as if killed (tests).
+    ``stop_after`` ends after that many epochs in total (a refit's included), as if killed
+    (tests).
 
     Early stopping (``patience`` > 0 and ``val`` = (x, y)): after every epoch the ensemble is
     scored on ``val`` (``val_score``); training ends when ``patience`` epochs have not beaten
     the best, and the best weights are returned, ``net`` as given included (epoch 0, before
     ``init`` replaces any weight): the stage never returns an ensemble that scores worse on
-    validation than the supernet's own weights. ``time_share()`` (a time limit): the share of
-    the stage's training time spent; the learning rate anneals by it when it is ahead of the
-    epochs, and training ends when it reaches 1 (``fit``), so ``epochs`` is then a bound."""
+    validation than the supernet's own weights. ``refit`` (with early stopping, and a best
+    epoch past the start): then the refit of the module doc, checkpointed beside
+    ``checkpoint`` (``refit_checkpoint``). ``time_share()`` (a time limit): the share
+    of the stage's training time spent; the learning rate anneals by it when it is ahead of the
+    epochs, and training ends when it reaches 1 (``fit``), so ``epochs`` is then a bound; a
+    time limit plans one training, so it does not refit."""
     if epochs < 1:
         raise ConfigError(f"--final-epochs must be at least 1 to train, got {epochs}")
     early = patience > 0 and val is not None
+    refit = refit and early and time_share is None
     cfg = final_config(config, epochs=epochs, init=init)
     key = {"arch": arch.to_json(space), "init": init, "epochs": epochs, "seed": cfg.seed}
     if early:
@@ -214,6 +234,7 @@ def final_train(
             "score": list(val_score(net.to(device), vx, vy, device)),
             "model": _snapshot(net),
         }
+    given = best["model"] if refit else None  # the refit starts from them again
     net = initialise(net, space, arch, init=init, seed=cfg.seed)
     state, optimizer = TrainState(), None
     if checkpoint is not None and checkpoint.is_file():
@@ -237,18 +258,7 @@ def final_train(
                 best = {"epoch": st.epoch, "score": score, "model": _snapshot(model)}
             st.stop = st.stop or st.epoch - best["epoch"] >= patience
         if checkpoint is not None and clock.due(force=st.stop or st.epoch >= last):
-            atomic_torch_save(
-                {
-                    "format": FINAL_CHECKPOINT_FORMAT,
-                    "key": key,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "epoch": st.epoch,
-                    "history": st.history,
-                    **({"best": best} if early else {}),
-                },
-                checkpoint,
-            )
+            _save_checkpoint(checkpoint, key, model, opt, st, best if early else None)
         return model, opt
 
     tx, ty = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y))
@@ -271,12 +281,74 @@ def final_train(
             show_progress=show_progress,
             time_share=time_share,
         )
-    if early:
-        net.load_state_dict(best["model"])
-        return FinalResult(
-            net.eval(), time.perf_counter() - t0, state.epoch, resumed, int(best["epoch"])
+    if not early:
+        return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
+    net.load_state_dict(best["model"])
+    kept, trained = int(best["epoch"]), state.epoch
+    left = None if stop_after is None else stop_after - trained
+    finished = state.stop or trained >= epochs
+    if given is None or kept == 0 or not finished or (left is not None and left < 1):
+        return FinalResult(net.eval(), time.perf_counter() - t0, trained, resumed, kept)
+    held_out = copy.deepcopy(net).eval()
+    net.load_state_dict(given)
+    net = initialise(net, space, arch, init=init, seed=cfg.seed)  # the same draws as above
+    rx, ry = torch.cat([tx, vx]), torch.cat([ty, vy])
+    rkey = key | {"refit_epochs": kept, "refit_rows": len(rx)}
+    path = None if checkpoint is None else refit_checkpoint(checkpoint)
+    state, optimizer = TrainState(), None
+    saved = _read_checkpoint(path) if path is not None and path.is_file() else None
+    if saved is not None and saved.get("key") == rkey:
+        net.load_state_dict(saved["model"])
+        optimizer = make_optimizer(net.to(device), cfg)
+        optimizer.load_state_dict(saved["optimizer"])
+        state = TrainState(epoch=int(saved["epoch"]), history=list(saved["history"]))
+    rlast = kept if left is None else min(kept, left)
+
+    def save_refit(model: torch.nn.Module, opt: torch.optim.Optimizer, st: TrainState):
+        if path is not None and clock.due(force=st.epoch >= rlast):
+            _save_checkpoint(path, rkey, model, opt, st, None)
+        return model, opt
+
+    with seeded_rng(cfg.seed, device):
+        net, _, state = fit(
+            net,
+            rx,
+            ry,
+            config=cfg,
+            loss_fn=member_loss(rx, ry, config=cfg, seed=cfg.seed, num_members=len(net.branches)),
+            device=device,
+            optimizer=optimizer,
+            state=state,
+            stop_after=rlast,
+            on_epoch_end=save_refit,
+            description=f"final training ({init}, refit on {len(rx):,} rows)",
+            show_progress=show_progress,
         )
-    return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
+    return FinalResult(
+        net.eval(), time.perf_counter() - t0, trained, resumed, kept, len(rx), held_out
+    )
+
+
+def _save_checkpoint(
+    path: Path,
+    key: dict[str, Any],
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    state: TrainState,
+    best: dict[str, Any] | None,
+) -> None:
+    atomic_torch_save(
+        {
+            "format": FINAL_CHECKPOINT_FORMAT,
+            "key": key,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": state.epoch,
+            "history": state.history,
+            **({"best": best} if best is not None else {}),
+        },
+        path,
+    )
 
 
 def epoch_seconds(

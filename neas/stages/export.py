@@ -103,6 +103,7 @@ class ExportStage:
                         final_epochs=epochs,
                         final_init=final.init,
                         final_patience=final.patience if epochs else 0,
+                        final_refit=final.refit,
                         cascade=self.cascade,
                         device=str(self.device),
                         show_progress=self.show_progress,
