@@ -31,8 +31,8 @@ What each method gets:
 
 Rows (table, method, seed) are merged into ``results/tables.json`` as soon as each is measured:
 re-running with ``--methods neas`` replaces only neas's rows. At the start the fixed plain-torch
-reference workload (``shared/tools/ref_workload.py``, one thread) is timed and stored with each
-row, so that fit times can be compared across machines and days. The RESULTS.md section is
+reference workload (``shared/tools/ref_workload.py``, one thread) is timed (again before each
+seed's pass) and stored with each row, so that fit times can be compared across machines and days. The RESULTS.md section is
 rebuilt from the whole json after each run (``--report`` rebuilds it without fitting).
 
     python benchmarks/tables.py [--tables a,b] [--methods neas,tabm] [--seeds 0,1,2]
@@ -333,9 +333,12 @@ def report(data: dict) -> list[str]:
             and r["rows"] <= MAX_ROWS and r.get("ref_workload_s")]  # fmt: skip
     if neas:
         ratio = np.mean([r["fit_s"] / r["ref_workload_s"] for r in neas])
+        refs = sorted({r["ref_workload_s"] for r in neas})
         lines.append(
             f"neas fit time / reference workload time (`shared/tools/ref_workload.py`, one "
-            f"thread; tables ≤ {MAX_ROWS:,} rows, {len(neas)} fits): {ratio:.1f} on average."
+            f"thread, timed before each seed's pass, each fit against the latest; tables ≤ "
+            f"{MAX_ROWS:,} rows, {len(neas)} fits): {ratio:.1f} on average (reference "
+            f"{', '.join(f'{v:.2f}' for v in refs)} s)."
         )
     tabm = {t: cell(t, "tabm", "epochs") for t in tables if "tabm" in methods}
     if any(v is not None for v in tabm.values()):
@@ -398,14 +401,17 @@ def main() -> None:
         for name in [*tables, *methods]:
             if name not in TABLES and name not in METHODS:
                 p.error(f"unknown table or method {name!r}")
-        ref_s = ref_workload()
-        print(f"reference workload: {ref_s} s", flush=True)
-        meta = {"ref_workload_s": ref_s, "max_rows": MAX_ROWS, "subsample_seed": SUBSAMPLE_SEED}
+        meta = {"max_rows": MAX_ROWS, "subsample_seed": SUBSAMPLE_SEED, "ref_workload_s": []}
         if "tabm" in methods:
             meta |= {"tabm_max_epochs": args.tabm_max_epochs,
                      "tabm_time_limit_s": args.tabm_time_limit}  # fmt: skip
-        # Seed-major order: a run cut short still has every table for the first seed(s).
+        # Seed-major order: a run cut short still has every table for the first seed(s). The
+        # reference is timed again before each seed's pass (a run takes minutes to hours and
+        # this machine's speed drifts in that time); each row carries the latest timing.
         for seed in seeds:
+            ref_s = ref_workload()
+            meta["ref_workload_s"].append(ref_s)
+            print(f"reference workload: {ref_s} s", flush=True)
             for table in tables:
                 X, y = load(table)
                 for method in methods:
