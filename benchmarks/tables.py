@@ -32,8 +32,9 @@ What each method gets:
 Rows (table, method, seed) are merged into ``results/tables.json`` as soon as each is measured:
 re-running with ``--methods neas`` replaces only neas's rows. At the start the fixed plain-torch
 reference workload (``shared/tools/ref_workload.py``, one thread) is timed (again before each
-seed's pass) and stored with each row, so that fit times can be compared across machines and days. The RESULTS.md section is
-rebuilt from the whole json after each run (``--report`` rebuilds it without fitting).
+seed's pass) and stored with each row, so that fit times can be compared across machines and
+days. The RESULTS.md section is rebuilt from the whole json after each run (``--report``
+rebuilds it without fitting).
 
     python benchmarks/tables.py [--tables a,b] [--methods neas,tabm] [--seeds 0,1,2]
 

@@ -34,9 +34,10 @@ def main() -> None:
     p.add_argument("--title", default="", help="what the variants differ in, for the section")
     args = p.parse_args()
     variants = dict(v.split("=", 1) for v in args.variants)
+    # neas's rows only (``results/tables.json`` holds the baselines' too)
     rows = {n: [r for r in json.loads(Path(f).read_text())["rows"]
                 if r["method"] == "neas" and r["accuracy"] is not None]
-            for n, f in variants.items()}  # neas's rows (``results/tables.json`` has others)  # fmt: skip
+            for n, f in variants.items()}  # fmt: skip
     baselines = [m for m in METHODS if m != "neas"]
     base_rows = [r for r in json.loads(RESULTS.read_text())["rows"]
                  if r["method"] in baselines and r["accuracy"] is not None]  # fmt: skip

@@ -21,10 +21,9 @@ from neas.deploy import export_run, load_ensemble
 from neas.deploy.onnx_export import check_parity, ort_session, reference_outputs
 from neas.errors import ExportError, NeasError
 from neas.evaluate import calibration_images, recalibrate_bn
-from neas.run import Run
 from neas.nn import build_ensemble
 from neas.pipeline import train
-from neas.run import open_trained, read_config
+from neas.run import Run, open_trained, read_config
 from neas.search_spaces import EnsembleArch
 from tests.conftest import tiny_run, write_pareto
 

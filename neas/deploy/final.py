@@ -236,15 +236,8 @@ def final_train(
         }
     given = best["model"] if refit else None  # the refit starts from them again
     net = initialise(net, space, arch, init=init, seed=cfg.seed)
-    state, optimizer = TrainState(), None
-    if checkpoint is not None and checkpoint.is_file():
-        saved = _read_checkpoint(checkpoint)
-        if saved is not None and saved.get("key") == key:
-            net.load_state_dict(saved["model"])
-            optimizer = make_optimizer(net.to(device), cfg)
-            optimizer.load_state_dict(saved["optimizer"])
-            state = TrainState(epoch=int(saved["epoch"]), history=list(saved["history"]))
-            best = saved.get("best", best)
+    state, optimizer, saved = _resume(net, checkpoint, key, cfg, device)
+    best = saved.get("best", best)
     resumed = state.epoch
 
     clock, last = SaveClock(), epochs if stop_after is None else min(epochs, stop_after)
@@ -295,13 +288,7 @@ def final_train(
     rx, ry = torch.cat([tx, vx]), torch.cat([ty, vy])
     rkey = key | {"refit_epochs": kept, "refit_rows": len(rx)}
     path = None if checkpoint is None else refit_checkpoint(checkpoint)
-    state, optimizer = TrainState(), None
-    saved = _read_checkpoint(path) if path is not None and path.is_file() else None
-    if saved is not None and saved.get("key") == rkey:
-        net.load_state_dict(saved["model"])
-        optimizer = make_optimizer(net.to(device), cfg)
-        optimizer.load_state_dict(saved["optimizer"])
-        state = TrainState(epoch=int(saved["epoch"]), history=list(saved["history"]))
+    state, optimizer, _ = _resume(net, path, rkey, cfg, device)
     rlast = kept if left is None else min(kept, left)
 
     def save_refit(model: torch.nn.Module, opt: torch.optim.Optimizer, st: TrainState):
@@ -327,6 +314,20 @@ def final_train(
     return FinalResult(
         net.eval(), time.perf_counter() - t0, trained, resumed, kept, len(rx), held_out
     )
+
+
+def _resume(
+    net: EnsembleNet, path: Path | None, key: dict[str, Any], cfg: TrainConfig, device
+) -> tuple[TrainState, torch.optim.Optimizer | None, dict[str, Any]]:
+    """(state, optimizer, checkpoint) where ``path`` holds a checkpoint of ``key``, its weights
+    loaded into ``net``; a fresh state, no optimizer and ``{}`` otherwise."""
+    saved = _read_checkpoint(path) if path is not None and path.is_file() else None
+    if saved is None or saved.get("key") != key:
+        return TrainState(), None, {}
+    net.load_state_dict(saved["model"])
+    optimizer = make_optimizer(net.to(device), cfg)
+    optimizer.load_state_dict(saved["optimizer"])
+    return TrainState(epoch=int(saved["epoch"]), history=list(saved["history"])), optimizer, saved
 
 
 def _save_checkpoint(
