@@ -280,6 +280,41 @@ def _sweep_table(sweep: pd.DataFrame, chosen: Any) -> str:
     )
 
 
+def _final_text(m: dict[str, Any]) -> str | None:
+    """What the final training stage did to this ensemble (manifest ``final``), in words.
+
+    >>> text = _final_text({"final": {"init": "branches", "epochs": 30, "epochs_trained": 20,
+    ...     "patience": 6, "best_epoch": 14, "refit_rows": 480}})
+    >>> for part in text.split(", "):
+    ...     print(part)
+    branches
+    20 of 30 epochs
+    kept epoch 14 (the best on validation)
+    then trained again on 480 rows (training + validation) for 14 epochs; val scores are those of the kept ensemble before that
+    >>> _final_text({"final": {"init": "branches", "epochs": 8, "epochs_trained": 6,
+    ...     "patience": 6, "best_epoch": 0, "refit_rows": 0}})
+    "branches, 6 of 8 epochs, kept the supernet's weights (no epoch beat them on validation)"
+    """  # noqa: E501
+    final = m.get("final")
+    if not isinstance(final, dict):
+        return None
+    text = f"{final.get('init', '?')}, {_int(final.get('epochs_trained'))} of "
+    text += f"{_int(final.get('epochs'))} epochs"
+    best = _finite(final.get("best_epoch"))
+    if final.get("patience") and best is not None:
+        text += (
+            ", kept the supernet's weights (no epoch beat them on validation)"
+            if best == 0
+            else f", kept epoch {int(best)} (the best on validation)"
+        )
+    if _finite(final.get("refit_rows")):
+        text += (
+            f", then trained again on {_int(final['refit_rows'])} rows (training + validation) "
+            f"for {_int(best)} epochs; val scores are those of the kept ensemble before that"
+        )
+    return text
+
+
 def _ensemble_section(
     folder: Path, run: Path, space: dict[str, Any] | None, predicted: dict[str, Any]
 ) -> str:
@@ -316,6 +351,7 @@ def _ensemble_section(
         "parameters": _count(m.get("params")),
         "val accuracy": _pct(acc.get("val")),
         "test accuracy": _pct(acc.get("test")),
+        "final training": _final_text(m),
         "each member's own val accuracy": (
             ", ".join(_pct(a) for a in val_members) if isinstance(val_members, list) else None
         ),
