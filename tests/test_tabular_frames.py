@@ -114,6 +114,46 @@ def test_a_real_frame_fits_predicts_and_serves_from_model_pt(fitted) -> None:
     assert manifest["input"]["preprocessing"] == model.input_spec.preprocessing
 
 
+def test_the_estimators_refit_scores_only_rows_it_has_not_seen(tmp_path, monkeypatch) -> None:
+    """The estimator's run has no test split (its test rows are its val rows): once the final
+    stage refits on train + val, the manifest's and ``pareto.csv``'s test scores are the
+    early-stopped ensemble's on those rows, not the refitted one's on rows it trained on. The
+    early-stopped ensemble is swapped for one that always answers class 0, so whose scores
+    the manifest shows is plain."""
+    import neas.deploy.export as export_module
+
+    real = export_module.final_train
+
+    def swapped(*args, **kwargs):
+        done = real(*args, **kwargs)
+        assert done.held_out is not None  # it refitted
+        with torch.no_grad():
+            for branch in done.held_out.branches:
+                for p in branch.parameters():
+                    p.zero_()
+                last = [m for m in branch.modules() if isinstance(m, torch.nn.Linear)][-1]
+                last.bias[0] = 1.0  # class 0 everywhere
+        return done
+
+    monkeypatch.setattr(export_module, "final_train", swapped)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = np.where(frame["a"] + 0.3 * frame["b"] > 0, "pos", "neg")  # "neg" is class 0
+    clf = NEASClassifier(
+        epochs=2, population=2, generations=1, width_mult=0.25, head_width=16,
+        feature_width=16, shrink=False, final_epochs=6, threads=1, run_dir=tmp_path,
+    ).fit(frame, y)  # fmt: skip
+    (manifest_file,) = clf.run_dir_.glob("ensembles/*/manifest.json")
+    m = json.loads(manifest_file.read_text())
+    assert m["final"]["refit"] is True and m["final"]["refit_rows"] == 400
+    share = m["accuracy"]["val"]
+    assert 0.3 < share < 0.7  # the swapped ensemble's: the share of class 0 in val
+    assert m["accuracy"]["test"] == share
+    front = pd.read_csv(clf.run_dir_ / "pareto.csv", dtype={"id": str}).set_index("id")
+    assert front.loc[m["id"], "final_test_accuracy"] == share
+    assert (clf.predict(frame) == y).mean() > 0.9  # the refitted ensemble is the one served
+
+
 def test_a_model_pt_with_a_damaged_encoding_is_refused_on_load(fitted, tmp_path) -> None:
     (model_file,) = fitted.run_dir_.glob("ensembles/*/model.pt")
     payload = torch.load(model_file, weights_only=True)

@@ -215,6 +215,8 @@ def export_ensemble(
         scored = dict(logits)  # what accuracies and the cascade read: held-out rows only
         if done.held_out is not None:  # refitted on the val rows: val scores are the kept's
             scored["val"] = ensemble_logits(done.held_out, ds.x_val, device=device)
+            if _same_rows(ds.x_test, ds.x_val):  # no test split of its own (the estimator's)
+                scored["test"] = scored["val"]
         manifest["final"] = {
             "epochs": final_epochs,
             "init": final_init,
@@ -288,6 +290,11 @@ def export_ensemble(
     for done_with in (FINAL_CHECKPOINT, refit_checkpoint(Path(FINAL_CHECKPOINT)).name):
         (out_dir / done_with).unlink(missing_ok=True)  # the export is whole: no resume needed
     return manifest
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two splits hold the same rows (a test split that is the val split)."""
+    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def probs(logits: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
