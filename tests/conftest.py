@@ -174,3 +174,26 @@ def make_problem(
         budget=budget,
         search_members=search_members,
     )
+
+
+@pytest.fixture
+def held_out_says_class_0(monkeypatch):
+    """Exports whose final stage refits hand back, as the early-stopped ensemble, one that
+    answers class 0 for every row: whose scores an export reports is then plain (its val
+    accuracy is the share of class 0 in val). Fails a test whose export does not refit."""
+    import neas.deploy.export as export_module
+
+    real = export_module.final_train
+
+    def swapped(*args, **kwargs):
+        done = real(*args, **kwargs)
+        assert done.held_out is not None, "the final stage did not refit"
+        with torch.no_grad():
+            for branch in done.held_out.branches:
+                for p in branch.parameters():
+                    p.zero_()
+                last = [m for m in branch.modules() if isinstance(m, torch.nn.Linear)][-1]
+                last.bias[0] = 1.0
+        return done
+
+    monkeypatch.setattr(export_module, "final_train", swapped)

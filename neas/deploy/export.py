@@ -177,7 +177,6 @@ def export_ensemble(
     # caller's (the search result's) must stay as it was
     net: EnsembleNet = copy.deepcopy(calibrated.net).eval()
     logits = dict(calibrated.logits)
-    accuracy = accuracies(probs(logits), labels)
     manifest: dict[str, Any] = {"format": "neas-ensemble-manifest", "format_version": 1}
     cost = costs.ensemble(arch)
     manifest |= {
@@ -191,6 +190,7 @@ def export_ensemble(
         "member_macs": [costs.member(arch, m).macs for m in range(arch.num_members)],
         "search": {k: _plain(row[k]) for k in row.index if k not in ("id", "arch")},
     }
+    checkpoint, held_out = out_dir / FINAL_CHECKPOINT, None
     if final_epochs > 0:
         with torch_threads(run.threads):  # training's count (``threads`` is the export's)
             done = final_train(
@@ -203,20 +203,16 @@ def export_ensemble(
                 init=final_init,
                 config=run.config.train,
                 device=device,
-                checkpoint=out_dir / FINAL_CHECKPOINT,
+                checkpoint=checkpoint,
                 show_progress=show_progress,
                 patience=final_patience,
                 val=(ds.x_val, ds.y_val),
                 time_share=final_time_share,
                 refit=final_refit,
             )
-        net = done.net
+        net, held_out = done.net, done.held_out
+        before = accuracies(probs(logits), labels)
         logits = {s: ensemble_logits(net, getattr(ds, f"x_{s}"), device=device) for s in labels}
-        scored = dict(logits)  # what accuracies and the cascade read: held-out rows only
-        if done.held_out is not None:  # refitted on the val rows: val scores are the kept's
-            scored["val"] = ensemble_logits(done.held_out, ds.x_val, device=device)
-            if _same_rows(ds.x_test, ds.x_val):  # no test split of its own (the estimator's)
-                scored["test"] = scored["val"]
         manifest["final"] = {
             "epochs": final_epochs,
             "init": final_init,
@@ -235,11 +231,14 @@ def export_ensemble(
                 "of the early-stopped ensemble before its refit on the training and validation "
                 "rows (the exported one has seen the validation rows)"
             )
-        manifest["accuracy_before_final"] = accuracy
-        accuracy = accuracies(probs(scored), labels)
-    else:
-        scored = logits
-    manifest["accuracy"] = accuracy
+        manifest["accuracy_before_final"] = before
+    # what accuracies and the cascade read: rows the exported network has not trained on
+    scored = dict(logits)
+    if held_out is not None:  # refitted on the val rows: val scores are the kept ensemble's
+        scored["val"] = ensemble_logits(held_out, ds.x_val, device=device)
+        if _same_rows(ds.x_test, ds.x_val):  # no test split of its own (the estimator's)
+            scored["test"] = scored["val"]
+    manifest["accuracy"] = accuracies(probs(scored), labels)
     net = net.to("cpu", memory_format=torch.contiguous_format).eval()
     files: dict[str, str] = {}
     if "onnx" in formats:
@@ -287,8 +286,8 @@ def export_ensemble(
     )
     manifest["files"] = files
     write_json(out_dir / MANIFEST, manifest)
-    for done_with in (FINAL_CHECKPOINT, refit_checkpoint(Path(FINAL_CHECKPOINT)).name):
-        (out_dir / done_with).unlink(missing_ok=True)  # the export is whole: no resume needed
+    for done_with in (checkpoint, refit_checkpoint(checkpoint)):
+        done_with.unlink(missing_ok=True)  # the export is whole: no resume needed
     return manifest
 
 

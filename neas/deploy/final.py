@@ -258,22 +258,11 @@ def final_train(
     t0 = time.perf_counter()
     if early and state.epoch and state.epoch - best["epoch"] >= patience:
         state.stop = True  # a checkpoint written when it stopped: nothing left to train
-    with seeded_rng(cfg.seed, device):
-        net, _, state = fit(
-            net,
-            tx,
-            ty,
-            config=cfg,
-            loss_fn=member_loss(tx, ty, config=cfg, seed=cfg.seed, num_members=len(net.branches)),
-            device=device,
-            optimizer=optimizer,
-            state=state,
-            stop_after=stop_after,
-            on_epoch_end=save,
-            description=f"final training ({init})",
-            show_progress=show_progress,
-            time_share=time_share,
-        )
+    net, state = _fit(
+        net, tx, ty, cfg, device=device, optimizer=optimizer, state=state,
+        stop_after=stop_after, on_epoch_end=save, description=f"final training ({init})",
+        show_progress=show_progress, time_share=time_share,
+    )  # fmt: skip
     if not early:
         return FinalResult(net.eval(), time.perf_counter() - t0, state.epoch, resumed)
     net.load_state_dict(best["model"])
@@ -296,24 +285,29 @@ def final_train(
             _save_checkpoint(path, rkey, model, opt, st, None)
         return model, opt
 
-    with seeded_rng(cfg.seed, device):
-        net, _, state = fit(
-            net,
-            rx,
-            ry,
-            config=cfg,
-            loss_fn=member_loss(rx, ry, config=cfg, seed=cfg.seed, num_members=len(net.branches)),
-            device=device,
-            optimizer=optimizer,
-            state=state,
-            stop_after=rlast,
-            on_epoch_end=save_refit,
-            description=f"final training ({init}, refit on {len(rx):,} rows)",
-            show_progress=show_progress,
-        )
+    net, state = _fit(
+        net, rx, ry, cfg, device=device, optimizer=optimizer, state=state, stop_after=rlast,
+        on_epoch_end=save_refit, description=f"final training ({init}, refit on {len(rx):,} rows)",
+        show_progress=show_progress,
+    )  # fmt: skip
     return FinalResult(
         net.eval(), time.perf_counter() - t0, trained, resumed, kept, len(rx), held_out
     )
+
+
+def _fit(
+    net: EnsembleNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    **kwargs: Any,
+) -> tuple[EnsembleNet, TrainState]:
+    """``fit`` with the members' loss (``member_loss``) on (``x``, ``y``), seeded by ``cfg``;
+    ``kwargs`` go to ``fit`` (device, optimizer, state, hooks, progress)."""
+    loss_fn = member_loss(x, y, config=cfg, seed=cfg.seed, num_members=len(net.branches))
+    with seeded_rng(cfg.seed, kwargs.get("device", "cpu")):
+        net, _, state = fit(net, x, y, config=cfg, loss_fn=loss_fn, **kwargs)
+    return net, state
 
 
 def _resume(
