@@ -18,8 +18,7 @@ import pandas as pd
 
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.errors import ConfigError, NeasError, SelectError
-from neas.front import best as best_row
-from neas.front import current_accuracy
+from neas.front import best_as_trained
 from neas.layout import MODEL_PT
 from neas.report import write_report
 from neas.run import ensemble_dir, export_matches, front_archs, read_pareto
@@ -40,8 +39,9 @@ class RunResults:
 
     def best(self, *, max_macs: float | None = None, max_latency_ms: float | None = None) -> Any:
         """The front's row with the best validation accuracy (then fewest MACs) within limits:
-        after final training where an export had it (``final_val_accuracy``), else the
-        search's. ``max_latency_ms`` applies to the search's predicted latency (``latency_ms``).
+        among the ensembles with final training, by its score (``final_val_accuracy``); where
+        none within the limits had it, by the search's (``neas.front.best_as_trained``).
+        ``max_latency_ms`` applies to the search's predicted latency (``latency_ms``).
         """
         front = self.front
         if max_macs is not None:
@@ -54,8 +54,7 @@ class RunResults:
                 f"max_latency_ms={max_latency_ms}; the cheapest has "
                 f"{int(self.front['macs'].min()):,} MACs"
             )
-        row = best_row(front.assign(_val=current_accuracy(front)), accuracy="_val")
-        return row.drop("_val")
+        return best_as_trained(front)
 
     def ensemble(self, ensemble_id: str) -> DeployedEnsemble:
         """Ensemble ``ensemble_id``, loaded (exported first, PyTorch only, if it is not yet)."""

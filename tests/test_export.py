@@ -214,6 +214,15 @@ def test_final_training_records_before_and_after(run_dir: Path) -> None:
     front.loc["e000", "final_val_accuracy"] = 1.0  # best() ranks by what final training gave
     front.reset_index().to_csv(run_dir / "pareto.csv", index=False)
     assert neas.load_run(run_dir).best()["id"] == "e000"
+    # a trained ensemble is not ranked against the untrained ones' (inflated) search scores
+    front.loc["e000", "final_val_accuracy"] = float("nan")
+    front.loc["e002", "final_val_accuracy"] = front["val_accuracy"].min() / 2
+    front.reset_index().to_csv(run_dir / "pareto.csv", index=False)
+    assert neas.load_run(run_dir).best()["id"] == "e002"
+    # ... and where the limits leave no trained one, the search's best among the rest
+    front.loc["e002", "macs"] = front["macs"].max() + 1
+    front.reset_index().to_csv(run_dir / "pareto.csv", index=False)
+    assert neas.load_run(run_dir).best(max_macs=front["macs"].max() - 1)["id"] == "e001"
     (run_dir / "pareto.csv").write_text(original)
     assert (folder / "model.pt").exists() and not (folder / "model.onnx").exists()
     assert "onnx" not in m and "latency" not in m
