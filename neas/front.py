@@ -1,7 +1,8 @@
 """The rules that pick an ensemble from a front (``pareto.csv`` as a DataFrame), written once:
-the best by validation accuracy (fewest MACs breaking ties) and the cheapest within a tolerance
-of it. ``neas export --select best``, ``load_run(...).best()``, ``NEASClassifier`` and the
-cascade's threshold use them.
+the best by validation accuracy (fewest MACs breaking ties), the cheapest within a tolerance
+of it, and the best as the user gets it (final-trained ensembles first, ``best_as_trained``).
+``neas export --select best``, ``load_run(...).best()``, ``NEASClassifier`` and the cascade's
+threshold use them.
 
 >>> import pandas as pd
 >>> front = pd.DataFrame({"id": ["a", "b", "c"], "val_accuracy": [0.90, 0.95, 0.95],
@@ -42,7 +43,7 @@ def best_as_trained(front: pd.DataFrame) -> pd.Series:
 
     A trained ensemble is not ranked against the others' search scores: the search's best score
     is the highest of about a hundred on the same validation images, so it is inflated by
-    that choice, while the final stage's is measured after four more epochs of training. On the
+    that choice, while the final stage's is measured after its further training. On the
     digits main job (seeds 0-2 at 12, 14 and 20 supernet epochs, 9 runs) ranking both on one
     scale passed over the trained ensemble in 5 runs for an untrained one that tied or led by an
     image or two, and the trained one scored 0.33 points higher on test on average in those 5.
