@@ -36,7 +36,7 @@ LAYERS = {
         (
             "nn", "cost", "data", "search_spaces", "config", "run", "evaluate", "errors",
             "budget", "device", "progress", "plots", "tabular", "table_columns", "torchfile",
-            "layout", "time_limit", "front", "files", "checkpoint", "job_space",
+            "layout", "time_limit", "front", "files", "checkpoint", "job_space", "workers",
         ),
         0,
     ),

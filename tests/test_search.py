@@ -365,7 +365,9 @@ def test_export_takes_the_searchs_front_ensembles_as_it_would_compute_them(
     )
 
     def exported(**kw):
-        folders = export_run(run_copy, formats=["torch"], show_progress=False, **kw)
+        # one process: the calls counted are this one's (``tests/test_workers.py`` checks
+        # that workers export the same)
+        folders = export_run(run_copy, formats=["torch"], show_progress=False, workers=1, **kw)
         manifests = [json.loads((f / "manifest.json").read_text()) for f in folders]
         weights = [load_ensemble(f / "model.pt").net.state_dict() for f in folders]
         return manifests, weights

@@ -80,6 +80,7 @@ from neas.run import (
     writable_dir,
 )
 from neas.search_spaces.arch import EnsembleArch
+from neas.workers import Workers, cpu_workers
 
 log = logging.getLogger("neas")
 
@@ -327,6 +328,7 @@ def export_run(
     final_time_share: Callable[[], float] | None = None,
     trained: TrainedRun | None = None,
     calibrated: Mapping[str, CalibratedEnsemble] | None = None,
+    workers: int | None = None,
 ) -> list[Path]:
     """Export the selected ensembles of ``run_dir``; returns their folders (see module doc).
 
@@ -353,6 +355,10 @@ def export_run(
     ``calibrated`` (``SearchResult.calibrated``: the search's front ensembles by architecture
     JSON, calibrated on this run's supernet) spares recalibrating them and computing their
     logits again; ensembles it lacks are computed as without it.
+    ``workers``: ensembles without final training, exported on one thread each (``threads=1``)
+    and with no time limit, are exported that many at a time in forked processes
+    (``neas.workers``; ``None``: one per torch thread on a CPU, ``cpu_workers``); their
+    latencies are then timed while the others export, one process per core.
 
     Example (not run as a doctest: it trains or needs a run folder)::
 
@@ -391,22 +397,9 @@ def export_run(
     ):
         remove_stale_exports(run, front_archs(read_pareto(run)))  # the front may have changed
         task = progress.add_task("export", total=len(rows), info="")
-        for i, (_, row) in enumerate(rows.iterrows()):
-            if stop_when is not None and stop_when():
-                left = ", ".join(map(str, rows["id"].iloc[i:]))
-                log.info(f"time limit: not exported {left} (export them with `neas export`)")
-                break
-            progress.update(task, info=str(row["id"]))
-            out = writable_dir(ensemble_dir(run, row["id"]))
-            final = (
-                (final_epochs, final_init, final_patience, final_refit)
-                if final_epochs
-                else (0, None, 0, False)
-            )
-            if resume and _finished(out, str(row["arch"]), chosen, final, cascade):
-                folders.append(out)
-                progress.update(task, advance=1)
-                continue
+
+        def export_row(item: tuple[pd.Series, Path]) -> Path:
+            row, out = item
             export_ensemble(
                 trained,
                 row,
@@ -423,8 +416,34 @@ def export_run(
                 final_time_share=final_time_share,
                 calibrated=(calibrated or {}).get(str(row["arch"])),
             )
-            folders.append(out)
-            progress.update(task, advance=1)
+            return out
+
+        parallel = not final_epochs and threads == 1 and stop_when is None and len(rows) > 1
+        n = (cpu_workers(None, dev) if workers is None else workers) if parallel else 1
+        with Workers(export_row, n) as pool:
+            waits: list[Callable[[], Path]] = []  # forked: in the rows' order
+            for i, (_, row) in enumerate(rows.iterrows()):
+                if stop_when is not None and stop_when():
+                    left = ", ".join(map(str, rows["id"].iloc[i:]))
+                    log.info(f"time limit: not exported {left} (export them with `neas export`)")
+                    break
+                progress.update(task, info=str(row["id"]))
+                out = writable_dir(ensemble_dir(run, row["id"]))
+                final = (
+                    (final_epochs, final_init, final_patience, final_refit)
+                    if final_epochs
+                    else (0, None, 0, False)
+                )
+                if resume and _finished(out, str(row["arch"]), chosen, final, cascade):
+                    waits.append(lambda out=out: out)
+                else:
+                    waits.append(pool.submit((row, out)))  # without workers: exported now
+                if not pool.forked:
+                    folders.append(waits.pop()())
+                    progress.update(task, advance=1)
+            for wait in waits:
+                folders.append(wait())
+                progress.update(task, advance=1)
         rescore_front(run, folders)
     return folders
 

@@ -26,6 +26,7 @@ from neas.layout import ENSEMBLES
 from neas.limited import finish_in_time
 from neas.run import Run, front_archs, real_dir
 from neas.time_limit import JobClock
+from neas.workers import cpu_workers
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class ExportStage:
                         resume=self.resume,
                         trained=trained,
                         calibrated=self.calibrated,
+                        workers=cpu_workers(trained.threads, self.device),
                     )
         run.mark_done(self.name, self.inputs(run), exported=[f.name for f in folders])
         return folders
