@@ -235,7 +235,8 @@ ThreadsOpt = Annotated[
     typer.Option(
         "--threads",
         help="torch CPU threads: N, or auto (time a few training steps at 1, 2, 4, ... cores "
-        "and keep the fastest; on a busy small machine 1 thread can be 3x faster than 2).",
+        "and keep the fastest; on a busy small machine 1 thread can be 3x faster than 2). The "
+        "export of the front's other ensembles runs in that many processes, one thread each.",
     ),
 ]
 EpochsOpt = Annotated[
