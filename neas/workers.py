@@ -6,16 +6,18 @@ second process halves it. Measured on the digits main job's front (19 ensembles,
 ``export_run`` with ``workers=1`` and ``2`` alternating, twice each): 25.1 and 26.7 s in one
 process, 13.3 and 13.7 s in two.
 Scoring ensembles on the supernet (BN recalibration, validation logits) was tried the same way
-and is not done here: on the same machine two processes scored 1.2-1.3x faster than one
-process at one thread, which two intra-op threads already give, and the main job's search
-took 28.2 s against 30.3 s (mean of 3, within the noise).
+and is not done here: on the same machine two processes scored 16 ensembles 1.2-1.3x faster
+than one process at two threads, and the search stage took 28.2 s against 30.3 s (mean of 3,
+inside the noise): scoring is memory-bound, a second process buys what a second thread does.
 
 ``Workers(fn, n)`` forks ``n`` processes that inherit everything the parent holds (the run,
 the supernet, the data), so nothing large is pickled: only the items sent and the results
 returned. With ``n <= 1`` or on a platform without ``fork``, ``fn`` runs in this process and
 nothing is forked. Results come back in the order the items were given; an exception in a
-worker is raised here. Each worker runs torch on one thread. Leaving the block (normally or
-by an exception) ends the workers.
+worker is raised here, and a worker that dies (killed, out of memory) fails the work with
+``BrokenProcessPool`` instead of leaving it waiting. Each worker runs torch on one thread.
+Leaving the block ends the workers: normally once their work is done; on an exception (Ctrl-C,
+a time limit, a failed item) at once, the work not yet returned dropped.
 
 >>> with Workers(lambda x: x * x, 2) as pool:
 ...     pool.map([1, 2, 3])
@@ -30,7 +32,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from multiprocessing.pool import AsyncResult, Pool
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -40,8 +42,8 @@ from neas.device import usable_cores
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: The function the forked workers call: set in the parent just before forking (a closure over
-#: the supernet need not be pickled: the workers inherit it), cleared after.
+#: The function the forked workers call: set in the parent for the life of a ``Workers`` block
+#: (a closure over the supernet need not be pickled: the workers inherit it).
 _FN: Callable[[Any], Any] | None = None
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -82,7 +84,7 @@ class Workers(Generic[T, R]):
 
     def __init__(self, fn: Callable[[T], R], n: int) -> None:
         self.fn, self.n = fn, max(1, int(n))
-        self._pool: Pool | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
     @property
     def forked(self) -> bool:
@@ -93,19 +95,27 @@ class Workers(Generic[T, R]):
         if self.n > 1 and can_fork():
             if _FN is not None:
                 raise RuntimeError("Workers do not nest")
-            _FN = self.fn
-            try:
-                ctx = multiprocessing.get_context("fork")
-                self._pool = ctx.Pool(self.n, initializer=_init_worker, initargs=(os.getpid(),))
-            finally:
-                _FN = None  # the workers hold their copy; this process keeps none
+            _FN = self.fn  # held while the block runs: workers are forked as work arrives
+            self._pool = ProcessPoolExecutor(
+                self.n,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
+            )
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        global _FN
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            if kind is not None:  # nobody waits for the rest: end the workers now
+                for process in list((pool._processes or {}).values()):
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=kind is not None)
+        finally:
+            _FN = None
 
     def submit(self, item: T) -> Callable[[], R]:
         """Start ``fn(item)`` in a worker (here, at once, without workers); returns a function
@@ -113,8 +123,7 @@ class Workers(Generic[T, R]):
         if self._pool is None:
             result = self.fn(item)
             return lambda: result
-        pending: AsyncResult = self._pool.apply_async(_call, (item,))
-        return pending.get
+        return self._pool.submit(_call, item).result
 
     def map(self, items: Iterable[T]) -> list[R]:
         """``fn`` of each item, in order (all started at once in the workers)."""

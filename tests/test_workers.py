@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,10 @@ from neas.pipeline import evolve
 from neas.workers import Workers, can_fork, cpu_workers
 
 forks = pytest.mark.skipif(not can_fork(), reason="no fork on this platform")
+
+
+def _dies(x: int) -> int:
+    os._exit(3)
 
 
 def _fails_on_3(x: int) -> int:
@@ -40,6 +45,8 @@ def test_workers_keep_order_and_run_elsewhere_and_raise_here() -> None:
         assert not pool.forked and set(pool.map(range(3))) == {parent}
     with Workers(_fails_on_3, 2) as pool, pytest.raises(ValueError, match="three"):
         pool.map(range(5))
+    with Workers(_dies, 2) as pool, pytest.raises(BrokenProcessPool):  # fails, never hangs
+        pool.map(range(2))
 
 
 def test_cpu_workers_rule() -> None:

@@ -357,7 +357,7 @@ def export_run(
     logits again; ensembles it lacks are computed as without it.
     ``workers``: ensembles without final training, exported on one thread each (``threads=1``)
     and with no time limit, are exported that many at a time in forked processes
-    (``neas.workers``; ``None``: one per torch thread on a CPU, ``cpu_workers``); their
+    (``neas.workers``; ``None``: one per usable CPU core, ``cpu_workers``); their
     latencies are then timed while the others export, one process per core.
 
     Example (not run as a doctest: it trains or needs a run folder)::
