@@ -135,3 +135,31 @@ def _alive(pid: int) -> bool:
         Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
     )
     return state not in ("Z", "X")  # a zombie has ended
+
+
+@forks
+def test_resumed_export_in_workers_redoes_only_what_is_missing(run_copy, monkeypatch) -> None:
+    """As a job killed mid-export leaves it: one ensemble's folder without its manifest. The
+    resumed export with workers exports that one only, and returns the folders in order."""
+    import neas.deploy.export as export
+    from neas.deploy import export_run
+
+    opts = SearchOptions(population=4, generations=1, latency=False, calibration_images=64)
+    evolve(run_copy, options=opts, resume=False, threads=1, show_progress=False, report=False)
+    first = export_run(run_copy, formats=["torch"], workers=2, show_progress=False)
+    assert len(first) >= 2
+    before = [json.loads((f / "manifest.json").read_text()) for f in first]
+    (first[1] / "manifest.json").unlink()  # killed before its last write
+    pids = run_copy / "pids.txt"
+    real = export.export_ensemble
+
+    def spy(run, row, **kw):
+        with open(pids, "a") as f:
+            f.write(f"{row['id']}\n")
+        return real(run, row, **kw)
+
+    monkeypatch.setattr(export, "export_ensemble", spy)
+    again = export_run(run_copy, formats=["torch"], workers=2, resume=True, show_progress=False)
+    assert again == first and pids.read_text().split() == [first[1].name]
+    after = [json.loads((f / "manifest.json").read_text()) for f in again]
+    assert [m["accuracy"] for m in after] == [m["accuracy"] for m in before]
