@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from neas.config import SearchOptions
+from neas.device import usable_cores
 from neas.pipeline import evolve
 from neas.workers import Workers, can_fork, cpu_workers
 
@@ -53,7 +54,7 @@ def test_cpu_workers_rule() -> None:
     assert cpu_workers(3, "cpu") == (3 if can_fork() else 1)
     assert cpu_workers(1, "cpu") == 1
     assert cpu_workers(4, torch.device("cuda")) == 1  # the GPU scores, not processes
-    assert cpu_workers(None, "cpu") >= 1
+    assert cpu_workers(None, "cpu") == (usable_cores() if can_fork() else 1)  # one per core
 
 
 @forks

@@ -418,10 +418,15 @@ def export_run(
             )
             return out
 
+        final = (
+            (final_epochs, final_init, final_patience, final_refit)
+            if final_epochs
+            else (0, None, 0, False)
+        )
         parallel = not final_epochs and threads == 1 and stop_when is None and len(rows) > 1
         n = (cpu_workers(None, dev) if workers is None else workers) if parallel else 1
         with Workers(export_row, n) as pool:
-            waits: list[Callable[[], Path]] = []  # forked: in the rows' order
+            waits: list[Callable[[], Path]] = []  # forked: collected below, in the rows' order
             for i, (_, row) in enumerate(rows.iterrows()):
                 if stop_when is not None and stop_when():
                     left = ", ".join(map(str, rows["id"].iloc[i:]))
@@ -429,18 +434,15 @@ def export_run(
                     break
                 progress.update(task, info=str(row["id"]))
                 out = writable_dir(ensemble_dir(run, row["id"]))
-                final = (
-                    (final_epochs, final_init, final_patience, final_refit)
-                    if final_epochs
-                    else (0, None, 0, False)
-                )
                 if resume and _finished(out, str(row["arch"]), chosen, final, cascade):
-                    waits.append(lambda out=out: out)
+                    done: Callable[[], Path] = lambda out=out: out  # noqa: E731
                 else:
-                    waits.append(pool.submit((row, out)))  # without workers: exported now
-                if not pool.forked:
-                    folders.append(waits.pop()())
-                    progress.update(task, advance=1)
+                    done = pool.submit((row, out))  # without workers: exported here, now
+                if pool.forked:
+                    waits.append(done)
+                    continue
+                folders.append(done())
+                progress.update(task, advance=1)
             for wait in waits:
                 folders.append(wait())
                 progress.update(task, advance=1)
