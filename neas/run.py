@@ -29,12 +29,14 @@ a killed run leaves whole files and perhaps a temp file; resuming removes the te
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,18 +135,23 @@ def remove_stale_exports(run_dir: str | os.PathLike[str], front: dict[str, str])
         arch = front.get(folder.name)
         unfinished = not (folder / MANIFEST).exists()  # never served; resumable
         if arch is None or not (unfinished or export_matches(folder, arch)):
-            shutil.rmtree(folder)
+            # another evolve worker of this run may have removed it first
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(folder)
             stale.append(folder.name)
     return stale
 
 
 def writable_dir(path: Path) -> Path:
-    """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``."""
+    """Create ``path`` and prove it is writable, or raise a one-line ``RunDirError``.
+
+    The probe is a temp file of its own (nameless where the OS allows), so processes that
+    share a run folder (``neas evolve`` workers) never remove each other's probe.
+    """
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=path):
+            pass
     except OSError as exc:
         raise RunDirError(f"cannot write to {path}: {exc.strerror or exc}") from None
     return path

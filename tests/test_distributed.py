@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from neas.evolution._study import (
 )
 from neas.evolution.problem import front_mask
 from neas.pipeline import evolve, train
+from neas.run import writable_dir
 from tests.conftest import make_problem, tiny_run
 
 POPULATION, EVALUATIONS = 4, 12
@@ -106,6 +108,16 @@ def test_a_dead_workers_claim_is_taken_over(parts, tmp_path) -> None:
     assert trials[claimed.number + 1].user_attrs[EVALUATED_BY] == worker_id()
     assert calls.count(arch) == 1
     assert sum(t.state.name == "COMPLETE" for t in trials) == 9
+
+
+def test_workers_probing_one_run_folder_leave_each_others_files(tmp_path) -> None:
+    """Two ``neas evolve`` workers prove the run folder writable at the same moment: one's
+    probe must not remove the other's (a shared probe name failed a worker with ENOENT)."""
+    other = tmp_path / ".write-test"  # the name the probe once had, held by another process
+    other.write_bytes(b"")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: writable_dir(tmp_path), range(400)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".write-test"]
 
 
 def _worker(run, storage: str, log) -> subprocess.Popen:
