@@ -348,7 +348,10 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities (N x classes, columns in ``classes_`` order)."""
         check_is_fitted(self, "ensemble_")
         x = self._features(X, reset=False)
-        return self.ensemble_.predict_proba(x, normalize=True).astype(np.float64)
+        probs = self.ensemble_.predict_proba(x, normalize=True).astype(np.float64)
+        # renormalised in float64: float32 rows miss 1 by ~1e-7, which scikit-learn's
+        # log_loss warns about (its tolerance is float64's)
+        return probs / probs.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (of the type of ``y`` in ``fit``)."""

@@ -76,6 +76,9 @@ def test_dataframe_with_text_and_missing_values_string_labels_and_pickle() -> No
     assert set(clf.predict(Xte)) <= set(labels) and clf.score(Xte, yte) > 0.8
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(Xte), clf.predict_proba(Xte))
+    probs = clf.predict_proba(Xte)  # rows sum to 1 at float64's precision (log_loss checks)
+    assert probs.dtype == np.float64
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=np.sqrt(np.finfo(np.float64).eps))
 
 
 def test_images_use_the_mbconv_space() -> None:
