@@ -170,6 +170,10 @@ MIN_TIME_LIMIT, MAX_TIME_LIMIT = 60.0, 30 * 24 * 3600.0  # one minute .. thirty 
 #: The final stage's peak learning rate for inherited weights (refined gently; fresh weights
 #: train at the run's own rate, with one warm-up epoch: ``neas.deploy.final``).
 FINAL_INHERIT_LR = 1e-3
+#: The most of a training's epochs its linear warm-up takes (``TrainConfig.warmup_epochs`` is
+#: cut to it): a supernet trained one epoch under a time limit once warmed up the whole epoch
+#: and ended at its peak learning rate, never annealed.
+WARMUP_MAX_SHARE = 0.25
 #: Fraction of a dataset without an official test split held out for test.
 TEST_FRACTION = 0.2
 #: CPU threads of an export (torch and ONNX Runtime) and of its reported ONNX latency: tiny

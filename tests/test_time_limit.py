@@ -286,6 +286,33 @@ def test_training_under_a_window_anneals_by_the_clock_and_ends_with_it() -> None
     assert lrs[-1] == pytest.approx(cfg.base_lr * 0.5 * (1 + math.cos(0.9 * math.pi)))
 
 
+def test_a_one_epoch_training_warms_up_a_quarter_of_it_then_anneals() -> None:
+    # a time limit plans one supernet epoch; with the default one-epoch warm-up the learning
+    # rate rose the whole epoch and training ended at its peak
+    import torch
+
+    from neas.config import WARMUP_MAX_SHARE, TrainConfig
+    from neas.training.loop import fit
+
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    cfg = TrainConfig(epochs=1, batch_size=4, augment=False, channels_last=False)
+    assert cfg.warmup_epochs == 1.0 and WARMUP_MAX_SHARE == 0.25
+    lrs: list[float] = []
+
+    def loss_fn(m, xb, yb, epoch, step):
+        lrs.append(opt.param_groups[0]["lr"])
+        return torch.nn.functional.cross_entropy(m(xb), yb), 1
+
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.base_lr)
+    fit(model, x, y, config=cfg, loss_fn=loss_fn, optimizer=opt, show_progress=False)
+    assert len(lrs) == 16 and max(lrs) == pytest.approx(cfg.base_lr)
+    # 4 warm-up steps (a quarter of 16) rise to the peak, where the cosine starts
+    assert all(a < b for a, b in zip(lrs[:3], lrs[1:4]))
+    assert lrs[3] == lrs[4] == pytest.approx(cfg.base_lr)
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.02 * cfg.base_lr
+
+
 def test_a_final_stage_that_cannot_buy_an_epoch_gives_its_share_to_training() -> None:
     t = [0.0]
     clock = JobClock(1000.0, now=lambda: t[0])

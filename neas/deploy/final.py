@@ -53,7 +53,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neas.config import FINAL_INHERIT_LR, FINAL_INITS, FINAL_PERTURB, TrainConfig
+from neas.config import (
+    FINAL_INHERIT_LR,
+    FINAL_INITS,
+    FINAL_PERTURB,
+    WARMUP_MAX_SHARE,
+    TrainConfig,
+)
 from neas.errors import ConfigError, RunDirError
 from neas.files import atomic_torch_save
 from neas.nn.builder import static_ensemble
@@ -110,7 +116,7 @@ def final_config(config: TrainConfig, *, epochs: int, init: str) -> TrainConfig:
     learning rate that suits ``init``."""
     if init == "inherit":
         return replace(config, epochs=epochs, lr=FINAL_INHERIT_LR, warmup_epochs=0.0)
-    return replace(config, epochs=epochs, warmup_epochs=min(1.0, epochs / 4))
+    return replace(config, epochs=epochs, warmup_epochs=min(1.0, epochs * WARMUP_MAX_SHARE))
 
 
 def member_loss(

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neas.config import CHECKPOINT_SECONDS, STOP_CHECKS, TrainConfig
+from neas.config import CHECKPOINT_SECONDS, STOP_CHECKS, WARMUP_MAX_SHARE, TrainConfig
 from neas.errors import ConfigError
 from neas.progress import make_progress
 from neas.training.distributed import World, rank_seed
@@ -246,7 +246,8 @@ def fit(
     n = len(x)
     steps = max(1, n // config.batch_size)  # drop the last partial batch
     total = steps * config.epochs
-    warmup = int(round(config.warmup_epochs * steps))
+    # a short training (a time limit's one or two epochs) still anneals: warm-up <= a share
+    warmup = int(round(min(config.warmup_epochs, WARMUP_MAX_SHARE * config.epochs) * steps))
     use_amp = config.amp and device.type == "cuda"
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     if state.stop:  # stopped early before a resume: nothing left to train
