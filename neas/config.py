@@ -167,9 +167,6 @@ EXPORT_SCORINGS = 3
 #: one Fashion-MNIST supernet epoch is minutes long on a CPU, too coarse a point to stop at.
 STOP_CHECKS = 50
 MIN_TIME_LIMIT, MAX_TIME_LIMIT = 60.0, 30 * 24 * 3600.0  # one minute .. thirty days
-#: The final stage's peak learning rate for inherited weights (refined gently; fresh weights
-#: train at the run's own rate, with one warm-up epoch: ``neas.deploy.final``).
-FINAL_INHERIT_LR = 1e-3
 #: The most of a training's epochs its linear warm-up takes (``TrainConfig.warmup_epochs`` is
 #: cut to it): a supernet trained one epoch under a time limit once warmed up the whole epoch
 #: and ended at its peak learning rate, never annealed.

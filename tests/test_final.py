@@ -235,9 +235,10 @@ def test_refit_trains_the_same_start_on_train_and_val_for_the_kept_epochs(tmp_pa
     assert timed.refit_rows == 0 and timed.held_out is None
 
 
-def test_fresh_inits_train_at_the_run_rate_with_warm_up() -> None:
+def test_every_init_trains_at_the_run_rate_fresh_ones_with_warm_up() -> None:
     cfg = TrainConfig().settled(rows=1_000, table=False)
-    assert final_config(cfg, epochs=4, init="inherit").base_lr < cfg.base_lr
+    inherited = final_config(cfg, epochs=4, init="inherit")
+    assert inherited.base_lr == cfg.base_lr and inherited.warmup_epochs == 0.0
     fresh = final_config(cfg, epochs=4, init="scratch")
     assert fresh.base_lr == cfg.base_lr and fresh.warmup_epochs == 1.0
     assert replace(fresh, warmup_epochs=cfg.warmup_epochs, epochs=cfg.epochs) == cfg

@@ -54,7 +54,6 @@ import torch
 import torch.nn.functional as F
 
 from neas.config import (
-    FINAL_INHERIT_LR,
     FINAL_INITS,
     FINAL_PERTURB,
     WARMUP_MAX_SHARE,
@@ -112,10 +111,16 @@ def initialise(
 
 
 def final_config(config: TrainConfig, *, epochs: int, init: str) -> TrainConfig:
-    """The training settings of the final stage: the run's, for ``epochs`` epochs, at a
-    learning rate that suits ``init``."""
+    """The training settings of the final stage: the run's (its learning rate included), for
+    ``epochs`` epochs; inherited weights start at the peak rate, fresh ones warm up.
+
+    The inherited weights once trained at a third of the run's rate (gentle fine-tuning):
+    after a time limit's one-epoch supernet that left them underfitted, the run's own rate
+    gave 90.67 % test on Fashion-MNIST against 89.46 % in the same 350 s (README, "Final
+    training"); on the digits main job, seeds 0-2, 98.89 % each against 98.80 % mean.
+    """
     if init == "inherit":
-        return replace(config, epochs=epochs, lr=FINAL_INHERIT_LR, warmup_epochs=0.0)
+        return replace(config, epochs=epochs, warmup_epochs=0.0)
     return replace(config, epochs=epochs, warmup_epochs=min(1.0, epochs * WARMUP_MAX_SHARE))
 
 
