@@ -32,6 +32,7 @@ before and after, so the seconds can be compared across machines.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import os
@@ -357,13 +358,15 @@ def main() -> None:
                 print({k: v for k, v in rows[-1].items() if k != "stages"}, flush=True)
     ref_after = ref_seconds()
     done = {(r["limit_s"], r["method"], r["seed"]) for r in rows}
-    # read at the end, so that two runs side by side (e.g. --methods neas and --methods
-    # deep_ensemble on two cores) keep each other's rows
-    old = json.loads(path.read_text())["rows"] if path.exists() else []
-    rows = [r for r in old if (r["limit_s"], r["method"], r["seed"]) not in done] + rows
     command = " ".join(["python benchmarks/time_limit.py", *sys.argv[1:]])
     ref = {"before_s": round(ref_before, 2), "after_s": round(ref_after, 2)}
-    report({"command": command, "reference_workload_1_thread": ref, "rows": rows})
+    # read at the end, under a lock, so that two runs side by side (e.g. --methods neas and
+    # --methods deep_ensemble on two cores) keep each other's rows even if they end together
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(path.read_text())["rows"] if path.exists() else []
+        rows = [r for r in old if (r["limit_s"], r["method"], r["seed"]) not in done] + rows
+        report({"command": command, "reference_workload_1_thread": ref, "rows": rows})
 
 
 def report(results: dict[str, Any]) -> None:
