@@ -53,12 +53,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neas.config import (
-    FINAL_INITS,
-    FINAL_PERTURB,
-    WARMUP_MAX_SHARE,
-    TrainConfig,
-)
+from neas.config import FINAL_INITS, FINAL_PERTURB, TrainConfig
 from neas.errors import ConfigError, RunDirError
 from neas.files import atomic_torch_save
 from neas.nn.builder import static_ensemble
@@ -111,17 +106,13 @@ def initialise(
 
 
 def final_config(config: TrainConfig, *, epochs: int, init: str) -> TrainConfig:
-    """The training settings of the final stage: the run's (its learning rate included), for
-    ``epochs`` epochs; inherited weights start at the peak rate, fresh ones warm up.
-
-    The inherited weights once trained at a third of the run's rate (gentle fine-tuning):
-    after a time limit's one-epoch supernet that left them underfitted, the run's own rate
-    gave 90.67 % test on Fashion-MNIST against 89.46 % in the same 350 s (README, "Final
-    training"); on the digits main job, seeds 0-2, 98.89 % each against 98.80 % mean.
-    """
+    """The training settings of the final stage: the run's, its learning rate included, for
+    ``epochs`` epochs. Inherited weights start at the peak rate (no warm-up); fresh ones warm
+    up as the run did (``fit`` caps a warm-up at ``WARMUP_MAX_SHARE`` of the epochs). Inherited
+    weights once trained at a third of the rate: measured worse (README, "Final training")."""
     if init == "inherit":
         return replace(config, epochs=epochs, warmup_epochs=0.0)
-    return replace(config, epochs=epochs, warmup_epochs=min(1.0, epochs * WARMUP_MAX_SHARE))
+    return replace(config, epochs=epochs)
 
 
 def member_loss(
