@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import math
 import os
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from neas.ranking import fresh_ensemble
 from neas.run import read_pareto
 from neas.search_spaces import EnsembleArch, SearchSpace
 from neas.search_spaces.spec import SKIP
+from neas.time_limit import plan_final_epochs
 from neas.training.loop import ensemble_loss, fit, make_optimizer, seeded_rng
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -176,7 +176,8 @@ def deep_ensemble(limit_s: float, seed: int) -> dict[str, Any]:
     """Two half-budget networks trained one after the other, each for a window of the time
     left (the first half of it, the second the rest, less the test scoring), its learning rate
     annealed by that window's clock and its training ended by it, as neas's final stage is
-    (``fit(time_share=...)``); epochs planned from one timed step as an upper bound."""
+    (``fit(time_share=...)``); epochs planned from one timed step by neas's rule
+    (``plan_final_epochs``: one more than the estimate fills, so the clock ends training)."""
     t0 = time.perf_counter()
     ds = load_data(DataOptions(source="fashion-mnist", val_fraction=float(VAL_FRACTION)))
     space = build_space(SpaceOptions(), ds)
@@ -194,7 +195,8 @@ def deep_ensemble(limit_s: float, seed: int) -> dict[str, Any]:
     for i, net in enumerate(nets):
         start = time.perf_counter()
         end = start + (deadline - start) / (len(nets) - i)
-        cfg = replace(base, epochs=max(1, math.ceil((end - start) / epoch_s)))
+        # the window's epochs as neas's final stage plans them (one more than the estimate)
+        cfg = replace(base, epochs=max(1, plan_final_epochs(end - start, epoch_s=epoch_s)))
         member_seed = 1000 * seed + i + 1
         with seeded_rng(member_seed):
             net, _, state = fit(

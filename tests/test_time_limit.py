@@ -112,8 +112,9 @@ def test_plans_turn_seconds_into_work() -> None:
     assert plan_epochs(100.0, epoch_s=10.0, fixed_s=20.0) == 8
     assert plan_epochs(1.0, epoch_s=10.0) == 1  # at least one epoch
     assert plan_evaluations(100.0, eval_s=0.5, reserve=16) == 184
-    assert plan_final_epochs(100.0, epoch_s=30.0) == 4  # rounded up: the clock ends the last
-    assert plan_final_epochs(20.0, epoch_s=30.0) == 1  # a part of one, annealed by the clock
+    assert plan_final_epochs(100.0, epoch_s=30.0) == 5  # one more: the clock ends the last
+    assert plan_final_epochs(20.0, epoch_s=30.0) == 2  # a part of one, annealed by the clock
+    assert plan_final_epochs(100.0, epoch_s=30.0, cap=3) == 3  # the user's epochs cap it
     assert plan_final_epochs(10.0, epoch_s=30.0) == 0  # under TIME_FINAL_MIN_EPOCHS: none
 
 
