@@ -93,10 +93,13 @@ def feasible(history: pd.DataFrame, budget: int) -> pd.DataFrame:
 
 
 def spread_over_splits(history: pd.DataFrame, budget: int, n: int) -> pd.DataFrame:
-    """Up to ``n`` proposals: the best-validation one of each of ``n`` split bands."""
+    """Up to ``n`` proposals: the best-validation one of each of ``n`` split bands; where the
+    search scored fewer distinct splits than ``n``, the best of the others fill up to ``n``."""
     rows = feasible(history, budget)
     bands = np.array_split(np.sort(rows["split"].unique()), min(n, rows["split"].nunique()))
-    return pd.DataFrame([rows[rows["split"].isin(b)].iloc[0] for b in bands if len(b)])
+    chosen = pd.DataFrame([rows[rows["split"].isin(b)].iloc[0] for b in bands if len(b)])
+    more = rows[~rows["arch"].isin(chosen["arch"])].head(max(0, n - len(chosen)))
+    return pd.concat([chosen, more])
 
 
 def scores(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
@@ -237,11 +240,9 @@ class Rows:
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
         self.rows = [json.loads(line) for line in lines if line.strip()]
 
-    def has(self, method: str, init: str, epochs: int, split: int | None = None) -> bool:
+    def has(self, method: str, init: str, epochs: int) -> bool:
         return any(
-            (r["method"], r["init"], r["epochs"]) == (method, init, epochs)
-            and (split is None or r["split"] == split)
-            for r in self.rows
+            (r["method"], r["init"], r["epochs"]) == (method, init, epochs) for r in self.rows
         )
 
     def add(self, row: dict[str, Any]) -> None:
@@ -258,7 +259,11 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
     epochs = args.tau_epochs or max(args.epochs_list)
     for _, row in spread_over_splits(history, budget, args.tau).iterrows():
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
-        if kept.has("tau", args.tau_init, epochs, split=int(arch.split)):
+        if any(  # measured before (a resumed run): the same split and MACs
+            (r["method"], r["init"], r["epochs"], r["split"], r["macs"])
+            == ("tau", args.tau_init, epochs, int(arch.split), int(row["macs"]))
+            for r in kept.rows
+        ):
             continue
         with torch_threads(args.threads):
             net, final_s = trained_net(run, arch, epochs=epochs, init=args.tau_init, seed=seed)
@@ -289,8 +294,8 @@ def tau_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "",
         f"Does the search rank what the final stage yields? {len(frame)} ensembles of seed "
-        f"{int(frame['seed'].iloc[0])}'s search, the best-validation one of each split band, "
-        "each trained "
+        f"{int(frame['seed'].iloc[0])}'s search, the best-validation one of each split band "
+        "(the next best filling up where it scored fewer distinct splits), each trained "
         f"{int(frame['epochs'].iloc[0])} epochs from `{frame['init'].iloc[0]}`: Kendall tau "
         f"between the search's validation accuracy and the validation accuracy after final "
         f"training = **{tau:.2f}**.",
