@@ -9,8 +9,8 @@ from neas.evolution.problem import SearchProblem
 
 
 class RandomSearch(SearchStrategy):
-    """Random genomes within the MACs budget (``SearchProblem.sample_feasible``: the split
-    uniform over those the budget allows, then uniform ops), in batches of ``population``."""
+    """Random genomes within the MACs budget (``SearchProblem.sample_feasible``: the splits
+    the budget allows in shuffled rounds, then uniform ops), in batches of ``population``."""
 
     name = "random"
 

@@ -192,7 +192,7 @@ class SearchProblem:
         return ev
 
     def sample_feasible(self, n: int, rng: np.random.Generator, *, tries: int = 200) -> np.ndarray:
-        """``n`` random genomes within budget, their split uniform over the splits it allows.
+        """``n`` random genomes within budget, spread evenly over the splits it allows.
 
         Each genome takes its split first, then draws its ops uniformly, redrawn up to
         ``tries`` times until they fit; then random genes become their layer's cheapest op until
