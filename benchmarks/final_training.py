@@ -240,10 +240,10 @@ class Rows:
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
         self.rows = [json.loads(line) for line in lines if line.strip()]
 
-    def has(self, method: str, init: str, epochs: int) -> bool:
-        return any(
-            (r["method"], r["init"], r["epochs"]) == (method, init, epochs) for r in self.rows
-        )
+    def has(self, method: str, init: str, epochs: int, **fields: Any) -> bool:
+        """A kept row of this method, init and epochs (and ``fields``' values, e.g. split)."""
+        want = {"method": method, "init": init, "epochs": epochs, **fields}
+        return any(all(r.get(k) == v for k, v in want.items()) for r in self.rows)
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -259,12 +259,8 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
     epochs = args.tau_epochs or max(args.epochs_list)
     for _, row in spread_over_splits(history, budget, args.tau).iterrows():
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
-        if any(  # measured before (a resumed run): the same split and MACs
-            (r["method"], r["init"], r["epochs"], r["split"], r["macs"])
-            == ("tau", args.tau_init, epochs, int(arch.split), int(row["macs"]))
-            for r in kept.rows
-        ):
-            continue
+        if kept.has("tau", args.tau_init, epochs, split=int(arch.split), macs=int(row["macs"])):
+            continue  # measured before (a resumed run)
         with torch_threads(args.threads):
             net, final_s = trained_net(run, arch, epochs=epochs, init=args.tau_init, seed=seed)
             val = ensemble_metrics(ensemble_logits(net, ds.x_val), ds.y_val)
