@@ -179,6 +179,7 @@ def search(
             plots=plots,
             world=world,
             clock=job,
+            random_summary=False,  # the search's first generation is the random baseline
         )
         searching = SearchStage(
             options, device=dev, resume=resume, show_progress=show_progress, plots=plots

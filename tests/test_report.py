@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from sklearn.datasets import load_wine
@@ -82,9 +83,16 @@ def test_report_explains_its_measures_in_words(run_dir) -> None:
     assert not re.findall(r"\b[a-z0-9]+_[a-z0-9_]+\b", text, flags=re.I)  # no raw keys
     assert "space default" not in text and "members per ensemble (K) 2 " in text
     assert re.search(r"supernet parameters \d+(\.\d+)?k ", text)
+    # a search run's random baseline is its first generation, not a second sample after training
+    history = pd.read_csv(run_dir / "search" / "history.csv")
+    first = history.query("generation == 0 and feasible").dropna(subset=["val_accuracy"])
     assert re.search(
-        r"random ensembles from the trained supernet mean val accuracy \d+\.\d\d%", text
+        r"first generation \(random ensembles within the budget\) mean val accuracy "
+        rf"{100 * first['val_accuracy'].mean():.2f}%, best {100 * first['val_accuracy'].max():.2f}%"
+        rf", mean disagreement \d+\.\d\d% \({len(first)} ensembles\)",
+        text,
     )
+    assert "random ensembles from the trained supernet" not in text
     cells = _cells(page)
     assert not [c for c in cells if re.search(r"\d[eE][+-]\d", c)]  # no scientific notation
     front = neas.load_run(run_dir).front

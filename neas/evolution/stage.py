@@ -5,7 +5,8 @@ Writes into the run folder:
     latency_table.json        per-(layer, op) latency on this device (reused when present)
     search/history.csv        every proposal: generation, arch, objectives, feasibility
     search/hypervolume.csv    hypervolume and best val accuracy per generation
-    search/summary.json       options, wall time, front size, best accuracies
+    search/summary.json       options, wall time, front size, best accuracies, the first
+                              generation's (random ensembles within the budget) scores
     search/scores.json        every architecture scored so far, after each generation: a killed
                               search resumes from it (``neas.evolution.checkpoint``)
     pareto.csv / pareto.png   the feasible non-dominated ensembles, with test accuracy
@@ -109,6 +110,28 @@ def _rows(evaluations: list[Evaluation], space) -> pd.DataFrame:
             "feasible": [e.feasible for e in evaluations],
         }
     )
+
+
+def first_generation(history: pd.DataFrame) -> dict[str, float | int] | None:
+    """Validation accuracy (mean, best) and member disagreement (mean) of the search's first
+    generation, ensembles drawn at random within the budget: what the search starts from, the
+    random baseline of a search run (``None`` without a scored one).
+
+    >>> h = pd.DataFrame({"generation": [0, 0, 1], "val_accuracy": [0.8, 0.9, 0.95],
+    ...                   "disagreement": [0.1, 0.3, 0.0], "feasible": [True, True, True]})
+    >>> first_generation(h)
+    {'ensembles': 2, 'val_accuracy_mean': 0.85, 'val_accuracy_max': 0.9, 'disagreement_mean': 0.2}
+    """
+    g = history[(history["generation"] == 0) & history["feasible"].astype(bool)]
+    g = g[np.isfinite(g["val_accuracy"])]
+    if g.empty:
+        return None
+    return {
+        "ensembles": len(g),
+        "val_accuracy_mean": round(float(g["val_accuracy"].mean()), 6),
+        "val_accuracy_max": round(float(g["val_accuracy"].max()), 6),
+        "disagreement_mean": round(float(g["disagreement"].mean()), 6),
+    }
 
 
 def latency_table_for(
@@ -323,6 +346,7 @@ def run_search(
                 if len(front_df)
                 else None
             ),
+            "first_generation": first_generation(history),
             "final_hypervolume": progress_rows[-1]["hypervolume"] if progress_rows else 0.0,
             "stopped_by_time_limit": stopped,
             "scores_reused": checkpoint.reused,

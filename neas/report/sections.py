@@ -200,6 +200,15 @@ _FRONT_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 
 
+def _first_generation(g: dict[str, Any] | None) -> str | None:
+    if not g or _finite(g.get("val_accuracy_mean")) is None:
+        return None
+    return (
+        f"mean val accuracy {_pct(g['val_accuracy_mean'])}, best {_pct(g['val_accuracy_max'])}, "
+        f"mean disagreement {_pct(g['disagreement_mean'])} ({g['ensembles']} ensembles)"
+    )
+
+
 def _search_section(run: Path, manifests: dict[str, dict[str, Any]]) -> str:
     if not (run / PARETO).is_file():
         return ""
@@ -228,6 +237,9 @@ def _search_section(run: Path, manifests: dict[str, dict[str, Any]]) -> str:
                     "best val accuracy": _pct(s.get("best_val_accuracy")),
                     "test accuracy of the best-val ensemble": _pct(
                         s.get("test_accuracy_of_best_val")
+                    ),
+                    "first generation (random ensembles within the budget)": _first_generation(
+                        s.get("first_generation")
                     ),
                 }
             )

@@ -5,7 +5,10 @@ run continues from the last epoch's checkpoint. Under a time limit (``clock``) t
 shrink steps are planned from a timed probe when the stage starts (and written into the run's
 ``config.json``), and training stops after the epoch in which the stage's time runs out.
 Under ``torchrun`` (``world``) every rank trains; only rank 0 writes the run folder and shows
-progress, and only rank 0's summary has the random ensembles' scores.
+progress, and only rank 0's summary has the random ensembles' scores. A stage with
+``random_summary=False`` scores none: a search that follows scores its own first generation of
+random ensembles (within its budget: the baseline its report shows), so ``neas search`` does not
+pay for a second random sample.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from neas.training.distributed import World
 @dataclass
 class TrainStage:
     """Train (or resume, or reuse) the run's supernet on ``device`` with ``threads`` (timed
-    for ``auto`` once the run folder and any checkpoint have been checked)."""
+    for ``auto`` once the run folder and any checkpoint have been checked); then score
+    ``summary_samples`` random ensembles if ``random_summary``."""
 
     name: ClassVar[str] = "train"
     device: torch.device
@@ -55,6 +59,7 @@ class TrainStage:
     plots: bool = True
     world: World = field(default_factory=World)
     clock: JobClock | None = None
+    random_summary: bool = True
 
     @staticmethod
     def inputs(run: Run) -> dict[str, Any]:
@@ -87,7 +92,7 @@ class TrainStage:
         )
         with torch_threads(n_threads):
             if clock is not None:
-                plan_training_time(run, clock, device=dev, world=world)
+                plan_training_time(run, clock, device=dev, world=world, summary=self.random_summary)
             supernet, state, summary = _train(
                 run,
                 resuming=resuming,
@@ -96,6 +101,7 @@ class TrainStage:
                 world=world,
                 plots=self.plots,
                 stop_when=clock.stopper("train") if clock is not None else None,
+                summary_samples=run.config.train.summary_samples if self.random_summary else 0,
             )
         if clock is not None:
             clock.end("train", epochs=state.epoch, stopped_early=state.stop)
@@ -143,7 +149,9 @@ def prepare_on_main(run: Run, *, resume: bool, force: bool, resuming: bool, worl
         raise error
 
 
-def plan_training_time(run: Run, clock: JobClock, *, device: torch.device, world: World) -> None:
+def plan_training_time(
+    run: Run, clock: JobClock, *, device: torch.device, world: World, summary: bool = True
+) -> None:
     """Start (or go on with) the training stage under ``clock``; a fresh stage times the
     probe and plans its epochs and shrink steps: the epochs the allowance holds after the
     summary's and as many shrink steps' scorings as leave at least as many epochs to shrink
@@ -172,7 +180,7 @@ def plan_training_time(run: Run, clock: JobClock, *, device: torch.device, world
         left = clock.left("train")
         at = cfg.shrink.at
         for shrinks in range(len(at), -1, -1):  # as many shrink steps as the time pays for
-            scorings = cfg.train.summary_samples + shrinks * cfg.shrink.samples
+            scorings = cfg.train.summary_samples * summary + shrinks * cfg.shrink.samples
             epochs = plan_epochs(left, epoch_s=epoch_s, fixed_s=scorings * probe["eval_s"])
             if len(cfg.shrink.epochs(epochs)) >= shrinks:
                 break
@@ -199,6 +207,7 @@ def _train(
     world: World,
     plots: bool = True,
     stop_when: Callable[[], bool] | None = None,
+    summary_samples: int = 0,
 ) -> tuple[Supernet, TrainState, dict[str, Any]]:
     cfg, dataset, dev = run.config, run.dataset, device
     torch.manual_seed(cfg.train.seed)
@@ -254,7 +263,7 @@ def _train(
             random_ensemble_accuracy(
                 supernet,
                 dataset,
-                n=cfg.train.summary_samples,
+                n=summary_samples,
                 seed=cfg.train.seed,
                 device=dev,
                 stop_when=stop_when,
