@@ -485,8 +485,8 @@ class SearchOptions:
     population: int = 16
     #: 4, was 6 (2026-12-05): on the digits main job, seeds 0-5 one after the other, the user's
     #: ensemble 98.70 % test against 98.43 %, the search 16.0 s against 21.0 s (the search's
-    #: validation ranking barely predicts test there: Kendall tau 0.1-0.4 over the ~90 ensembles a
-    #: search scores, RESULTS.md "BN recalibration images"); on the 18 real tables (seed 0,
+    #: validation ranking barely predicts test there: Kendall tau 0.07-0.20 over the ~90 ensembles
+    #: a search scores, RESULTS.md "BN recalibration images"); on the 18 real tables (seed 0,
     #: `NEASClassifier()`) mean accuracy +0.00 points, log-loss 0.372 -> 0.364.
     generations: int = 4
     evaluations: int | None = None

@@ -154,8 +154,9 @@ def plan_training_time(
 ) -> None:
     """Start (or go on with) the training stage under ``clock``; a fresh stage times the
     probe and plans its epochs and shrink steps: the epochs the allowance holds after the
-    summary's and as many shrink steps' scorings as leave at least as many epochs to shrink
-    at (the later steps are dropped). Rank 0 decides; the plan goes into ``config.json``."""
+    random-ensemble summary's scorings (if ``summary``) and as many shrink steps' scorings as
+    leave at least as many epochs to shrink at (the later steps are dropped). Rank 0 decides;
+    the plan goes into ``config.json``."""
     clock.begin("train")
     epochs = clock.planned("train", "epochs")
     cfg = run.config
@@ -180,7 +181,8 @@ def plan_training_time(
         left = clock.left("train")
         at = cfg.shrink.at
         for shrinks in range(len(at), -1, -1):  # as many shrink steps as the time pays for
-            scorings = cfg.train.summary_samples * summary + shrinks * cfg.shrink.samples
+            summary_scorings = cfg.train.summary_samples if summary else 0
+            scorings = summary_scorings + shrinks * cfg.shrink.samples
             epochs = plan_epochs(left, epoch_s=epoch_s, fixed_s=scorings * probe["eval_s"])
             if len(cfg.shrink.epochs(epochs)) >= shrinks:
                 break
