@@ -107,15 +107,12 @@ def _config_section(run: Path) -> str:
         parts.append(_kv(rows))
     if (run / TRAIN_SUMMARY).is_file():
         s = _json(run / TRAIN_SUMMARY)
-        random_text = None
-        if _finite(s.get("random_val_accuracy_mean")) is not None:
-            random_text = f"mean val accuracy {_pct(s['random_val_accuracy_mean'])}"
-            if _finite(s.get("random_val_accuracy_max")) is not None:
-                random_text += f", best {_pct(s['random_val_accuracy_max'])}"
-            if _finite(s.get("random_val_disagreement_mean")) is not None:
-                random_text += f", mean disagreement {_pct(s['random_val_disagreement_mean'])}"
-            if s.get("random_val_samples"):
-                random_text += f" ({s['random_val_samples']} sampled)"
+        random_text = _random_baseline(
+            s.get("random_val_accuracy_mean"),
+            s.get("random_val_accuracy_max"),
+            s.get("random_val_disagreement_mean"),
+            f"{s['random_val_samples']} sampled" if s.get("random_val_samples") else None,
+        )
         train_time = _seconds(s.get("train_seconds")) if "train_seconds" in s else None
         if train_time and s.get("device"):
             train_time += f" on {s['device']}"
@@ -200,12 +197,30 @@ _FRONT_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 
 
-def _first_generation(g: dict[str, Any] | None) -> str | None:
-    if not g or _finite(g.get("val_accuracy_mean")) is None:
+def _random_baseline(mean: Any, best: Any, disagreement: Any, count: str | None) -> str | None:
+    """Random ensembles' validation scores in words (the training's sample or the search's
+    first generation); the parts that are missing are left out, all of them: ``None``.
+
+    >>> _random_baseline(0.9, 0.95, 0.1, "8 sampled")
+    'mean val accuracy 90.00%, best 95.00%, mean disagreement 10.00% (8 sampled)'
+    >>> _random_baseline(0.9, None, None, None), _random_baseline(None, 0.9, 0.1, "2 ensembles")
+    ('mean val accuracy 90.00%', None)
+    """
+    if _finite(mean) is None:
         return None
-    return (
-        f"mean val accuracy {_pct(g['val_accuracy_mean'])}, best {_pct(g['val_accuracy_max'])}, "
-        f"mean disagreement {_pct(g['disagreement_mean'])} ({g['ensembles']} ensembles)"
+    text = f"mean val accuracy {_pct(mean)}"
+    if _finite(best) is not None:
+        text += f", best {_pct(best)}"
+    if _finite(disagreement) is not None:
+        text += f", mean disagreement {_pct(disagreement)}"
+    return text + (f" ({count})" if count else "")
+
+
+def _first_generation(g: dict[str, Any] | None) -> str | None:
+    g = g or {}
+    count = f"{g['ensembles']} ensembles" if g.get("ensembles") else None
+    return _random_baseline(
+        g.get("val_accuracy_mean"), g.get("val_accuracy_max"), g.get("disagreement_mean"), count
     )
 
 

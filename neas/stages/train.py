@@ -90,9 +90,12 @@ class TrainStage:
         n_threads = training_threads(
             self.threads, space, run.dataset, config=run.config.train, device=dev
         )
+        summary_samples = run.config.train.summary_samples if self.random_summary else 0
         with torch_threads(n_threads):
             if clock is not None:
-                plan_training_time(run, clock, device=dev, world=world, summary=self.random_summary)
+                plan_training_time(
+                    run, clock, device=dev, world=world, summary_samples=summary_samples
+                )
             supernet, state, summary = _train(
                 run,
                 resuming=resuming,
@@ -101,7 +104,7 @@ class TrainStage:
                 world=world,
                 plots=self.plots,
                 stop_when=clock.stopper("train") if clock is not None else None,
-                summary_samples=run.config.train.summary_samples if self.random_summary else 0,
+                summary_samples=summary_samples,
             )
         if clock is not None:
             clock.end("train", epochs=state.epoch, stopped_early=state.stop)
@@ -150,11 +153,11 @@ def prepare_on_main(run: Run, *, resume: bool, force: bool, resuming: bool, worl
 
 
 def plan_training_time(
-    run: Run, clock: JobClock, *, device: torch.device, world: World, summary: bool = True
+    run: Run, clock: JobClock, *, device: torch.device, world: World, summary_samples: int
 ) -> None:
     """Start (or go on with) the training stage under ``clock``; a fresh stage times the
     probe and plans its epochs and shrink steps: the epochs the allowance holds after the
-    random-ensemble summary's scorings (if ``summary``) and as many shrink steps' scorings as
+    random-ensemble summary's ``summary_samples`` scorings and as many shrink steps' scorings as
     leave at least as many epochs to shrink at (the later steps are dropped). Rank 0 decides;
     the plan goes into ``config.json``."""
     clock.begin("train")
@@ -181,8 +184,7 @@ def plan_training_time(
         left = clock.left("train")
         at = cfg.shrink.at
         for shrinks in range(len(at), -1, -1):  # as many shrink steps as the time pays for
-            summary_scorings = cfg.train.summary_samples if summary else 0
-            scorings = summary_scorings + shrinks * cfg.shrink.samples
+            scorings = summary_samples + shrinks * cfg.shrink.samples
             epochs = plan_epochs(left, epoch_s=epoch_s, fixed_s=scorings * probe["eval_s"])
             if len(cfg.shrink.epochs(epochs)) >= shrinks:
                 break
