@@ -175,8 +175,12 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
 
     # -- input handling ------------------------------------------------------------------------
 
-    def _features(self, X: Any, *, reset: bool) -> np.ndarray:
-        """``X`` as raw network input: N x F table rows (encoded) or N x C x H x W images."""
+    def _features(
+        self, X: Any, *, reset: bool, y: np.ndarray | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """``X`` as raw network input: N x F table rows (encoded) or N x C x H x W images.
+        Fitting (``reset``) on a table with its labels ``y``, many-valued categories are
+        target-encoded, the rows' own encodings cross-fitted with folds drawn by ``seed``."""
         frame = X if isinstance(X, pd.DataFrame) else None
         arr = validate_data(
             self, X, reset=reset, dtype=None, ensure_all_finite=False, allow_nd=True
@@ -201,8 +205,12 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             if columns is None:
                 frame.columns = [f"x{i}" for i in range(arr.shape[1])]
         if reset:
-            self.encoder_ = TableEncoder.fit(frame)
-        elif self.encoder_ is None:
+            labels = None
+            if y is not None and len(y) == len(frame) and len(np.unique(y)) > 1:
+                labels = np.unique(y, return_inverse=True)[1]
+            self.encoder_, x = TableEncoder.fit_transform(frame, labels, seed=seed)
+            return x
+        if self.encoder_ is None:
             raise ValueError("this classifier was fitted on images, not on a table")
         return self.encoder_.transform(frame.set_axis(list(self.encoder_.inputs), axis=1))
 
@@ -219,15 +227,15 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 "NEASClassifier.fit runs in one process; for data-parallel training use "
                 "`torchrun --nproc-per-node N -m neas search ...`"
             )
-        x = self._features(X, reset=True)
         y = column_or_1d(np.asarray(y), warn=True)
+        check_classification_targets(y)
+        seed = self._seed()
+        x = self._features(X, reset=True, y=y, seed=seed)
         if len(y) != len(x):
             raise ValueError(f"X has {len(x)} samples but y has {len(y)}")
-        check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y has {len(self.classes_)} class; a classifier needs at least 2")
-        seed = self._seed()
         limit = parse_duration(self.time_limit) if self.time_limit is not None else None
         keep = self.run_dir is not None
         root = Path(self.run_dir) if keep else Path(tempfile.mkdtemp(prefix="neas-fit-"))

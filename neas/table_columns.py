@@ -2,11 +2,14 @@
 
 Dates become numbers (:class:`DateColumn`): year, month, day, weekday (1 = Monday), hour (when
 any value has a time of day) and seconds since 1970-01-01 (UTC); a missing or unparsable date is
-the fit column's median date. Text with many distinct values (more than
+the fit column's median date. Free text with many distinct values (more than
 :data:`CARDINALITY_THRESHOLD`, skrub's ``TableVectorizer`` split) becomes skrub's
 ``MinHashEncoder`` features (:class:`TextColumn`): hashes of the text's character n-grams, so an
-unseen string lands near the strings it resembles; a missing value is all zeros. Both are
-recorded as plain JSON (no pickled objects); :func:`id_like` names the columns that are row ids.
+unseen string lands near the strings it resembles; a missing value is all zeros. A category of
+as many values, short ones (codes, states, names that repeat), is target-encoded when the labels
+are known (:class:`TargetColumn`): one feature per class, the smoothed share of that class among
+the rows holding the value. All are recorded as plain JSON (no pickled objects); :func:`id_like`
+names the columns that are row ids.
 
 >>> import pandas as pd
 >>> dates = pd.Series(["2024-01-05", "2024-03-01", None], name="d")
@@ -162,6 +165,115 @@ class TextColumn:
         return cls(components, tuple(float(v) for v in probe))
 
 
+#: The level a missing value of a target-encoded column is counted as (a value of its own).
+MISSING_LEVEL = "\x00missing"
+#: Folds of the cross-fitting that encodes a target-encoded column's own fit rows.
+TARGET_FOLDS = 5
+
+
+def short_values(values: pd.Series) -> bool:
+    """Whether text values are short (median under :data:`FREE_TEXT_WORDS` words): names and
+    codes, not free text."""
+    words = values.dropna().astype(str).str.split().str.len()
+    return bool(len(words)) and bool(words.median() < FREE_TEXT_WORDS)
+
+
+def _levels(series: pd.Series) -> np.ndarray:
+    """A column's values as text, a missing one as :data:`MISSING_LEVEL` (N x 1, object)."""
+    text = series.astype(object).map(lambda v: MISSING_LEVEL if pd.isna(v) else str(v))
+    return text.to_numpy(object)[:, None]
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    """A high-cardinality category as its target encoding (scikit-learn's ``TargetEncoder``,
+    ``smooth="auto"``: each value's class shares shrunk towards the shares over all fit rows, the
+    more the fewer rows hold it): one feature per class (one, the second class's share, for two
+    classes). ``levels`` are the fit values (a missing value is the level :data:`MISSING_LEVEL`),
+    ``encodings[j][i]`` feature j of level i, ``prior[j]`` feature j of an unseen value.
+
+    A model must not learn from a row's encoding of its own label, so the fit rows' features
+    come from :meth:`fit_transform`: cross-fitted over :data:`TARGET_FOLDS` folds, each row
+    encoded from the others. Rows not fitted on (validation or test rows scored later, serving)
+    get :meth:`transform`, the encoding of all fit rows.
+
+    >>> s = pd.Series(["a", "b", "a", "c", None, "a"] * 5)
+    >>> col, fitted = TargetColumn.fit_transform(s, np.array([0, 1, 1, 0, 1, 0] * 5), seed=0)
+    >>> col.levels[1:], fitted.shape, col.transform(pd.Series(["b", "zz"])).round(2).tolist()
+    (('a', 'b', 'c'), (30, 1), [[1.0], [0.5]])
+    """
+
+    levels: tuple[str, ...]
+    encodings: tuple[tuple[float, ...], ...]
+    prior: tuple[float, ...]
+
+    @classmethod
+    def fit_transform(
+        cls, series: pd.Series, y: np.ndarray, *, seed: int
+    ) -> tuple[TargetColumn, np.ndarray]:
+        """The column fitted on (``series``, ``y``) and ``series``'s cross-fitted features."""
+        import warnings
+
+        from sklearn.model_selection import StratifiedKFold
+        from sklearn.preprocessing import TargetEncoder
+
+        folds = StratifiedKFold(TARGET_FOLDS, shuffle=True, random_state=seed)
+        enc = TargetEncoder(cv=folds)
+        with warnings.catch_warnings():  # classes with fewer rows than folds: still fine
+            warnings.simplefilter("ignore", UserWarning)
+            fitted = enc.fit_transform(_levels(series), np.asarray(y))
+        prior = np.atleast_1d(np.asarray(enc.target_mean_, dtype=np.float64))
+        col = cls(
+            tuple(str(v) for v in enc.categories_[0]),
+            tuple(tuple(float(v) for v in e) for e in enc.encodings_),
+            tuple(float(v) for v in prior),
+        )
+        return col, np.asarray(fitted, dtype=np.float64)
+
+    @property
+    def components(self) -> int:
+        return len(self.prior)
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        """N x components float64: each value's encoding, an unseen one's ``prior``."""
+        index = {v: i for i, v in enumerate(self.levels)}
+        rows = np.array([index.get(v, -1) for v in _levels(series)[:, 0]], dtype=np.int64)
+        table = np.vstack([np.asarray(self.encodings, dtype=np.float64).T, self.prior])
+        return table[rows]  # row -1: the prior
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": "target",
+            "levels": list(self.levels),
+            "encodings": [list(e) for e in self.encodings],
+            "prior": list(self.prior),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TargetColumn:
+        if _get(data, "encoder", str) != "target":
+            raise DataError(f"unknown category encoder {data['encoder']!r}; known: target")
+        levels, encodings = _get(data, "levels", list), _get(data, "encodings", list)
+        prior = _get(data, "prior", list)
+        if not all(isinstance(v, str) for v in levels) or not 0 < len(prior) <= 1024:
+            raise DataError("a target-encoded column's levels or prior are malformed")
+        if len(encodings) != len(prior) or any(
+            not isinstance(e, list) or len(e) != len(levels) for e in encodings
+        ):
+            raise DataError("a target-encoded column's encodings do not match its levels")
+        try:
+            values = [np.asarray(e, dtype=np.float64) for e in (*encodings, prior)]
+        except (TypeError, ValueError):
+            raise DataError("a target-encoded column's encodings are not numbers") from None
+        if not all(np.all(np.isfinite(v)) for v in values):
+            raise DataError("a target-encoded column's encodings are not finite")
+        return cls(
+            tuple(levels),
+            tuple(tuple(float(v) for v in e) for e in encodings),
+            tuple(float(v) for v in prior),
+        )
+
+
 def id_like(name: str, values: pd.Series, *, numeric: bool) -> bool:
     """Whether a column is a row id: more than :data:`CARDINALITY_THRESHOLD` values, none
     missing, all distinct; integers counting up by one or under an id-like name (``id``,
@@ -174,8 +286,7 @@ def id_like(name: str, values: pd.Series, *, numeric: bool) -> bool:
         if not np.all(np.mod(ints, 1) == 0):
             return False
         return bool(ints.max() - ints.min() == n - 1 or _ID_NAME.search(name))
-    words = values.astype(str).str.split().str.len()
-    return bool(words.median() < FREE_TEXT_WORDS)
+    return short_values(values)
 
 
 def _get(data: Any, key: str, kind: type | tuple[type, ...]) -> Any:

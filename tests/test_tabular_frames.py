@@ -51,6 +51,7 @@ def real_frame(n: int = 300, *, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray
             "name": [f"user{i:05d}" for i in rng.permutation(n)],  # an id: dropped
             "note": [" ".join(rng.choice(WORDS, 4)) for _ in range(n)],  # free text
             "color": rng.choice(["red", "green", "blue"], n).astype(object),
+            "shop": rng.choice([f"s{i}" for i in range(60)], n).astype(object),  # target-encoded
             "x": rng.normal(size=n),
             "empty": np.full(n, np.nan),  # all missing: dropped
         }
@@ -71,6 +72,7 @@ def unseen_frame() -> pd.DataFrame:
             "name": ["someone new", "user00001", None],
             "note": ["a purple elephant sings", "", None],
             "color": ["purple", None, "red"],
+            "shop": ["s999", None, "s3"],
             "x": [np.nan, 1e6, -3.0],
             "empty": [1.0, np.nan, "text"],
         }
@@ -100,6 +102,7 @@ def test_a_real_frame_fits_predicts_and_serves_from_model_pt(fitted) -> None:
     assert set(enc.dropped) == {"name", "empty"}
     assert set(enc.dates) == {"when", "day"} and set(enc.texts) == {"note"}
     assert set(enc.categories) == {"color"} and set(enc.medians) == {"x"}
+    assert set(enc.targets) == {"shop"} and "shop_target0" in enc.features  # two classes: one
     new = unseen_frame()
     probs = fitted.predict_proba(new)
     assert probs.shape == (3, 2) and np.all(np.isfinite(probs))
@@ -151,10 +154,11 @@ def test_a_model_pt_with_a_damaged_encoding_is_refused_on_load(fitted, tmp_path)
 
 
 def test_encoder_round_trips_through_json_with_the_same_transform() -> None:
-    frame, _ = real_frame(120, seed=1)
-    enc = TableEncoder.fit(frame)
+    frame, y = real_frame(120, seed=1)
+    enc = TableEncoder.fit(frame, (y == "yes").astype(int))
     data = json.loads(json.dumps(enc.to_dict()))
-    assert data["version"] == 2 and data["features"] == list(enc.features)
+    assert data["version"] == 3 and data["features"] == list(enc.features)
+    assert set(data["targets"]) == {"shop"}
     again = TableEncoder.from_dict(data)
     for rows in (frame, unseen_frame()):
         np.testing.assert_array_equal(again.transform(rows), enc.transform(rows))
@@ -267,3 +271,56 @@ def test_cli_trains_on_a_real_csv(tmp_path) -> None:
     (model_file, *_) = sorted(out.glob("ensembles/*/model.pt"))
     enc = TableEncoder.from_dict(load_ensemble(model_file).input_spec.preprocessing)
     assert enc.dates["day"].format == "%Y-%m-%d" and enc.dates["when"].format is not None
+
+
+def test_target_encoding_never_shows_a_fit_row_its_own_label() -> None:
+    """Codes that carry no signal, each on a few rows: encoded from every fit row they predict
+    the fit rows' own labels (each row's label is in its code's share); cross-fitted, as the
+    network trains on them, they do not."""
+    rng = np.random.default_rng(0)
+    n = 600
+    frame = pd.DataFrame({"code": [f"c{i}" for i in rng.integers(0, 200, n)]})
+    y = rng.integers(0, 2, n)
+    enc, fitted = TableEncoder.fit_transform(frame, y, seed=0)
+    assert enc.features == ("code_target0",)
+
+    def accuracy(feature: np.ndarray) -> float:
+        return float(((feature > np.median(feature)) == y).mean())
+
+    assert accuracy(enc.transform(frame)[:, 0]) > 0.65
+    assert abs(accuracy(fitted[:, 0]) - 0.5) < 0.06
+    unseen = enc.transform(pd.DataFrame({"code": ["never seen", None]}))
+    assert unseen[0, 0] == pytest.approx(y.mean())  # an unseen code: the fit rows' share
+
+
+def test_many_valued_codes_get_one_feature_per_class_with_labels_and_minhash_without() -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"state": rng.choice([f"st{i}" for i in range(51)], 500)})
+    y = rng.integers(0, 3, 500)
+    with_labels = TableEncoder.fit(frame, y)
+    assert with_labels.features == ("state_target0", "state_target1", "state_target2")
+    rows = with_labels.transform(frame)
+    assert rows.min() >= 0 and rows.max() <= 1  # each a class's (smoothed) share
+    assert set(TableEncoder.fit(frame).texts) == {"state"}  # no labels: MinHash features
+
+
+def test_a_csv_tables_encoding_is_fitted_without_its_test_rows(tmp_path) -> None:
+    """``neas search --data t.csv``: the test rows' labels reach neither the target encodings
+    nor the medians and quantiles; the encoder is the one fitted on the other rows."""
+    from neas.config import TEST_FRACTION, VAL_FRACTION
+    from neas.data import load_dataset
+    from neas.data.splits import split
+    from neas.tabular import read_csv
+
+    frame, y = real_frame(300, seed=4)
+    frame.assign(label=y).to_csv(tmp_path / "t.csv", index=False)
+    ds = load_dataset(str(tmp_path / "t.csv"), target="label", seed=3)
+    read, _ = read_csv(str(tmp_path / "t.csv"), target="label")
+    labels = (y == "yes").astype(int)
+    test = split(labels, class_names=("no", "yes"), has_test=False, seed=3,
+                 val_fraction=VAL_FRACTION, test_fraction=TEST_FRACTION)[2]  # fmt: skip
+    fit = np.setdiff1d(np.arange(300), test)
+    expected = TableEncoder.fit(read.iloc[fit], labels[fit], seed=3).to_dict()
+    assert set(expected["targets"]) == {"shop"}
+    assert ds.preprocessing == expected
+    assert TableEncoder.fit(read, labels, seed=3).to_dict() != expected

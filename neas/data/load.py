@@ -20,6 +20,7 @@ from neas.data.builtin import BUILTIN
 from neas.data.dataset import Dataset, Raw
 from neas.data.registry import read_source
 from neas.data.splits import normalise, split, stratified
+from neas.data.table import TableRead
 from neas.errors import ConfigError
 
 
@@ -55,7 +56,8 @@ def load_dataset(
         >>> len(ds.x_train), ds.class_names[:3]
         (200, ('0', '1', '2'))
     """
-    raw = read_source(source, data_dir, target)
+    table = TableRead(target, seed, val_fraction, test_fraction)
+    raw = read_source(source, data_dir, table)
     name = source if source in BUILTIN else Path(source).stem
     return split_raw(
         raw,

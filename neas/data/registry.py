@@ -1,6 +1,7 @@
 """Which reader reads a source: built-in names first, then paths by what they are.
 
-A reader is ``read(source, data_dir, target) -> Raw``. Built-in datasets are looked up by name
+A reader is ``read(source, data_dir, table) -> Raw`` (``table``: a ``TableRead``, what a CSV
+table's reader needs). Built-in datasets are looked up by name
 (``BUILT_IN``); any other source is a path, and the first entry of ``BY_PATH`` whose test it
 passes reads it (a folder of class sub-folders, an ``.npz``, a CSV table). A new format is one
 entry here and one module beside the others.
@@ -20,17 +21,17 @@ from neas.data.cifar import read_cifar10
 from neas.data.dataset import Raw
 from neas.data.folder import read_image_folder
 from neas.data.npz import read_npz
-from neas.data.table import read_table_csv
+from neas.data.table import TableRead, read_table_csv
 from neas.errors import DataError
 
 DataDir = str | os.PathLike[str] | None
-Reader = Callable[[str, DataDir, "str | None"], Raw]
+Reader = Callable[[str, DataDir, TableRead], Raw]
 
 BUILT_IN: dict[str, Reader] = {
-    "digits": lambda source, data_dir, target: read_digits(data_dir),
-    "mnist": lambda source, data_dir, target: read_mnist_like(source, data_dir),
-    "fashion-mnist": lambda source, data_dir, target: read_mnist_like(source, data_dir),
-    "cifar10": lambda source, data_dir, target: read_cifar10(data_dir),
+    "digits": lambda source, data_dir, table: read_digits(data_dir),
+    "mnist": lambda source, data_dir, table: read_mnist_like(source, data_dir),
+    "fashion-mnist": lambda source, data_dir, table: read_mnist_like(source, data_dir),
+    "cifar10": lambda source, data_dir, table: read_cifar10(data_dir),
 }
 assert tuple(BUILT_IN) == BUILTIN  # one list of names: the CLI's help shows BUILTIN
 
@@ -46,15 +47,15 @@ BY_PATH: tuple[tuple[str, Callable[[Path], bool], Reader], ...] = (
 )
 
 
-def read_source(source: str, data_dir: DataDir = None, target: str | None = None) -> Raw:
+def read_source(source: str, data_dir: DataDir = None, table: TableRead | None = None) -> Raw:
     """Read ``source`` in raw float scale; ``Raw.x_test`` is set when it has an official test
     split. An unknown name or a missing path is a one-line ``DataError``."""
     if source in BUILT_IN:
-        return BUILT_IN[source](source, data_dir, target)
+        return BUILT_IN[source](source, data_dir, table or TableRead())
     path = Path(source)
     for _, matches, read in BY_PATH:
         if matches(path):
-            return read(source, data_dir, target)
+            return read(source, data_dir, table or TableRead())
     if path.suffix in (".npz", ".csv") or os.sep in source or path.suffix:
         raise DataError(f"data file or folder not found: {source}")
     raise DataError(f"unknown dataset {source!r}; built-in datasets are: {', '.join(BUILTIN)}")
