@@ -28,7 +28,9 @@ LAYERS = 6
 #: EMBEDDING_DIM values per feature, frequencies initialised N(0, FREQUENCY_SCALE^2)). Measured
 #: on 18 real tables x 3 seeds (``benchmarks/tables.py``, quantile-mapped inputs): ``none``
 #: +0.14 points of mean accuracy, accuracy rank 3.64 vs 3.97 of 6, fits 11 % faster;
-#: ``periodic`` wins on some tables (ionosphere +4.1, mlc_churn +2.1) and loses on others.
+#: ``periodic`` wins on some tables (ionosphere +4.1, mlc_churn +2.1) and loses on others;
+#: again at 9917d16 (target-encoded categories), paired: ``periodic`` +0.37 points, rank 3.64 vs
+#: 3.83, but fits 12.8 s vs 9.9 s (11.9x the reference workload, over the 10x goal).
 #: ``piecewise``: the piecewise-linear encoding (``neas.nn.layers.PiecewiseLinearEncoding``,
 #: BINS bins per feature between the normal quantiles of BIN_TAIL and 1 - BIN_TAIL). Paired
 #: with ``none`` on the same 18 tables x 3 seeds: -0.11 points, rank 4.11 vs 3.81 of 6
