@@ -21,9 +21,9 @@ becomes (the kinds and thresholds of skrub's ``TableVectorizer``):
   the labels become their target encoding, one feature per class
   (``neas.table_columns.TargetColumn``: the fit rows cross-fitted, each encoded from the
   others' labels); free text, and any such column fitted without labels, become skrub's
-  ``MinHashEncoder`` features. Measured on mlc_churn (51 states, 3,500 training rows, seeds
-  0-2): 30 MinHash features of ``state`` cost the network 4.5 points of accuracy against
-  leaving the column out (90.18 against 94.67 %); ``benchmarks/tables.py`` has the rows;
+  ``MinHashEncoder`` features. Paired on mlc_churn (51 states, 3,500 training rows, seeds
+  0-2, ``benchmarks/tables.py``): 90.62 % with 30 MinHash features of ``state``, 94.60 %
+  with its target encoding (``benchmarks/RESULTS.md``, notes on real tables);
 - dropped, with one logged notice naming them: all-missing columns and row ids (more than 40
   values, all distinct: short text such as names or codes, or integers counting up by one or
   under an id-like name). A table left with no column, or with no rows, is a ``DataError``.
@@ -221,7 +221,8 @@ class TableEncoder:
 
     @classmethod
     def _fit(cls, frame: pd.DataFrame, *, labelled: bool = False) -> TableEncoder:
-        """The encoder without its target encodings (``targets`` holds placeholders)."""
+        """The encoder but for its target encodings: ``targets`` names the columns to target-
+        encode (``labelled``), each mapped to ``None`` until ``fit_transform`` fits it."""
         if frame.shape[1] == 0:
             raise DataError("the table has no feature columns")
         if frame.shape[0] == 0:
