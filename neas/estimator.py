@@ -206,8 +206,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 frame.columns = [f"x{i}" for i in range(arr.shape[1])]
         if reset:
             labels = None
-            if y is not None and len(y) == len(frame) and len(np.unique(y)) > 1:
-                labels = np.unique(y, return_inverse=True)[1]
+            if y is not None and len(y) == len(frame):
+                classes, labels = np.unique(y, return_inverse=True)
+                labels = labels if len(classes) > 1 else None  # refused after, in one line
             self.encoder_, x = TableEncoder.fit_transform(frame, labels, seed=seed)
             return x
         if self.encoder_ is None:

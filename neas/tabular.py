@@ -196,7 +196,7 @@ class TableEncoder:
     ) -> TableEncoder:
         """Read each column's kind and what encoding it needs (median, categories, ...); with
         the labels ``y`` (class indices, one per row), target-encode many-valued categories."""
-        return cls.fit_transform(frame, y, seed=seed)[0] if y is not None else cls._fit(frame)
+        return cls._fit_with_targets(frame, y, seed=seed)[0]
 
     @classmethod
     def fit_transform(
@@ -204,20 +204,26 @@ class TableEncoder:
     ) -> tuple[TableEncoder, np.ndarray]:
         """The encoder fitted on ``frame`` (with the labels ``y``, if given) and ``frame``
         encoded, its target-encoded columns cross-fitted (``seed`` draws the folds)."""
+        enc, fitted = cls._fit_with_targets(frame, y, seed=seed)
+        return enc, enc._encode(frame.rename(columns=str), fitted)
+
+    @classmethod
+    def _fit_with_targets(
+        cls, frame: pd.DataFrame, y: np.ndarray | None, *, seed: int
+    ) -> tuple[TableEncoder, dict[str, np.ndarray]]:
+        """The fitted encoder and its target-encoded columns' cross-fitted features."""
         if y is not None and len(y) != len(frame):
             raise DataError(f"the table has {len(frame)} rows but {len(y)} labels")
         enc = cls._fit(frame, labelled=y is not None)
         if not enc.targets:
-            return enc, enc.transform(frame)
+            return enc, {}
         frame = frame.rename(columns=str)
-        fitted = {}
-        targets = {}
+        targets, fitted = {}, {}
         for name in enc.targets:
             targets[name], fitted[name] = TargetColumn.fit_transform(
                 frame[name], np.asarray(y), seed=seed
             )
-        enc = replace(enc, targets=targets)
-        return enc, enc._encode(frame, fitted)
+        return replace(enc, targets=targets), fitted
 
     @classmethod
     def _fit(cls, frame: pd.DataFrame, *, labelled: bool = False) -> TableEncoder:
@@ -349,6 +355,7 @@ class TableEncoder:
         if version not in range(1, VERSION + 1) or isinstance(version, bool):
             raise DataError(f"table encoding version {version!r}; this neas reads 1 to {VERSION}")
         v2 = version >= 2
+        since = {"dates": 2, "texts": 2, "dropped": 2, "quantiles": 2, "targets": 3}
 
         def names(key: str) -> tuple[str, ...]:
             value = data.get(key, [])
@@ -357,12 +364,7 @@ class TableEncoder:
             return tuple(value)
 
         def table(key: str, read: Any) -> dict[str, Any]:
-            known = (
-                {"medians", "categories"}
-                | ({"dates", "texts", "dropped", "quantiles"} if v2 else set())
-                | ({"targets"} if version >= 3 else set())
-            )
-            value = data.get(key, {}) if key in known else {}
+            value = data.get(key, {}) if version >= since.get(key, 1) else {}
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise DataError(f"the table encoding's {key!r} is not a dict by column")
             try:

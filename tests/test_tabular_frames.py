@@ -295,12 +295,14 @@ def test_target_encoding_never_shows_a_fit_row_its_own_label() -> None:
 
 def test_many_valued_codes_get_one_feature_per_class_with_labels_and_minhash_without() -> None:
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"state": rng.choice([f"st{i}" for i in range(51)], 500)})
-    y = rng.integers(0, 3, 500)
+    states = rng.integers(0, 51, 2000)
+    frame = pd.DataFrame({"state": [f"st{i}" for i in states]})
+    y = np.where(states < 10, 2, rng.integers(0, 2, 2000))  # st0-st9: always class 2
     with_labels = TableEncoder.fit(frame, y)
     assert with_labels.features == ("state_target0", "state_target1", "state_target2")
-    rows = with_labels.transform(frame)
-    assert rows.min() >= 0 and rows.max() <= 1  # each a class's (smoothed) share
+    rows = with_labels.transform(pd.DataFrame({"state": ["st3", "st30"]}))
+    assert rows[0, 2] > 0.9 and rows[0, :2].max() < 0.1  # class 2's share, the others' none
+    assert rows[1, 2] < 0.1 and min(rows[1, :2]) > 0.35  # classes 0 and 1 about half each
     assert set(TableEncoder.fit(frame).texts) == {"state"}  # no labels: MinHash features
 
 
