@@ -27,6 +27,7 @@ from neas.config import (
     SMALL_PRESETS,
     TABLE_BATCH,
     TABLE_FINAL_INIT,
+    TABLE_MIN_EPOCHS,
     TABLE_PATIENCE,
     TABLE_REFIT,
     TABLE_ROW_PASSES,
@@ -245,7 +246,8 @@ EpochsOpt = Annotated[
         "--epochs",
         rich_help_panel="Supernet training",
         help=f"Supernet training epochs (default: {IMAGE_EPOCHS} for images; tables train about "
-        f"{TABLE_STEPS} optimizer steps, at most {TABLE_ROW_PASSES:,} rows seen in all).",
+        f"{TABLE_STEPS} optimizer steps and at least {TABLE_MIN_EPOCHS} epochs, at most "
+        f"{TABLE_ROW_PASSES:,} rows seen in all).",
     ),
 ]
 BatchOpt = Annotated[
