@@ -103,7 +103,7 @@ AUTO_SPACE = "auto"
 #: The NEAS paper's space, what ``neas cost`` prices by default.
 PAPER_SPACE = "mbconv"
 #: Tables train by optimizer steps, not epochs (``table_schedule``): a 150-row table gets as
-#: many updates as a 7,000-row one, batches of TABLE_BATCH rows (fewer on small tables, so that
+#: many updates as a 3,000-row one, batches of TABLE_BATCH rows (fewer on small tables, so that
 #: an epoch has at least TABLE_MIN_STEPS of them), about TABLE_STEPS steps but at least
 #: TABLE_MIN_EPOCHS epochs, and at most TABLE_ROW_PASSES rows seen in all (the cap that bounds
 #: large tables' time). 120 steps and 10 epochs at least, was 400 steps (2026-12-05), on 18
