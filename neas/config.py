@@ -107,12 +107,13 @@ PAPER_SPACE = "mbconv"
 #: an epoch has at least TABLE_MIN_STEPS of them), about TABLE_STEPS steps but at least
 #: TABLE_MIN_EPOCHS epochs, and at most TABLE_ROW_PASSES rows seen in all (the cap that bounds
 #: large tables' time). 120 steps and 10 epochs at least, was 400 steps (2026-12-05), on 18
-#: real tables (``benchmarks/tables.py``'s splits, neas alone, one thread): seeds 0-2 +0.70
-#: points of mean accuracy (accuracy rank 3.08 against 3.83 of 6), held-out seeds 3-5 -0.08,
-#: so +0.31 over the six; fits 7.1 s against 10.5 s. Noisy mid-sized tables gain (cells +1.0,
-#: vehicle +1.0, wa_churn +0.8: a trunk trained 15 epochs, not 50), larger ones lose a little
-#: (satellite -0.6, hpc -0.4, letter -0.4). 120 steps without the floor cost letter 3.1 points
-#: (6 epochs, was 11); a floor of 16 epochs +0.18 points, fits 9.4 s.
+#: real tables (a probe on ``benchmarks/tables.py``'s splits, neas alone, one thread; RESULTS.md,
+#: notes on real tables): seeds 0-2 +0.70 points of mean accuracy (accuracy rank 3.08 against
+#: 3.83 of 6), held-out seeds 3-5 -0.08, so +0.31 over the six; fits 7.1 s against 10.5 s.
+#: Noisy mid-sized tables gain (cells +1.0, vehicle +1.0, wa_churn +0.8: a trunk trained 15
+#: epochs, not 50), larger ones lose a little (satellite -0.6, hpc -0.4, letter -0.4). 120
+#: steps without the floor cost letter 3.1 points (6 epochs, was 11); a floor of 16 epochs
+#: +0.18 points, fits 9.4 s.
 TABLE_BATCH = 256
 TABLE_MIN_BATCH = 32
 TABLE_MIN_STEPS = 8
@@ -210,8 +211,7 @@ def table_schedule(rows: int) -> tuple[int, int]:
     batch = max(TABLE_MIN_BATCH, min(TABLE_BATCH, rows // TABLE_MIN_STEPS))
     steps = max(1, rows // batch)
     epochs = max(math.ceil(TABLE_STEPS / steps), TABLE_MIN_EPOCHS)
-    epochs = min(epochs, math.ceil(TABLE_ROW_PASSES / max(1, rows)))
-    return max(1, epochs), batch
+    return min(epochs, math.ceil(TABLE_ROW_PASSES / max(1, rows))), batch
 
 
 def check_int(name: str, value: object, low: int, high: int) -> None:
