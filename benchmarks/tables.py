@@ -36,7 +36,12 @@ seed's pass) and stored with each row, so that fit times can be compared across 
 days. The RESULTS.md section is rebuilt from the whole json after each run (``--report``
 rebuilds it without fitting).
 
+    pip install -e '.[bench]'   # the baselines' packages: lightgbm, tabm, pytabkit, ...
     python benchmarks/tables.py [--tables a,b] [--methods neas,tabm] [--seeds 0,1,2]
+
+The tables come from R (``_tables_data.py``): ``apt-get install r-cran-mlbench
+r-cran-modeldata`` once (R comes with them); each is exported to ``benchmarks/.tables`` on
+first use.
 
 A variant of neas against the committed defaults: ``--methods neas --neas-params
 '{"embedding": "piecewise"}' --results results/tables_piecewise.json`` (rows go to that json;

@@ -4,12 +4,16 @@ test runs them (they take minutes to hours)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-#: Packages only the baselines need (not neas's dependencies): a script may lack them here.
+#: Packages only the baselines need (not neas's dependencies, the ``bench`` extra): a script
+#: may lack them here.
 BASELINE_PACKAGES = {"tabm", "rtdl_num_embeddings", "lightgbm", "pytabkit"}
 
 IMPORT_ALL = """
@@ -39,3 +43,13 @@ def test_every_benchmark_script_imports() -> None:
     }
     assert broken == {}
     assert len(list((ROOT / "benchmarks").glob("*.py"))) >= 10  # the glob found the scripts
+
+
+def test_the_bench_extra_installs_every_baseline_package() -> None:
+    """``pip install -e '.[bench]'`` (benchmarks/tables.py's docstring) brings what the
+    baselines import, so nobody installs them by hand."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    bench = extras["optional-dependencies"]["bench"]
+    names = {re.split(r"[<>=!~ \[]", req, maxsplit=1)[0].replace("-", "_") for req in bench}
+    assert names == BASELINE_PACKAGES
