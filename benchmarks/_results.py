@@ -15,8 +15,9 @@ def write_section(head: str, lines: list[str]) -> None:
     path = HERE / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     section = "\n".join([head, *lines])
-    if head in text:
-        before, rest = text.split(head, 1)
+    line = f"\n{head}\n"  # the whole heading line: one title may begin another
+    if line in text:
+        before, rest = text.split(line, 1)
         after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
         text = before.rstrip() + "\n\n" + section + after
     else:

@@ -10,7 +10,11 @@ each variant against the first, and each variant's mean accuracy rank against th
 the same seeds, as if it were neas's row.
 
     python benchmarks/tables_variants.py none=/tmp/none.json piecewise=/tmp/piecewise.json \
-        [--title "stem: raw values against the piecewise-linear encoding"]
+        [--title "stem: raw values against the piecewise-linear encoding"] [--name NAME]
+
+``--name NAME`` writes a section and a json of its own (``... paired (NAME)``,
+``results/tables_variants_NAME.json``), so that a comparison over other seeds (the seeds of
+the variants above are those every variant has) does not replace the main one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("variants", nargs="+", help="NAME=rows.json (the first is the reference)")
     p.add_argument("--title", default="", help="what the variants differ in, for the section")
+    p.add_argument("--name", default="", help="a section and json of their own (module doc)")
     args = p.parse_args()
     variants = dict(v.split("=", 1) for v in args.variants)
     # neas's rows only (``results/tables.json`` holds the baselines' too)
@@ -108,9 +113,12 @@ def main() -> None:
         + f". Command: `python benchmarks/tables_variants.py {' '.join(args.variants)}`, after "
         "one `tables.py --methods neas --neas-params ... --results ...` run per variant."
     )
-    write_json("tables_variants.json", {"variants": params, "rows": out})
+    if args.name and not args.name.replace("_", "").isalnum():
+        p.error(f"--name must be letters, digits and _, got {args.name!r}")
+    suffix = f"_{args.name}" if args.name else ""
+    write_json(f"tables_variants{suffix}.json", {"variants": params, "rows": out})
     print("\n".join(lines))
-    write_section(TITLE, lines)
+    write_section(f"{TITLE} ({args.name})" if args.name else TITLE, lines)
 
 
 if __name__ == "__main__":
