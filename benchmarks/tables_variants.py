@@ -37,15 +37,21 @@ def main() -> None:
     p.add_argument("variants", nargs="+", help="NAME=rows.json (the first is the reference)")
     p.add_argument("--title", default="", help="what the variants differ in, for the section")
     p.add_argument("--name", default="", help="a section and json of their own (module doc)")
+    p.add_argument("--seeds", default="", help="only these seeds, e.g. 3,4,5 (default: all)")
     args = p.parse_args()
     variants = dict(v.split("=", 1) for v in args.variants)
+    only = {int(s) for s in args.seeds.split(",")} if args.seeds else None
+
+    def kept(r: dict) -> bool:
+        return r["accuracy"] is not None and (only is None or r["seed"] in only)
+
     # neas's rows only (``results/tables.json`` holds the baselines' too)
     rows = {n: [r for r in json.loads(Path(f).read_text())["rows"]
-                if r["method"] == "neas" and r["accuracy"] is not None]
+                if r["method"] == "neas" and kept(r)]
             for n, f in variants.items()}  # fmt: skip
     baselines = [m for m in METHODS if m != "neas"]
     base_rows = [r for r in json.loads(RESULTS.read_text())["rows"]
-                 if r["method"] in baselines and r["accuracy"] is not None]  # fmt: skip
+                 if r["method"] in baselines and kept(r)]  # fmt: skip
 
     def acc(rs, table, method, seeds, key="accuracy"):
         v = [r[key] for r in rs if r["table"] == table and r["method"] == method
@@ -110,7 +116,15 @@ def main() -> None:
     lines.append(
         "Variants (`NEASClassifier` keyword arguments): "
         + "; ".join(f"{n}: `{json.dumps(params[n])}`" for n in names)
-        + f". Command: `python benchmarks/tables_variants.py {' '.join(args.variants)}`, after "
+        + ". Command: `python benchmarks/tables_variants.py "
+        + " ".join(
+            [
+                *args.variants,
+                *(["--seeds", args.seeds] if args.seeds else []),
+                *(["--name", args.name] if args.name else []),
+            ]
+        )  # fmt: skip
+        + "`, after "
         "one `tables.py --methods neas --neas-params ... --results ...` run per variant."
     )
     if args.name and not args.name.replace("_", "").isalnum():

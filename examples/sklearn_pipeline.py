@@ -38,8 +38,8 @@ def main() -> None:
     )
     clf = neas.NEASClassifier(random_state=0, threads=1, **small)
     # Every budget must afford the cheapest ensemble (every layer shared, cheapest ops) of the
-    # space left after shrinking: 101k MACs on wine (13 features, 3 classes) before, up to 461k
-    # after the default three shrink steps (67k at width_mult=0.25, as in --fast). A smaller
+    # space left after shrinking: 132k MACs on wine (13 features, 3 classes) before, up to 493k
+    # after the default three shrink steps (80k at width_mult=0.25, as in --fast). A smaller
     # budget is refused with an error that names the cheapest ensemble's MACs, and
     # error_score="raise" stops the grid on it instead of scoring that budget NaN.
     grid = GridSearchCV(

@@ -51,7 +51,7 @@ def main() -> None:
         train=neas.TrainConfig(epochs=6 if args.fast else 40),
     )
     options = neas.SearchOptions(
-        budget="500k", population=8 if args.fast else 16, generations=2 if args.fast else 6
+        budget="600k", population=8 if args.fast else 16, generations=2 if args.fast else 6
     )
     result = neas.search(out=args.out, config=config, options=options, force=True, threads=1)
     best = result.best()

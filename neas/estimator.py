@@ -87,7 +87,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     ``population``/``generations``/``evaluations`` (search proposals), ``weights`` (weight
     sharing), ``width_mult``/``head_width``/``feature_width`` (space size), ``embedding``
     (tables: ``"none"``, ``"periodic"`` or ``"piecewise"``; ``None`` keeps the space's default,
-    ``neas.search_spaces.mlp.EMBEDDINGS[0]``), ``final_epochs``/``final_init``/
+    ``neas.search_spaces.mlp.EMBEDDING``), ``final_epochs``/``final_init``/
     ``final_patience``/``final_refit`` (the chosen ensemble's final training,
     ``neas.config.FinalOptions``; ``None``: the data's). ``selection``
     picks the ensemble from the front: ``"best"`` validation accuracy, or the ``"cheapest"``

@@ -166,16 +166,17 @@ def test_piecewise_linear_encoding_is_monotone_and_lossless() -> None:
 
 
 def test_periodic_embeddings_are_an_option_and_train(tmp_path) -> None:
-    """``periodic`` makes the mlp stem embed each feature (trainable frequencies that learn),
-    the default feeds the values, and ``--embedding`` on images is refused with one line."""
+    """``periodic`` (the default) makes the mlp stem embed each feature (trainable frequencies
+    that learn), ``none`` feeds the values, and ``--embedding`` on images is refused with one
+    line."""
     import torch
 
     from neas.nn.builder import build_stem
 
     cancer_csv(tmp_path / "t.csv")
     table = load_dataset(str(tmp_path / "t.csv"), target="diagnosis")
-    periodic = build_space(SpaceOptions(embedding="periodic"), table)
-    plain = build_space(SpaceOptions(), table)  # the default: the features' own values
+    periodic = build_space(SpaceOptions(), table)  # the default
+    plain = build_space(SpaceOptions(embedding="none"), table)  # the features' own values
     assert periodic.stem.frequencies > 0 and plain.stem.frequencies == 0
     assert periodic.stem.linear_in == table.in_channels * periodic.stem.embedding_dim
     stem = build_stem(periodic)

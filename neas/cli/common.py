@@ -224,7 +224,7 @@ EmbeddingOpt = Annotated[
         rich_help_panel="Space",
         help="Tables (mlp space): how the stem sees each numeric feature: 'none' (its "
         "value), 'periodic' (trainable sin/cos embeddings) or 'piecewise' (piecewise-linear "
-        f"encoding over fixed bins). Default: {mlp.EMBEDDINGS[0]}.",
+        f"encoding over fixed bins). Default: {mlp.EMBEDDING}.",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling and init.")]
