@@ -36,6 +36,7 @@ LAYERS = 6
 #: (sonar, satellite, hpc, dna) and loses on cells, vowel and soybean; fits 11-19 %
 #: longer (7.3x the reference workload on average, within the issue's 10x).
 #: Earlier, on older code and three seeds: -0.14 points, then +0.37 (the spread of one seed set).
+#: FREQUENCY_SCALE 0.03 and 0.3 measured -0.32 and -0.73 points against 0.1 (seeds 9-11).
 #: ``piecewise`` against ``none`` on seeds 0-2: -0.11 points, rank 4.11 vs 3.81 of 6
 #: (ionosphere +4.4, hpc +1.3; pima -6.8); -0.17 on the 120-step schedule.
 EMBEDDINGS = ("none", "periodic", "piecewise")
