@@ -39,6 +39,8 @@ def main() -> None:
     p.add_argument("--name", default="", help="a section and json of their own (module doc)")
     p.add_argument("--seeds", default="", help="only these seeds, e.g. 3,4,5 (default: all)")
     args = p.parse_args()
+    if args.name and not args.name.replace("_", "").isalnum():
+        p.error(f"--name must be letters, digits and _, got {args.name!r}")
     variants = dict(v.split("=", 1) for v in args.variants)
     only = {int(s) for s in args.seeds.split(",")} if args.seeds else None
 
@@ -127,8 +129,6 @@ def main() -> None:
         + "`, after "
         "one `tables.py --methods neas --neas-params ... --results ...` run per variant."
     )
-    if args.name and not args.name.replace("_", "").isalnum():
-        p.error(f"--name must be letters, digits and _, got {args.name!r}")
     suffix = f"_{args.name}" if args.name else ""
     write_json(f"tables_variants{suffix}.json", {"variants": params, "rows": out})
     print("\n".join(lines))

@@ -165,7 +165,7 @@ def test_piecewise_linear_encoding_is_monotone_and_lossless() -> None:
     torch.testing.assert_close(two[:, :8], enc(torch.tensor([[[[0.3]]]])).flatten(1))
 
 
-def test_periodic_embeddings_are_an_option_and_train(tmp_path) -> None:
+def test_periodic_embeddings_are_the_default_and_train(tmp_path) -> None:
     """``periodic`` (the default) makes the mlp stem embed each feature (trainable frequencies
     that learn), ``none`` feeds the values, and ``--embedding`` on images is refused with one
     line."""
