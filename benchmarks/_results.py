@@ -21,8 +21,8 @@ def write_section(head: str, lines: list[str]) -> None:
         after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
         text = before.rstrip() + "\n\n" + section + after
     else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")  # the last section too ends its line
 
 
 def write_json(name: str, data: Any) -> Path:

@@ -43,17 +43,15 @@ def main() -> None:
         p.error(f"--name must be letters, digits and _, got {args.name!r}")
     variants = dict(v.split("=", 1) for v in args.variants)
     only = {int(s) for s in args.seeds.split(",")} if args.seeds else None
-
-    def kept(r: dict) -> bool:
-        return r["accuracy"] is not None and (only is None or r["seed"] in only)
-
-    # neas's rows only (``results/tables.json`` holds the baselines' too)
+    # neas's rows only (``results/tables.json`` holds the baselines' too); the seeds kept here
+    # are the only ones the baselines are compared on
     rows = {n: [r for r in json.loads(Path(f).read_text())["rows"]
-                if r["method"] == "neas" and kept(r)]
+                if r["method"] == "neas" and r["accuracy"] is not None
+                and (only is None or r["seed"] in only)]
             for n, f in variants.items()}  # fmt: skip
     baselines = [m for m in METHODS if m != "neas"]
     base_rows = [r for r in json.loads(RESULTS.read_text())["rows"]
-                 if r["method"] in baselines and kept(r)]  # fmt: skip
+                 if r["method"] in baselines and r["accuracy"] is not None]  # fmt: skip
 
     def acc(rs, table, method, seeds, key="accuracy"):
         v = [r[key] for r in rs if r["table"] == table and r["method"] == method
@@ -119,13 +117,9 @@ def main() -> None:
         "Variants (`NEASClassifier` keyword arguments): "
         + "; ".join(f"{n}: `{json.dumps(params[n])}`" for n in names)
         + ". Command: `python benchmarks/tables_variants.py "
-        + " ".join(
-            [
-                *args.variants,
-                *(["--seeds", args.seeds] if args.seeds else []),
-                *(["--name", args.name] if args.name else []),
-            ]
-        )  # fmt: skip
+        + " ".join(args.variants)
+        + (f" --seeds {args.seeds}" if args.seeds else "")
+        + (f" --name {args.name}" if args.name else "")
         + "`, after "
         "one `tables.py --methods neas --neas-params ... --results ...` run per variant."
     )
