@@ -2,13 +2,13 @@
 
 Seconds do not compare across machines (one ran 10x slower than another), so the reference
 workload (``../shared/tools/ref_workload.py``, 40 training steps of a small CNN) is run just
-before and just after the job, at the thread count the job used, and the job's wall time is
-divided by the mean of the two. The job is the README's: ``neas search --space mbconv --budget
-600M`` on the built-in digits, default settings (``--threads auto``), one seed per run. Also
-reported: the thread count ``auto`` chose, the test accuracy of the search's best-validation
-ensemble, and of the ensemble the user gets (``load_run(...).best()``: after final training).
-Writes the "Main job vs reference workload" section of RESULTS.md and
-``results/main_job.json``.
+before and just after the job (``--ref-runs`` times each, the median of each side), at the
+thread count the job used, and the job's wall time is divided by the mean of the two. The
+job is the README's: ``neas search --space mbconv --budget 600M`` on the built-in digits,
+default settings (``--threads auto``), one seed per run. Also reported: the thread count
+``auto`` chose, the test accuracy of the search's best-validation ensemble, and of the
+ensemble the user gets (``load_run(...).best()``: after final training). Writes the
+"Main job vs reference workload" section of RESULTS.md and ``results/main_job.json``.
 
     python benchmarks/main_job.py --seeds 0
 """
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,12 +34,17 @@ from neas import load_run
 REF = HERE.parent.parent / "shared" / "tools" / "ref_workload.py"
 
 
-def ref_seconds(threads: int) -> float:
+def ref_seconds(threads: int, runs: int = 1) -> float:
+    """The reference workload's seconds at ``threads``: the median of ``runs`` runs, each in a
+    process of its own (one run on a shared machine can catch a burst of someone else's work)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    out = subprocess.run(
-        [sys.executable, str(REF)], env=env, capture_output=True, text=True, check=True
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, str(REF)], env=env, capture_output=True, text=True, check=True
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
 
 
 def run_job(seed: int, out: Path, extra: list[str]) -> tuple[float, str]:
@@ -65,7 +71,15 @@ def main() -> None:
     p.add_argument(
         "--job-args", default="", help="options added to the job, as --job-args='--final-epochs 4'"
     )
+    p.add_argument(
+        "--ref-runs",
+        type=int,
+        default=3,
+        help="reference runs before and after each job (the median of each side is taken)",
+    )
     args = p.parse_args()
+    if args.ref_runs < 1:
+        p.error("--ref-runs must be at least 1")
     if not REF.exists():
         sys.exit(f"reference workload not found at {REF}")
     rows = []
@@ -74,11 +88,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
             load = os.getloadavg()[0]  # what else the machine was running, before the job
-            ref_before = {n: ref_seconds(n) for n in (1, 2)}
+            ref_before = {n: ref_seconds(n, args.ref_runs) for n in (1, 2)}
             wall, stdout = run_job(seed, out, shlex.split(args.job_args))
             summary = json.loads((out / "train_summary.json").read_text())
             threads = int(summary["torch_threads"])
-            ref_after = ref_seconds(threads)
+            ref_after = ref_seconds(threads, args.ref_runs)
             ref = (ref_before[threads] + ref_after) / 2
             search = json.loads((out / "search" / "summary.json").read_text())
             best = load_run(out).best()  # what the user gets: after final training if any
@@ -114,7 +128,8 @@ def main() -> None:
         f"Command: `{command}`. The job: `neas search --space mbconv --budget 600M --seed S` "
         f"(digits, every default, `--threads auto`{extra}). "
         "Reference: `../shared/tools/ref_workload.py` "
-        "at the thread count the job chose, mean of a run just before and just after the job. "
+        f"at the thread count the job chose: the mean of the median of {args.ref_runs} run(s) "
+        "just before and of as many just after the job. "
         f"Load average before each job (other work on the {os.cpu_count()}-core machine): "
         + ", ".join(f"{r['load_before']:.2f}" for r in rows)
         + ". The ratio is what compares across machines and days.",
