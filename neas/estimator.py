@@ -181,7 +181,9 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         """``X`` as raw network input: N x F table rows (encoded) or N x C x H x W images.
         Fitting (``reset``) on a table with its labels ``y``, many-valued categories are
         target-encoded, the rows' own encodings cross-fitted with folds drawn by ``seed``."""
-        frame = X if isinstance(X, pd.DataFrame) else None
+        if isinstance(X, pd.DataFrame):  # its columns keep their own dtypes (no common one)
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return self._table(X, reset=reset, y=y, seed=seed)
         arr = validate_data(
             self, X, reset=reset, dtype=None, ensure_all_finite=False, allow_nd=True
         )
@@ -198,12 +200,17 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             if not np.all(np.isfinite(x)):
                 raise ValueError("images contain NaN or infinite values")
             return x
-        if frame is None:
-            names = getattr(self, "feature_names_in_", None)
-            columns = [str(c) for c in names] if names is not None else None
-            frame = pd.DataFrame(arr, columns=columns)
-            if columns is None:
-                frame.columns = [f"x{i}" for i in range(arr.shape[1])]
+        names = getattr(self, "feature_names_in_", None)
+        columns = [str(c) for c in names] if names is not None else None
+        frame = pd.DataFrame(arr, columns=columns)
+        if columns is None:
+            frame.columns = [f"x{i}" for i in range(arr.shape[1])]
+        return self._table(frame, reset=reset, y=y, seed=seed)
+
+    def _table(
+        self, frame: pd.DataFrame, *, reset: bool, y: np.ndarray | None, seed: int
+    ) -> np.ndarray:
+        """The rows of ``frame`` encoded (``_features``), the encoder fitted first if ``reset``."""
         if reset:
             labels = None
             if y is not None and len(y) == len(frame):

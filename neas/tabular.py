@@ -126,6 +126,32 @@ def _clean(value: Any) -> Any:
     return text.replace(",", "") if _GROUPED.fullmatch(text) else value
 
 
+def _plain(col: pd.Series) -> pd.Series:
+    """A column of one of pandas' nullable dtypes (``string``, ``Int64``, ``Float64``,
+    ``boolean``, Arrow-backed) as numpy's kind, its missing values ``None`` (text) or NaN
+    (numbers), so that a comparison with a missing value is ``False`` and not ``<NA>``."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return col.astype(object).where(col.notna(), None)
+    if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or isinstance(
+        dtype, (pd.CategoricalDtype, pd.DatetimeTZDtype, pd.PeriodDtype, pd.IntervalDtype)
+    ):
+        return col
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        return col.astype("float64")
+    return col.astype(object).where(col.notna(), None)
+
+
+def _frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its column names as text and every column as :func:`_plain` makes it."""
+    names = [str(c) for c in frame.columns]
+    if not names:
+        return frame.rename(columns=str)
+    plain = pd.concat([_plain(frame.iloc[:, i]) for i in range(len(names))], axis=1)
+    plain.columns = names
+    return plain
+
+
 def _numbers(series: pd.Series) -> tuple[pd.Series, bool]:
     """The column as float64 (NaN where a value is missing or no number) and whether every value
     is a number or missing (a numeric column)."""
@@ -205,7 +231,7 @@ class TableEncoder:
         """The encoder fitted on ``frame`` (with the labels ``y``, if given) and ``frame``
         encoded, its target-encoded columns cross-fitted (``seed`` draws the folds)."""
         enc, fitted = cls._fit_with_targets(frame, y, seed=seed)
-        return enc, enc._encode(frame.rename(columns=str), fitted)
+        return enc, enc._encode(_frame(frame), fitted)
 
     @classmethod
     def _fit_with_targets(
@@ -217,7 +243,7 @@ class TableEncoder:
         enc = cls._fit(frame, labelled=y is not None)
         if not enc.targets:
             return enc, {}
-        frame = frame.rename(columns=str)
+        frame = _frame(frame)
         targets, fitted = {}, {}
         for name in enc.targets:
             targets[name], fitted[name] = TargetColumn.fit_transform(
@@ -233,7 +259,7 @@ class TableEncoder:
             raise DataError("the table has no feature columns")
         if frame.shape[0] == 0:
             raise DataError("the table has no rows")
-        frame = frame.rename(columns=str)
+        frame = _frame(frame)
         parts: dict[str, dict[str, Any]] = {
             k: {} for k in ("number", "category", "date", "text", "target", "drop")
         }
@@ -291,7 +317,7 @@ class TableEncoder:
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Encode ``frame`` (the fitted columns, any order, extra columns ignored): N x F."""
-        return self._encode(frame.rename(columns=str), {})
+        return self._encode(_frame(frame), {})
 
     def _encode(self, frame: pd.DataFrame, fitted: dict[str, np.ndarray]) -> np.ndarray:
         """``transform``, the target-encoded columns in ``fitted`` taken from there."""

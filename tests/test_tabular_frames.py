@@ -326,3 +326,59 @@ def test_a_csv_tables_encoding_is_fitted_without_its_test_rows(tmp_path) -> None
     assert set(expected["targets"]) == {"shop"}
     assert ds.preprocessing == expected
     assert TableEncoder.fit(read, labels, seed=3).to_dict() != expected
+
+
+def nullable_frame(n: int = 120, *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Only numbers and a datetime column (no common numpy dtype), and pandas' nullable dtypes
+    with ``pd.NA``; then the same values in numpy's dtypes, missing as NaN or None."""
+    rng = np.random.default_rng(seed)
+    ints = rng.choice([1, 2, 3, None], n).tolist()
+    words = rng.choice(["a", "b", "c", None], n).tolist()
+    flags = rng.choice([True, False, None], n).tolist()
+    when = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    nullable = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "when": when,
+            "k": pd.array(ints, dtype="Int64"),
+            "s": pd.array(words, dtype="string"),
+            "b": pd.array(flags, dtype="boolean"),
+        }
+    )
+    plain = nullable.assign(
+        k=[np.nan if v is None else float(v) for v in ints],
+        s=pd.Series(words, dtype=object),
+        b=[np.nan if v is None else float(v) for v in flags],
+    )
+    return nullable, plain
+
+
+def test_nullable_dtypes_encode_as_their_numpy_kinds() -> None:
+    nullable, plain = nullable_frame()
+    enc = TableEncoder.fit(nullable)
+    x = enc.transform(nullable)
+    assert np.isfinite(x).all()
+    np.testing.assert_array_equal(x, enc.transform(plain))
+    np.testing.assert_array_equal(x, TableEncoder.fit(plain).transform(plain))
+
+
+def test_numbers_beside_a_date_and_nullable_columns_fit_and_predict(tmp_path) -> None:
+    nullable, plain = nullable_frame()
+    y = np.where(nullable["x"] > 0, "yes", "no")
+    clf = NEASClassifier(
+        epochs=1,
+        population=2,
+        generations=1,
+        width_mult=0.25,
+        head_width=16,
+        feature_width=16,
+        shrink=False,
+        final_epochs=0,
+        threads=1,
+        run_dir=tmp_path,
+    ).fit(nullable[["x", "when"]], y)  # numbers and a date: no common numpy dtype
+    assert clf.predict(nullable[["x", "when"]]).shape == (len(y),)
+    clf.fit(nullable, y)
+    p = clf.predict_proba(nullable)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p, clf.predict_proba(plain), rtol=0, atol=1e-6)
