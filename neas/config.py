@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the data readers (pandas, scikit-learn) load only when data
 
 __all__ = [
     "CALIBRATION_IMAGES",
+    "ESTIMATOR_THREADS",
     "SMALL_IMAGE",
     "SHRINK_SAMPLES",
     "SMALL_PRESETS",
@@ -56,6 +57,11 @@ EVAL_BATCH_CPU, EVAL_BATCH_CUDA = 128, 1024
 #: torch CPU threads of a job: N, "auto" (the fastest of 1, 2, 4, ... cores over a few timed
 #: training steps) or None (torch's own default). ``neas.device.resolve_threads`` resolves it.
 THREADS = "auto"
+#: ``NEASClassifier``'s threads: one, so that its fits repeat bit for bit (a timed ``auto``
+#: choice, and float sums with it, can differ between fits) and a grid search's parallel fits
+#: do not compete for the cores. The README's grid (7 fits on breast_cancer), 2-core machine
+#: beside one busy process, 2026-12-05: 35 s at one thread, 113 s at torch's default (two).
+ESTIMATOR_THREADS = 1
 AUTO = "auto"
 Threads = int | str | None
 """``N``, ``"auto"`` or ``None`` (torch's default)."""

@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from neas.config import (
     CASCADE_TOLERANCE,
+    ESTIMATOR_THREADS,
     VAL_FRACTION,
     DataOptions,
     FinalOptions,
@@ -95,9 +96,10 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     objective) is off by default so that the same ``random_state`` gives the same model
     (``None`` means 0). ``run_dir``: where each fit's run folder is kept (a new sub-folder per
     fit); ``None`` uses a temporary folder that is removed. ``threads``: torch CPU threads,
-    ``None`` (torch's default; the default here, unlike the CLI's ``auto``, because a timed
-    choice can differ between fits and float sums with it), ``N`` or ``"auto"``
-    (``neas.device.resolve_threads``). ``time_limit`` (seconds, or ``"30m"``) fits within that
+    ``N`` (default 1, ``neas.config.ESTIMATOR_THREADS``, unlike the CLI's ``auto``: the same
+    fit twice gives the same model, and parallel fits of a grid search share the cores),
+    ``"auto"`` (``neas.device.resolve_threads``) or ``None`` (torch's default).
+    ``time_limit`` (seconds, or ``"30m"``) fits within that
     wall-clock time (``neas.time_limit``): epochs, proposals and the chosen ensemble's
     final-training epochs come from a plan timed on this machine (``final_epochs`` caps the
     last); ``None`` (default) runs the configured work however long it takes.
@@ -132,7 +134,7 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
         tolerance: float = CASCADE_TOLERANCE,
         latency: bool = False,
         device: str | None = None,
-        threads: int | str | None = None,
+        threads: int | str | None = ESTIMATOR_THREADS,
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
         run_dir: str | Path | None = None,
