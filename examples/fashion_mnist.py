@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import neas
+from neas.front import describe_best
 
 #: What --fast prints: its figures are a smoke test's, not the method's.
 SMOKE = (
@@ -59,10 +60,7 @@ def main() -> None:
         options = neas.SearchOptions(budget="11.5M")
     result = neas.search(out=args.out, config=config, options=options, force=True, threads=1)
     best = result.best()
-    print(
-        f"best by validation: {best['id']}, {best['macs'] / 1e6:.2f}M MACs, "
-        f"test accuracy {best['test_accuracy']:.4f}; report: {result.report_path}"
-    )
+    print(f"best by validation: {describe_best(best)}; report: {result.report_path}")
     if args.fast:
         print(SMOKE)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 import neas
+from neas.front import describe_best
 
 #: What --fast prints: its figures are a smoke test's, not the method's.
 SMOKE = (
@@ -36,10 +37,7 @@ def main() -> None:
     result = neas.search(out=args.out, config=config, options=options, force=True, threads=1)
     print(result.front[["id", "members", "split", "macs", "val_accuracy", "test_accuracy"]])
     best = result.best()
-    print(
-        f"best by validation: {best['id']} ({best['macs'] / 1e6:.1f}M MACs, "
-        f"test accuracy {best['test_accuracy']:.3f})"
-    )
+    print(f"best by validation: {describe_best(best)}")
     print(f"report: {result.report_path}")
     if args.fast:
         print(SMOKE)

@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
 import neas
+from neas.front import describe_best
 
 #: What --fast prints: its figures are a smoke test's, not the method's.
 SMOKE = (
@@ -58,7 +59,7 @@ def main() -> None:
     model = result.ensemble(str(best["id"]))
     rows = pd.read_csv(csv).drop(columns=["diagnosis"]).head(5)
     labels = model.predict(model.encode_table(rows), normalize=True)
-    print(f"{best['id']}: {best['macs']:,} MACs, test accuracy {best['test_accuracy']:.3f}")
+    print(describe_best(best))
     print("first rows:", [model.class_names[i] for i in labels])
     if args.fast:
         print(SMOKE)

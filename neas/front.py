@@ -60,3 +60,31 @@ def best_as_trained(front: pd.DataFrame) -> pd.Series:
     if trained.any():
         return best(front[trained], accuracy="final_val_accuracy")
     return best(front)
+
+
+def describe_best(row: pd.Series) -> str:
+    """The row ``best_as_trained`` gives, in words: its id, MACs and accuracies, after final
+    training where it had it (the search's beside them).
+
+    >>> row = pd.Series({"id": "e004", "macs": 8.0e6, "val_accuracy": 0.975,
+    ...                  "test_accuracy": 0.9806, "final_val_accuracy": 0.9722,
+    ...                  "final_test_accuracy": 0.9917})
+    >>> describe_best(row)[:67]
+    'e004 (8,000,000 MACs): 97.22% val, 99.17% test after final training'
+    >>> describe_best(row)[67:]
+    ' (the search scored 97.50% / 98.06%)'
+    >>> describe_best(row.drop(["final_val_accuracy", "final_test_accuracy"]))
+    'e004 (8,000,000 MACs): 97.50% val, 98.06% test (supernet weights, no final training)'
+    """
+    search = f"{100 * row['val_accuracy']:.2f}% val, {100 * row['test_accuracy']:.2f}% test"
+    head = f"{row['id']} ({int(row['macs']):,} MACs)"
+    val, test = row.get("final_val_accuracy"), row.get("final_test_accuracy")
+    if val is None or pd.isna(val):
+        return f"{head}: {search} (supernet weights, no final training)"
+    after = f"{100 * val:.2f}% val"
+    if test is not None and not pd.isna(test):
+        after += f", {100 * test:.2f}% test"
+    return (
+        f"{head}: {after} after final training (the search scored "
+        f"{100 * row['val_accuracy']:.2f}% / {100 * row['test_accuracy']:.2f}%)"
+    )

@@ -18,7 +18,7 @@ import pandas as pd
 
 from neas.deploy import DeployedEnsemble, export_run, load_ensemble
 from neas.errors import ConfigError, NeasError, SelectError
-from neas.front import best_as_trained
+from neas.front import best_as_trained, describe_best
 from neas.layout import MODEL_PT
 from neas.report import write_report
 from neas.run import ensemble_dir, export_matches, front_archs, read_pareto
@@ -77,11 +77,9 @@ class RunResults:
             front = self.front
         except NeasError as exc:
             return f"RunResults({str(self.run_dir)!r}: {exc})"
-        best = self.best()
         return (
-            f"RunResults({str(self.run_dir)!r}: {len(front)} ensembles on the front; best by "
-            f"validation {best['id']} at {100 * best['val_accuracy']:.2f}% val, "
-            f"{100 * best['test_accuracy']:.2f}% test, {int(best['macs']):,} MACs)"
+            f"RunResults({str(self.run_dir)!r}: {len(front)} ensembles on the front; best "
+            f"{describe_best(self.best())})"
         )
 
     def report(self) -> Path:

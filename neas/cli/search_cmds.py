@@ -234,6 +234,14 @@ def print_front(front, *, budget: int, run_dir: Path) -> None:
     console.print(table)
     console.print(FRONT_LEGEND, style="dim")
     console.print(f"results in {run_dir} (pareto.csv, pareto.png, search/, ensembles/)")
+    from neas.front import describe_best
+    from neas.results import load_run
+
+    # pareto.csv as the run left it: with the final stage's scores, which the table above lacks
+    console.print(
+        f"best: {describe_best(load_run(run_dir).best())}; "
+        f"in Python: neas.load_run({str(run_dir)!r}).best()"
+    )
 
 
 def search_options_from(options: dict[str, Any]) -> SearchOptions:
