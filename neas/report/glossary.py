@@ -19,6 +19,12 @@ _ACC = (
     "share of the validation split classified correctly; the search maximises it. <b>test "
     "accuracy</b>: the same on the test split, which no choice in the run looked at."
 )
+_FINAL = (
+    "the val and test accuracy of an ensemble trained again as an ensemble after the search "
+    "(each member on its own batches, the shared trunk's gradient divided by K); – where it was "
+    "exported with the supernet's weights. <code>load_run(...).best()</code> picks among the "
+    "trained ones by the first of the two."
+)
 _NLL = (
     "mean negative log-likelihood of the true class under the averaged probabilities (lower is "
     "better); the search uses it only as a tie-break between equal validation accuracies."

@@ -28,6 +28,7 @@ from neas.layout import (
 from neas.report.glossary import (
     _ACC,
     _DISAGREE,
+    _FINAL,
     _HYPERVOLUME,
     _K,
     _MACS,
@@ -191,6 +192,8 @@ _FRONT_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "params": ("parameters", _count),
     "val_accuracy": ("val accuracy", _pct),
     "test_accuracy": ("test accuracy", _pct),
+    "final_val_accuracy": ("val accuracy after final training", _pct),
+    "final_test_accuracy": ("test accuracy after final training", _pct),
     "val_nll": ("val NLL", lambda v: _plain(v, 3)),
     "disagreement": ("disagreement", _pct),
     "latency_ms": ("predicted latency, PyTorch (ms)", _ms),
@@ -287,6 +290,7 @@ def _search_section(run: Path, manifests: dict[str, dict[str, Any]]) -> str:
         "split": ("split", _SPLIT + " Written <i>s of L</i>: s shared layers of L."),
         "macs": ("MACs", _MACS),
         "val_accuracy": ("val accuracy", _ACC),
+        "final_val_accuracy": ("after final training", _FINAL),
         "val_nll": ("val NLL", _NLL),
         "disagreement": ("disagreement", _DISAGREE),
         "latency_ms": (
