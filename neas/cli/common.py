@@ -236,8 +236,9 @@ ThreadsOpt = Annotated[
     typer.Option(
         "--threads",
         help="torch CPU threads: N, or auto (time a few training steps at 1, 2, 4, ... cores "
-        "and keep the fastest; on a busy small machine 1 thread can be 3x faster than 2). The "
-        "export of the front's other ensembles runs in that many processes, one thread each.",
+        "and keep the fastest; on a busy small machine 1 thread can be 3x faster than 2). A "
+        "search's export of the front's other ensembles runs in that many processes, one "
+        "thread each.",
     ),
 ]
 EpochsOpt = Annotated[
@@ -328,7 +329,8 @@ FinalEpochsOpt = Annotated[
         help="Train E epochs as an ensemble before exporting (search: the front's best "
         "ensemble; export: each it exports): the sum of the "
         "members' own losses, each member on its own batches (0: the supernet's weights). "
-        f"Search's default: {FINAL_EPOCHS} for images, tables as many as the supernet's.",
+        f"Search's default: {FINAL_EPOCHS} for images; for tables the epochs of the data's "
+        "own training schedule (about 120 steps, at least 10 epochs), whatever --epochs says.",
     ),
 ]
 FinalInitOpt = Annotated[
