@@ -79,10 +79,9 @@ def unseen_frame() -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory) -> NEASClassifier:
-    frame, y = real_frame()
-    clf = NEASClassifier(
+def tiny(**kw) -> NEASClassifier:
+    """An estimator whose fit takes a few seconds: these tests check the frames, not the fit."""
+    params = dict(
         epochs=1,
         population=2,
         generations=1,
@@ -92,9 +91,14 @@ def fitted(tmp_path_factory) -> NEASClassifier:
         shrink=False,
         final_epochs=1,
         threads=1,
-        run_dir=tmp_path_factory.mktemp("frames"),
     )
-    return clf.fit(frame, y)
+    return NEASClassifier(**(params | kw))
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> NEASClassifier:
+    frame, y = real_frame()
+    return tiny(run_dir=tmp_path_factory.mktemp("frames")).fit(frame, y)
 
 
 def test_a_real_frame_fits_predicts_and_serves_from_model_pt(fitted) -> None:
@@ -365,18 +369,8 @@ def test_nullable_dtypes_encode_as_their_numpy_kinds() -> None:
 def test_numbers_beside_a_date_and_nullable_columns_fit_and_predict(tmp_path) -> None:
     nullable, plain = nullable_frame()
     y = np.where(nullable["x"] > 0, "yes", "no")
-    clf = NEASClassifier(
-        epochs=1,
-        population=2,
-        generations=1,
-        width_mult=0.25,
-        head_width=16,
-        feature_width=16,
-        shrink=False,
-        final_epochs=0,
-        threads=1,
-        run_dir=tmp_path,
-    ).fit(nullable[["x", "when"]], y)  # numbers and a date: no common numpy dtype
+    clf = tiny(final_epochs=0, run_dir=tmp_path)
+    clf.fit(nullable[["x", "when"]], y)  # numbers and a date: no common numpy dtype
     assert clf.predict(nullable[["x", "when"]]).shape == (len(y),)
     clf.fit(nullable, y)
     p = clf.predict_proba(nullable)
