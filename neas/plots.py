@@ -96,9 +96,16 @@ def plot_hypervolume(progress: pd.DataFrame, *, path: Path) -> None:
     ax.set_ylabel("hypervolume")
     ax2 = ax.twinx()
     ax2.plot(
-        progress["generation"], 100 * progress["best_val_accuracy"], c="C1", ls="--", marker="."
+        progress["generation"],
+        100 * progress["best_val_accuracy"],
+        c="C1",
+        ls="--",
+        marker=".",
+        clip_on=False,  # a point at 100 % sits on the top edge, drawn whole
     )
     ax2.set_ylabel("best val accuracy (%)", color="C1")
+    low, high = ax2.get_ylim()
+    ax2.set_ylim(low, min(high, 100.0))  # the autoscale margin would show accuracies over 100 %
     ax.grid(alpha=0.3)
     _save(fig, path)
 
