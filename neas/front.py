@@ -76,15 +76,12 @@ def describe_best(row: pd.Series) -> str:
     >>> describe_best(row.drop(["final_val_accuracy", "final_test_accuracy"]))
     'e004 (8,000,000 MACs): 97.50% val, 98.06% test (supernet weights, no final training)'
     """
-    search = f"{100 * row['val_accuracy']:.2f}% val, {100 * row['test_accuracy']:.2f}% test"
     head = f"{row['id']} ({int(row['macs']):,} MACs)"
-    val, test = row.get("final_val_accuracy"), row.get("final_test_accuracy")
-    if val is None or pd.isna(val):
-        return f"{head}: {search} (supernet weights, no final training)"
-    after = f"{100 * val:.2f}% val"
-    if test is not None and not pd.isna(test):
-        after += f", {100 * test:.2f}% test"
-    return (
-        f"{head}: {after} after final training (the search scored "
-        f"{100 * row['val_accuracy']:.2f}% / {100 * row['test_accuracy']:.2f}%)"
-    )
+    val, test = 100 * row["val_accuracy"], 100 * row["test_accuracy"]
+    final_val, final_test = row.get("final_val_accuracy"), row.get("final_test_accuracy")
+    if final_val is None or pd.isna(final_val):
+        return f"{head}: {val:.2f}% val, {test:.2f}% test (supernet weights, no final training)"
+    after = f"{100 * final_val:.2f}% val"
+    if final_test is not None and not pd.isna(final_test):
+        after += f", {100 * final_test:.2f}% test"
+    return f"{head}: {after} after final training (the search scored {val:.2f}% / {test:.2f}%)"

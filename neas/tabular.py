@@ -126,30 +126,38 @@ def _clean(value: Any) -> Any:
     return text.replace(",", "") if _GROUPED.fullmatch(text) else value
 
 
-def _plain(col: pd.Series) -> pd.Series:
-    """A column of one of pandas' nullable dtypes (``string``, ``Int64``, ``Float64``,
-    ``boolean``, Arrow-backed) as numpy's kind, its missing values ``None`` (text) or NaN
-    (numbers), so that a comparison with a missing value is ``False`` and not ``<NA>``."""
+#: Extension dtypes the encoder reads as they are (their missing values are NaN or NaT).
+_KEPT_DTYPES = (pd.CategoricalDtype, pd.DatetimeTZDtype, pd.PeriodDtype, pd.IntervalDtype)
+
+
+def _nullable(col: pd.Series) -> bool:
+    """Whether ``col`` has one of pandas' nullable dtypes (``string``, ``Int64``, ``Float64``,
+    ``boolean``, Arrow-backed), whose missing value ``pd.NA`` compares as ``<NA>``."""
     dtype = col.dtype
-    if isinstance(dtype, pd.StringDtype):
-        return col.astype(object).where(col.notna(), None)
-    if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or isinstance(
-        dtype, (pd.CategoricalDtype, pd.DatetimeTZDtype, pd.PeriodDtype, pd.IntervalDtype)
-    ):
-        return col
-    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype) and not isinstance(
+        dtype, _KEPT_DTYPES
+    )
+
+
+def _plain(col: pd.Series) -> pd.Series:
+    """A nullable column (:func:`_nullable`) as numpy's kind: numbers and booleans as float64
+    (missing: NaN), anything else as objects (missing: ``None``)."""
+    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
         return col.astype("float64")
     return col.astype(object).where(col.notna(), None)
 
 
 def _frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its column names as text and every column as :func:`_plain` makes it."""
-    names = [str(c) for c in frame.columns]
-    if not names:
-        return frame.rename(columns=str)
-    plain = pd.concat([_plain(frame.iloc[:, i]) for i in range(len(names))], axis=1)
-    plain.columns = names
-    return plain
+    """``frame`` with its column names as text and its nullable columns :func:`_plain`: what
+    every method of the encoder reads (converted once, where a frame comes in)."""
+    frame = frame.rename(columns=str)
+    nullable = [i for i in range(frame.shape[1]) if _nullable(frame.iloc[:, i])]
+    if not nullable:
+        return frame
+    frame = frame.copy()
+    for i in nullable:
+        frame.isetitem(i, _plain(frame.iloc[:, i]))
+    return frame
 
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, bool]:
@@ -222,7 +230,7 @@ class TableEncoder:
     ) -> TableEncoder:
         """Read each column's kind and what encoding it needs (median, categories, ...); with
         the labels ``y`` (class indices, one per row), target-encode many-valued categories."""
-        return cls._fit_with_targets(frame, y, seed=seed)[0]
+        return cls._fit_with_targets(_frame(frame), y, seed=seed)[0]
 
     @classmethod
     def fit_transform(
@@ -230,20 +238,21 @@ class TableEncoder:
     ) -> tuple[TableEncoder, np.ndarray]:
         """The encoder fitted on ``frame`` (with the labels ``y``, if given) and ``frame``
         encoded, its target-encoded columns cross-fitted (``seed`` draws the folds)."""
+        frame = _frame(frame)
         enc, fitted = cls._fit_with_targets(frame, y, seed=seed)
-        return enc, enc._encode(_frame(frame), fitted)
+        return enc, enc._encode(frame, fitted)
 
     @classmethod
     def _fit_with_targets(
         cls, frame: pd.DataFrame, y: np.ndarray | None, *, seed: int
     ) -> tuple[TableEncoder, dict[str, np.ndarray]]:
-        """The fitted encoder and its target-encoded columns' cross-fitted features."""
+        """The fitted encoder and its target-encoded columns' cross-fitted features (``frame``
+        as :func:`_frame` gives it)."""
         if y is not None and len(y) != len(frame):
             raise DataError(f"the table has {len(frame)} rows but {len(y)} labels")
         enc = cls._fit(frame, labelled=y is not None)
         if not enc.targets:
             return enc, {}
-        frame = _frame(frame)
         targets, fitted = {}, {}
         for name in enc.targets:
             targets[name], fitted[name] = TargetColumn.fit_transform(
@@ -259,7 +268,6 @@ class TableEncoder:
             raise DataError("the table has no feature columns")
         if frame.shape[0] == 0:
             raise DataError("the table has no rows")
-        frame = _frame(frame)
         parts: dict[str, dict[str, Any]] = {
             k: {} for k in ("number", "category", "date", "text", "target", "drop")
         }
