@@ -19,9 +19,8 @@ Example (not run as a doctest: it trains or needs a run folder)::
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from neas.data.npz import raw_from_arrays
 from neas.deploy import DeployedEnsemble, load_ensemble
 from neas.device import resolve_device
 from neas.errors import ConfigError
+from neas.files import scratch_folder
 from neas.front import best as best_row
 from neas.front import cheapest_within
 from neas.layout import MODEL_PT
@@ -60,6 +60,9 @@ from neas.time_limit import parse_duration
 from neas.training.distributed import world_from_env
 
 SELECTIONS = ("best", "cheapest")
+
+#: The temporary run folders of fits that keep none (``run_dir=None``), in the temp folder.
+SCRATCH_PREFIX = "neas-fit-"
 
 
 def _holdout(y: np.ndarray, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +98,8 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
     (fewest MACs) within ``tolerance`` of it. ``latency`` (measured latency as a third
     objective) is off by default so that the same ``random_state`` gives the same model
     (``None`` means 0). ``run_dir``: where each fit's run folder is kept (a new sub-folder per
-    fit); ``None`` uses a temporary folder that is removed. ``threads``: torch CPU threads,
+    fit); ``None`` uses a temporary folder (``neas-fit-*``) that is removed, by the next fit if
+    this one is killed. ``threads``: torch CPU threads,
     ``N`` (default 1, ``neas.config.ESTIMATOR_THREADS``, unlike the CLI's ``auto``: the same
     fit twice gives the same model, and parallel fits of a grid search share the cores),
     ``"auto"`` (``neas.device.resolve_threads``) or ``None`` (torch's default).
@@ -248,10 +252,12 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has {len(self.classes_)} class; a classifier needs at least 2")
         limit = parse_duration(self.time_limit) if self.time_limit is not None else None
         keep = self.run_dir is not None
-        root = Path(self.run_dir) if keep else Path(tempfile.mkdtemp(prefix="neas-fit-"))
-        run = root / f"fit-{uuid.uuid4().hex[:8]}" if keep else root / "run"
-        data = run.parent / f"{run.name}.npz"
-        try:
+        # a temporary folder for a fit that keeps nothing: one a killed fit left is removed by
+        # the next fit (files.scratch_folder)
+        where = nullcontext(Path(self.run_dir)) if keep else scratch_folder(SCRATCH_PREFIX)
+        with where as root:
+            run = root / f"fit-{uuid.uuid4().hex[:8]}" if keep else root / "run"
+            data = run.parent / f"{run.name}.npz"
             run.parent.mkdir(parents=True, exist_ok=True)
             train, val = _holdout(y_idx, seed=seed)
             arrays = {
@@ -303,9 +309,6 @@ class NEASClassifier(ClassifierMixin, BaseEstimator):
                 calibrated=result.search.calibrated,
             ).run(result.run)
             self.ensemble_: DeployedEnsemble = load_ensemble(folder / MODEL_PT)
-        finally:
-            if not keep:
-                shutil.rmtree(root, ignore_errors=True)
         self.ensemble_id_ = chosen
         self.pareto_front_ = front.copy()
         self.run_dir_ = run if keep else None

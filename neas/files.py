@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,55 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+OWNER_LOCK = ".owner.lock"  # in a scratch folder: held by the process using it
+
+
+@contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A new folder in the system's temp folder for the block, removed after it.
+
+    A process killed inside the block (SIGKILL, SIGTERM, a lost node) cannot remove its folder;
+    the next ``scratch_folder`` with the same ``prefix`` does: each folder holds a lock file
+    (``OWNER_LOCK``) that its process keeps ``flock``-ed, which the kernel releases when the
+    process dies, however it dies. A folder whose lock can be taken is one nobody uses.
+
+    >>> with scratch_folder("neas-doc-") as d:
+    ...     d.is_dir()
+    True
+    >>> d.exists()
+    False
+    """
+    import fcntl
+
+    remove_abandoned(prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        # locked under another name, then renamed: a sweep never sees the lock file unlocked
+        with open(folder / f"{OWNER_LOCK}.new", "w") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            os.replace(folder / f"{OWNER_LOCK}.new", folder / OWNER_LOCK)
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_abandoned(prefix: str) -> list[Path]:
+    """Remove the folders ``scratch_folder(prefix)`` made in the temp folder whose process is
+    gone (their lock file is not held); returns them."""
+    import fcntl
+
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            with open(folder / OWNER_LOCK) as lock:  # missing: not ours, or being made
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        except OSError:  # held (in use), missing, or not ours to open
+            continue
+    return removed
 
 
 def read_json(path: Path) -> Any:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 import pandas as pd
@@ -15,6 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from neas import NEASClassifier
+from neas.estimator import SCRATCH_PREFIX
+from neas.files import scratch_folder
 
 
 def tiny(**kw) -> NEASClassifier:
@@ -97,3 +105,36 @@ def test_run_dir_keeps_each_fit(tmp_path) -> None:
     assert clf.run_dir_.parent == tmp_path and (clf.run_dir_ / "pareto.csv").is_file()
     clone(clf).fit(X, y)
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+KILLED_FIT = """
+import numpy as np
+from neas import NEASClassifier
+x = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+NEASClassifier(epochs=1000, threads=1, shrink=False).fit(x, (x[:, 0] > 0).astype(int))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_fits_temp_folder_is_removed_by_the_next_fit(tmp_path, monkeypatch, sig):
+    """A fit killed before its cleanup leaves its temp run folder (the kernel gives a killed
+    process no ``finally``); the next fit finds its lock free and removes it, and leaves alone
+    a folder still in use."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this process's temp folder too
+    with scratch_folder(SCRATCH_PREFIX) as live:
+        job = subprocess.Popen([sys.executable, "-c", KILLED_FIT], env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while not (started := list(tmp_path.glob(f"{SCRATCH_PREFIX}*/run/config.json"))):
+                assert job.poll() is None and time.monotonic() < deadline, "no fit started"
+                time.sleep(0.2)
+        finally:
+            job.send_signal(sig)
+            job.wait(60)
+        left = started[0].parents[1]
+        assert left.is_dir()  # what the killed fit left
+        X, y = load_wine(return_X_y=True)
+        tiny().fit(X, y)
+        assert not left.exists() and live.is_dir()
+    assert not list(tmp_path.glob(f"{SCRATCH_PREFIX}*"))
