@@ -94,11 +94,17 @@ def scratch_folder(prefix: str) -> Iterator[Path]:
     >>> d.exists()
     False
     """
-    import fcntl
-
-    remove_abandoned(prefix)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): a plain temp folder, which a kill leaves
+        fcntl = None
+    if fcntl is not None:
+        remove_abandoned(prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
+        if fcntl is None:
+            yield folder
+            return
         # locked under another name, then renamed: a sweep never sees the lock file unlocked
         with open(folder / f"{OWNER_LOCK}.new", "w") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
