@@ -41,6 +41,30 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args: list[str], message: st
     assert not (tmp_path / "r").exists()  # nothing written on bad input
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["serch"], "error: No such command 'serch'. Did you mean 'search'? (see 'neas --help')"),
+        (["search", "--budgt", "600M"], "error: No such option: --budgt"),
+        (["search", "--members", "two"], "error: Invalid value for '--members'"),
+        (["search", "--budget"], "error: Option '--budget' requires an argument"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    """A misspelt command or option, or a missing value, through the real entry point: one
+    ``error:`` line (not typer's box), the command's ``--help`` named, exit 2."""
+    code = "import sys; from neas.cli import main; sys.argv[0] = 'neas'; main()"
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(message)
+
+
+def test_no_arguments_shows_the_help() -> None:
+    code = "import sys; from neas.cli import main; sys.argv[0] = 'neas'; main()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2 and "Usage: neas [OPTIONS] COMMAND" in done.stdout + done.stderr
+
+
 def test_spaces_lists_mbconv() -> None:
     result = runner.invoke(app, ["spaces"])
     assert result.exit_code == 0 and "mbconv" in result.output

@@ -1,5 +1,10 @@
 """The typer app with every command registered (one module per group of commands), listed in
-the order of the workflow and grouped in help panels."""
+the order of the workflow and grouped in help panels; ``main`` runs it with usage errors (a
+misspelt option or command, a missing value) as one line, like every other bad input."""
+
+import sys
+
+import typer
 
 from neas.cli import (
     export_cmds,  # noqa: F401  (registers export, cascade, report)
@@ -27,5 +32,27 @@ for _command in app.registered_commands:
     _command.rich_help_panel = dict(WORKFLOW).get(_command.name or "", "Other")
 
 
-def main() -> None:
-    app()
+#: click's ``UsageError`` and ``ClickException``, from whichever click this typer uses (its own
+#: copy since typer 0.16, the ``click`` package before).
+_USAGE = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_CLICK = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def main(args: list[str] | None = None) -> None:
+    """``neas``: the app, whose usage errors print ``error: ...`` and exit 2."""
+    try:
+        code = app(args=args, standalone_mode=False)
+    except _USAGE as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # ``neas`` alone: the help
+            exc.show()
+        else:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            typer.echo(f"error: {exc.format_message().rstrip('.')}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except _CLICK as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
