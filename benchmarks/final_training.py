@@ -20,9 +20,11 @@ best-validation one of each split band), each trained by the final stage (``--ta
 accuracy after final training says whether the search ranks what the final stage yields.
 
 Each seed's rows are appended to ``--work``/seed<S>/rows.jsonl as they are measured (and its
-searches kept): a stopped run resumes at the next row, ``--methods`` picks which rows to
-measure, seeds can run as separate processes (``--no-write``), and a last call with every seed
-(``--collect``) writes the table from their rows.
+searches kept): a stopped run resumes at the next row, a row's final training from its last
+epoch checkpoint (``--work``/seed<S>/final/; its ``final_wall_s`` is then the seconds after
+the resume scaled to all its epochs, and the row says ``final_resumed_from``), ``--methods``
+picks which rows to measure, seeds can run as separate processes (``--no-write``), and a last
+call with every seed (``--collect``) writes the table from their rows.
 
 Rows (``results/<--name>.json``, ``final_training`` by default): seed, method, init, epochs,
 test_accuracy, nll, ece, member_accuracy_mean, disagreement, ensemble_gain (ensemble
@@ -115,16 +117,30 @@ def scores(logits: torch.Tensor, y: np.ndarray) -> dict[str, float]:
     }
 
 
-def trained_net(run, arch: EnsembleArch, *, epochs: int, init: str, seed: int):
-    """The final stage on ``arch`` built from ``run``'s supernet; (network, seconds)."""
+def trained_net(
+    run, arch: EnsembleArch, *, epochs: int, init: str, seed: int, checkpoint: Path
+) -> tuple[Any, float, int]:
+    """The final stage on ``arch`` built from ``run``'s supernet, resumed from ``checkpoint``
+    where a stopped process left one; (network, seconds, epochs the checkpoint held). The
+    seconds of a resumed training are those after the resume scaled to all its epochs."""
     ds = run.dataset
     recalibrate_bn(run.supernet, arch, calibration_images(ds, seed=seed))
     net = build_ensemble(run.supernet, arch)  # ``scratch`` replaces it with fresh weights
     cfg = replace(run.config.train, seed=seed)
     done = final_train(
-        net, run.space, arch, ds.x_train, ds.y_train, epochs=epochs, init=init, config=cfg
+        net,
+        run.space,
+        arch,
+        ds.x_train,
+        ds.y_train,
+        epochs=epochs,
+        init=init,
+        config=cfg,
+        checkpoint=checkpoint,
     )
-    return done.net, done.seconds
+    checkpoint.unlink(missing_ok=True)
+    seconds = done.seconds * epochs / max(1, epochs - done.resumed_from)
+    return done.net, seconds, done.resumed_from
 
 
 def one_seed(seed: int, args) -> list[dict[str, Any]]:
@@ -183,19 +199,23 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
             for epochs in args.epochs_list:
                 if kept.has(method, init, epochs):
                     continue
+                (work / "final").mkdir(exist_ok=True)
                 with torch_threads(args.threads):
-                    if method == "deep_ensemble":  # two networks, trained apart, averaged
-                        parts = [
-                            trained_net(run, arch, epochs=epochs, init=init, seed=seed + 1000 * k)
-                            for k in range(2)
-                        ]
-                        logits = torch.cat([ensemble_logits(n, ds.x_test) for n, _ in parts])
-                        final_s = sum(s for _, s in parts)
-                        macs = 2 * costs.ensemble(arch).macs
-                    else:
-                        net, final_s = trained_net(run, arch, epochs=epochs, init=init, seed=seed)
-                        logits = ensemble_logits(net, ds.x_test)
-                        macs = costs.ensemble(arch).macs
+                    parts = [  # deep_ensemble: two networks, trained apart, averaged
+                        trained_net(
+                            run,
+                            arch,
+                            epochs=epochs,
+                            init=init,
+                            seed=seed + 1000 * k,
+                            checkpoint=work / "final" / f"{method}-{init}-{epochs}-{k}.pt",
+                        )
+                        for k in range(2 if method == "deep_ensemble" else 1)
+                    ]
+                    logits = torch.cat([ensemble_logits(n, ds.x_test) for n, _, _ in parts])
+                    final_s = sum(s for _, s, _ in parts)
+                    macs = len(parts) * costs.ensemble(arch).macs
+                    resumed = sum(r for _, _, r in parts)
                 kept.add(
                     {
                         "seed": seed,
@@ -209,6 +229,7 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
                         "members": 2 if method == "deep_ensemble" else arch.num_members,
                         "final_wall_s": final_s,
                         "total_wall_s": train_s + float(row["search_s"]) + final_s,
+                        **({"final_resumed_from": resumed} if resumed else {}),
                     }
                 )
     if args.tau and seed == args.tau_seed and "tau" in args.methods:
@@ -261,8 +282,17 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
         if kept.has("tau", args.tau_init, epochs, split=int(arch.split), macs=int(row["macs"])):
             continue  # measured before (a resumed run)
+        tag = f"tau-{args.tau_init}-{epochs}-{arch.split}-{int(row['macs'])}"
+        (Path(args.work) / f"seed{seed}" / "final").mkdir(parents=True, exist_ok=True)
         with torch_threads(args.threads):
-            net, final_s = trained_net(run, arch, epochs=epochs, init=args.tau_init, seed=seed)
+            net, final_s, resumed = trained_net(
+                run,
+                arch,
+                epochs=epochs,
+                init=args.tau_init,
+                seed=seed,
+                checkpoint=Path(args.work) / f"seed{seed}" / "final" / f"{tag}.pt",
+            )
             val = ensemble_metrics(ensemble_logits(net, ds.x_val), ds.y_val)
         kept.add(
             {
@@ -276,6 +306,7 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
                 "final_val_accuracy": val.accuracy,
                 "disagreement": val.disagreement,
                 "final_wall_s": final_s,
+                **({"final_resumed_from": resumed} if resumed else {}),
             }
         )
 
