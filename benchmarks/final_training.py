@@ -278,12 +278,13 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
     (validation accuracy): the rows of the Kendall tau figure."""
     ds = run.dataset
     epochs = args.tau_epochs or max(args.epochs_list)
+    final_dir = Path(args.work) / f"seed{seed}" / "final"  # the rows' final-stage checkpoints
     for _, row in spread_over_splits(history, budget, args.tau).iterrows():
         arch = EnsembleArch.from_json(str(row["arch"]), run.space)
         if kept.has("tau", args.tau_init, epochs, split=int(arch.split), macs=int(row["macs"])):
             continue  # measured before (a resumed run)
         tag = f"tau-{args.tau_init}-{epochs}-{arch.split}-{int(row['macs'])}"
-        (Path(args.work) / f"seed{seed}" / "final").mkdir(parents=True, exist_ok=True)
+        final_dir.mkdir(parents=True, exist_ok=True)
         with torch_threads(args.threads):
             net, final_s, resumed = trained_net(
                 run,
@@ -291,7 +292,7 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
                 epochs=epochs,
                 init=args.tau_init,
                 seed=seed,
-                checkpoint=Path(args.work) / f"seed{seed}" / "final" / f"{tag}.pt",
+                checkpoint=final_dir / f"{tag}.pt",
             )
             val = ensemble_metrics(ensemble_logits(net, ds.x_val), ds.y_val)
         kept.add(
