@@ -367,9 +367,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     for (method, init), part in frame.groupby(["method", "init"], sort=False):
-        m = part.groupby("epochs").mean(numeric_only=True).sort_index()
-        ax.plot(m["final_wall_s"], 100 * m["test_accuracy"], marker="o", label=f"{method} ({init})")
-    ax.set_xlabel("final-stage wall time, s (mean over seeds)")
+        # one curve of the same seeds: those that ran every E of this line (an epoch curve is
+        # often measured on one seed, its default E on three)
+        common = set.intersection(*part.groupby("epochs")["seed"].apply(set))
+        label = f"{method} ({init})"
+        if part["seed"].nunique() > len(common):
+            label += f", seed{'s' if len(common) > 1 else ''} {', '.join(map(str, sorted(common)))}"
+        m = part[part["seed"].isin(common)].groupby("epochs").mean(numeric_only=True)
+        m = m.sort_index()
+        ax.plot(m["final_wall_s"], 100 * m["test_accuracy"], marker="o", label=label)
+    ax.set_xlabel("final-stage wall time, s (mean over the seeds that ran every E of a line)")
     ax.set_ylabel("test accuracy, %")
     if frame["final_wall_s"].max() > 4 * frame["final_wall_s"].min():  # an epoch curve
         ax.set_xscale("log")
