@@ -6,15 +6,17 @@ average), side by side in one run per seed:
 
 - ``neas``: ``neas train`` (shrinking) -> ``neas evolve`` -> ``neas export --select best
   --final-epochs F --final-init I``: the best-validation ensemble of the front, trained by the
-  final stage (inherited weights by default: what the fine-tuning figures measured);
+  final stage (``F`` and ``I`` default to the main job's, ``FINAL_EPOCHS`` and ``FINAL_INIT``);
 - ``single_nas``: the same supernet, ``neas evolve --ensemble-size 1`` (K = 1), same number of
-  proposals, best by validation, fine-tuned the same way;
+  proposals, best by validation, trained by the same final stage;
 - ``random_ensemble``: the same supernet, ``neas evolve --strategy random``, same number of
-  evaluations, best by validation, fine-tuned the same way;
+  evaluations, best by validation, trained by the same final stage;
 - ``deep_ensemble``: single-network NAS under half the budget on the same supernet (``neas
   evolve --ensemble-size 1``, same number of proposals), its best-validation network trained
   from scratch twice (two seeds, the supernet's recipe, as many epochs as the supernet had plus
-  its fine-tuning), probabilities averaged: equal MACs (wall time: the two trainings);
+  the final stage's: as many passes over the data as neas's members had), probabilities
+  averaged: equal MACs (wall time: the two trainings). ``benchmarks/final_training.py`` gives
+  it the final stage's epochs instead (the issue's "same final-training epochs");
 - ``hist_gradient_boosting``: scikit-learn's HistGradientBoostingClassifier on the pixels.
 
 neas runs through its CLI exactly as a user would; the other methods run in this process with the
@@ -25,9 +27,12 @@ and wall time (neas, single_nas and random_ensemble each include the one superne
 share). Writes the "Fashion-MNIST" section of RESULTS.md and ``results/fashion_mnist.json``.
 Each stage keeps a record in ``--work``; a rerun with the same folder reuses finished stages (their
 measured times, the deep ensemble's and HistGradientBoosting's rows) and scores the exported
-ONNX models again.
+ONNX models again: seeds run as separate processes with one ``--work`` and ``--no-write``,
+then all of them with the same ``--work``, which only rescores and writes the results (per seed,
+and the mean ± std over seeds).
 
-    nice -n 5 python benchmarks/fashion_mnist.py --seeds 0
+    python benchmarks/fashion_mnist.py --seeds 0 --threads 1 --work W --no-write   # and 1, 2
+    python benchmarks/fashion_mnist.py --seeds 0,1,2 --threads 1 --work W
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import pandas as pd
 import torch
 
 from neas.budget import parse_budget
-from neas.config import DataOptions
+from neas.config import FINAL_EPOCHS, FINAL_INIT, FINAL_INITS, DataOptions
 from neas.cost import CostTable
 from neas.data import Dataset, load_data
 from neas.deploy.onnx_export import INPUT, batch_of, ort_session, time_calls, to_onnx
@@ -128,7 +133,7 @@ def searched(
         search_s = evolve_copy(run, extra, budget=args.budget, trained=trained, args=args)
         export_s = neas_cli(
             "export", str(run), "--select", "best", "--final-epochs",
-            str(args.finetune_epochs), "--final-init", args.final_init, "--format", "onnx",
+            str(args.final_epochs), "--final-init", args.final_init, "--format", "onnx",
             "--no-cascade", "--device", "cpu",
         )  # fmt: skip
         return {"search_s": search_s, "export_s": export_s}
@@ -152,7 +157,7 @@ def searched(
         "members": int(manifest["members"]),
         "split": int(manifest["split"]),
         "val_accuracy": manifest["accuracy"]["val"],
-        "test_accuracy_before_finetune": manifest["accuracy_before_final"]["test"],
+        "test_accuracy_before_final": manifest["accuracy_before_final"]["test"],
         "search_s": search_s,
         "export_s": export_s,
     }
@@ -174,7 +179,7 @@ def deep_ensemble(*, trained: Path, work: Path, args) -> dict[str, Any]:
     row = fits.sort_values(["val_accuracy", "macs"], ascending=[False, True]).iloc[0]
     arch = EnsembleArch.from_json(str(row["arch"]), run.space)
     cfg = replace(
-        run.config.train, epochs=run.config.train.epochs + args.finetune_epochs, seed=args.seed
+        run.config.train, epochs=run.config.train.epochs + args.final_epochs, seed=args.seed
     )
     ds = args.dataset
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train).long()
@@ -295,15 +300,34 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def mean_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Each method's mean ± the seeds' standard deviation (one seed: ± 0)."""
+    frame = pd.DataFrame(rows)
+    lines = [
+        "| method | seeds | test acc (mean ± std) | NLL | ECE | MACs | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, part in frame.groupby("name", sort=False):
+        acc, macs = 100 * part["test_accuracy"], part["macs"].dropna()
+        spread = acc.std(ddof=1) if len(part) > 1 else 0.0
+        size = f"{macs.mean() / 1e6:.2f}M" if len(macs) else "—"
+        lines.append(
+            f"| {name} | {len(part)} | **{acc.mean():.2f}** ± {spread:.2f}% "
+            f"| {part['nll'].mean():.3f} | {part['ece'].mean():.3f} | {size} "
+            f"| {part['wall_s'].mean():.0f} |"
+        )
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seeds", default="0", help="comma-separated seeds, one full run each")
     p.add_argument("--budget", default="11.5M", help="MACs budget per ensemble")
     p.add_argument("--epochs", type=int, default=3, help="supernet epochs")
     p.add_argument(
-        "--finetune-epochs", type=int, default=1, help="final-training epochs of the best"
+        "--final-epochs", type=int, default=FINAL_EPOCHS, help="final-stage epochs of the best"
     )
-    p.add_argument("--final-init", default="inherit", help="inherit, branches or scratch")
+    p.add_argument("--final-init", default=FINAL_INIT, choices=FINAL_INITS)
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--evaluations", type=int, default=48, help="proposals per search")
     p.add_argument("--val-size", type=int, default=5000, help="val images held out of 60k")
@@ -314,6 +338,12 @@ def main() -> None:
         type=Path,
         default=None,
         help="keep the runs here (default: temp); a rerun reuses the stages finished there",
+    )
+    p.add_argument(
+        "--no-write",
+        dest="write",
+        action="store_false",
+        help="leave the results files alone (one seed of several processes sharing --work)",
     )
     args = p.parse_args()
     args.budget_macs = parse_budget(args.budget)
@@ -334,6 +364,8 @@ def main() -> None:
             k: args.train_summary.get(k)
             for k in ("train_seconds", "random_val_accuracy_mean", "random_val_disagreement_mean")
         }
+    if not args.write:
+        return
     command = " ".join(["python benchmarks/fashion_mnist.py", *sys.argv[1:]])
     write_json(
         "fashion_mnist.json",
@@ -345,7 +377,8 @@ def main() -> None:
             "test_images": len(args.dataset.y_test),
             "torch_threads": args.threads_used,
             "supernet_epochs": args.epochs,
-            "finetune_epochs": args.finetune_epochs,
+            "final_epochs": args.final_epochs,
+            "final_init": args.final_init,
             "evaluations": args.evaluations,
             "train_summary": info,
             "methods": rows,
@@ -356,13 +389,16 @@ def main() -> None:
         "",
         f"Command: `{command}` ({len(ds.y_train)} train / {len(ds.y_val)} val / "
         f"{len(ds.y_test)} test images, budget {args.budget} MACs per ensemble, supernet "
-        f"{args.epochs} epochs + {args.finetune_epochs} fine-tuning epoch(s) of the chosen "
-        f"ensemble, {args.evaluations} proposals per search, {args.threads_used} torch "
+        f"{args.epochs} epochs + {args.final_epochs} final-stage epoch(s) (`{args.final_init}`) "
+        f"of the chosen ensemble, {args.evaluations} proposals per search, {args.threads_used} "
+        "torch "
         f"thread(s){' chosen by `--threads auto`' if args.threads == 'auto' else ''}, shared "
         "2-core machine). neas, single_nas and "
         "random_ensemble share one supernet; their wall time each includes its training.",
         "",
         *table(rows),
+        "",
+        *mean_table(rows),
         "",
     ]
     write_section(HEADING, lines)
