@@ -60,6 +60,7 @@ from neas.cost import CostTable
 from neas.deploy.final import final_train
 from neas.device import torch_threads
 from neas.evaluate import calibration_images, ensemble_logits, ensemble_metrics, recalibrate_bn
+from neas.files import atomic_write_text
 from neas.nn import build_ensemble
 from neas.run import open_trained
 from neas.search_spaces import EnsembleArch
@@ -257,7 +258,7 @@ class Rows:
         if args.collect and not self.path.is_file():
             sys.exit(f"{work}: no rows kept (not run, or still running?)")
         work.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(settings) + "\n")
+        atomic_write_text(saved, json.dumps(settings) + "\n")  # read by another seed's process
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
         self.rows = [json.loads(line) for line in lines if line.strip()]
 
