@@ -369,8 +369,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax = fig.add_subplot()
     for (method, init), part in frame.groupby(["method", "init"], sort=False):
         # one curve of the same seeds: those that ran every E of this line (an epoch curve is
-        # often measured on one seed, its default E on three)
-        common = set.intersection(*part.groupby("epochs")["seed"].apply(set))
+        # often measured on one seed, its default E on three); none such: every seed
+        common = set.intersection(*part.groupby("epochs")["seed"].apply(set)) or set(part["seed"])
         label = f"{method} ({init})"
         if part["seed"].nunique() > len(common):
             label += f", seed{'s' if len(common) > 1 else ''} {', '.join(map(str, sorted(common)))}"
