@@ -343,6 +343,11 @@ def tau_lines(rows: list[dict[str, Any]]) -> list[str]:
 def table(rows: list[dict[str, Any]]) -> list[str]:
     frame = pd.DataFrame([r for r in rows if r["method"] != "tau"])
     keys = ["method", "init", "epochs"]
+    # methods and inits in the order first measured, each one's epochs ascending
+    first = {k: {v: i for i, v in enumerate(dict.fromkeys(frame[k]))} for k in keys[:2]}
+    order = frame["method"].map(first["method"]) * 1000 + frame["init"].map(first["init"])
+    frame = frame.assign(_order=order).sort_values(["_order", "epochs"], kind="stable")
+    frame = frame.drop(columns="_order")
     mean = frame.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
     std = frame.groupby(keys, sort=False).std(numeric_only=True).reset_index()
     seeds = frame.groupby(keys, sort=False)["seed"].nunique().reset_index()["seed"]
