@@ -357,10 +357,11 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (_, m), (_, s), n in zip(mean.iterrows(), std.iterrows(), seeds):
-        spread = 0.0 if np.isnan(s["test_accuracy"]) else 100 * s["test_accuracy"]  # one seed
+        # one seed has no spread to show
+        spread = "" if n < 2 else f" ± {100 * s['test_accuracy']:.2f}"
         lines.append(
             f"| {m['method']} | {m['init']} | {int(m['epochs'])} | {n} | "
-            f"{100 * m['test_accuracy']:.2f} ± {spread:.2f}% | {m['nll']:.3f} | {m['ece']:.3f} | "
+            f"{100 * m['test_accuracy']:.2f}{spread}% | {m['nll']:.3f} | {m['ece']:.3f} | "
             f"{100 * m['member_accuracy_mean']:.2f}% | {100 * m['disagreement']:.1f}% | "
             f"{100 * m['ensemble_gain']:+.2f} | {m['macs'] / 1e6:.2f}M | {m['split']:.0f} | "
             f"{m['final_wall_s']:.0f} |"
