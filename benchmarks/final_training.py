@@ -123,7 +123,13 @@ def trained_net(
 ) -> tuple[Any, float, int]:
     """The final stage on ``arch`` built from ``run``'s supernet, resumed from ``checkpoint``
     where a stopped process left one; (network, seconds, epochs the checkpoint held). The
-    seconds of a resumed training are those after the resume scaled to all its epochs."""
+    seconds of a resumed training are those after the resume scaled to all its epochs. A
+    finished network keeps its checkpoint and its seconds (``finished_file``) until the caller
+    keeps its row, so a deep ensemble stopped in its second network resumes there."""
+    finished = finished_file(checkpoint)
+    earlier = (
+        json.loads(finished.read_text()) if finished.is_file() and checkpoint.is_file() else None
+    )
     ds = run.dataset
     recalibrate_bn(run.supernet, arch, calibration_images(ds, seed=seed))
     net = build_ensemble(run.supernet, arch)  # ``scratch`` replaces it with fresh weights
@@ -139,9 +145,24 @@ def trained_net(
         config=cfg,
         checkpoint=checkpoint,
     )
-    checkpoint.unlink(missing_ok=True)
+    if earlier is not None:  # trained before the stop: its checkpoint held every epoch
+        return done.net, float(earlier["seconds"]), int(earlier["resumed_from"])
     seconds = done.seconds * epochs / max(1, epochs - done.resumed_from)
+    atomic_write_text(
+        finished, json.dumps({"seconds": seconds, "resumed_from": done.resumed_from}) + "\n"
+    )
     return done.net, seconds, done.resumed_from
+
+
+def finished_file(checkpoint: Path) -> Path:
+    """Where a finished final training's seconds are kept beside its ``checkpoint``."""
+    return checkpoint.with_suffix(".done.json")
+
+
+def forget(checkpoint: Path) -> None:
+    """Remove a final training's ``checkpoint`` and its seconds once its row is kept."""
+    checkpoint.unlink(missing_ok=True)
+    finished_file(checkpoint).unlink(missing_ok=True)
 
 
 def one_seed(seed: int, args) -> list[dict[str, Any]]:
@@ -201,17 +222,16 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
                 if kept.has(method, init, epochs):
                     continue
                 (work / "final").mkdir(exist_ok=True)
+                checkpoints = [  # deep_ensemble: two networks, trained apart, averaged
+                    work / "final" / f"{method}-{init}-{epochs}-{k}.pt"
+                    for k in range(2 if method == "deep_ensemble" else 1)
+                ]
                 with torch_threads(args.threads):
-                    parts = [  # deep_ensemble: two networks, trained apart, averaged
+                    parts = [
                         trained_net(
-                            run,
-                            arch,
-                            epochs=epochs,
-                            init=init,
-                            seed=seed + 1000 * k,
-                            checkpoint=work / "final" / f"{method}-{init}-{epochs}-{k}.pt",
+                            run, arch, epochs=epochs, init=init, seed=seed + 1000 * k, checkpoint=c
                         )
-                        for k in range(2 if method == "deep_ensemble" else 1)
+                        for k, c in enumerate(checkpoints)
                     ]
                     logits = torch.cat([ensemble_logits(n, ds.x_test) for n, _, _ in parts])
                     final_s = sum(s for _, s, _ in parts)
@@ -233,6 +253,8 @@ def one_seed(seed: int, args) -> list[dict[str, Any]]:
                         **({"final_resumed_from": resumed} if resumed else {}),
                     }
                 )
+                for c in checkpoints:  # the row is kept: its networks are not needed again
+                    forget(c)
     if args.tau and seed == args.tau_seed and "tau" in args.methods:
         tau_rows(run, history, options.budget_macs, seed, args, kept)
     return kept.rows
@@ -286,14 +308,10 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
             continue  # measured before (a resumed run)
         tag = f"tau-{args.tau_init}-{epochs}-{arch.split}-{int(row['macs'])}"
         final_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = final_dir / f"{tag}.pt"
         with torch_threads(args.threads):
             net, final_s, resumed = trained_net(
-                run,
-                arch,
-                epochs=epochs,
-                init=args.tau_init,
-                seed=seed,
-                checkpoint=final_dir / f"{tag}.pt",
+                run, arch, epochs=epochs, init=args.tau_init, seed=seed, checkpoint=checkpoint
             )
             val = ensemble_metrics(ensemble_logits(net, ds.x_val), ds.y_val)
         kept.add(
@@ -311,6 +329,7 @@ def tau_rows(run, history: pd.DataFrame, budget: int, seed: int, args, kept: Row
                 **({"final_resumed_from": resumed} if resumed else {}),
             }
         )
+        forget(checkpoint)
 
 
 def tau_lines(rows: list[dict[str, Any]]) -> list[str]:
