@@ -301,7 +301,8 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def mean_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Each method's mean ± the seeds' standard deviation (one seed: ± 0)."""
+    """Each method's mean ± the seeds' standard deviation (one seed: no spread), as
+    ``final_training.py``'s table shows it."""
     frame = pd.DataFrame(rows)
     lines = [
         "| method | seeds | test acc (mean ± std) | NLL | ECE | MACs | wall s |",
@@ -309,10 +310,10 @@ def mean_table(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for name, part in frame.groupby("name", sort=False):
         acc, macs = 100 * part["test_accuracy"], part["macs"].dropna()
-        spread = acc.std(ddof=1) if len(part) > 1 else 0.0
+        spread = f" ± {acc.std(ddof=1):.2f}" if len(part) > 1 else ""
         size = f"{macs.mean() / 1e6:.2f}M" if len(macs) else "—"
         lines.append(
-            f"| {name} | {len(part)} | **{acc.mean():.2f}** ± {spread:.2f}% "
+            f"| {name} | {len(part)} | **{acc.mean():.2f}**{spread}% "
             f"| {part['nll'].mean():.3f} | {part['ece'].mean():.3f} | {size} "
             f"| {part['wall_s'].mean():.0f} |"
         )
@@ -391,8 +392,7 @@ def main() -> None:
         f"{len(ds.y_test)} test images, budget {args.budget} MACs per ensemble, supernet "
         f"{args.epochs} epochs + {args.final_epochs} final-stage epoch(s) (`{args.final_init}`) "
         f"of the chosen ensemble, {args.evaluations} proposals per search, {args.threads_used} "
-        "torch "
-        f"thread(s){' chosen by `--threads auto`' if args.threads == 'auto' else ''}, shared "
+        f"torch thread(s){' chosen by `--threads auto`' if args.threads == 'auto' else ''}, shared "
         "2-core machine). neas, single_nas and "
         "random_ensemble share one supernet; their wall time each includes its training.",
         "",
