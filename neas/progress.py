@@ -21,6 +21,7 @@ BAR_WIDTH = 12
 def make_progress(*, show: bool = True, console: Console | None = None) -> Progress:
     """A progress bar with a free-text ``info`` field (loss, images/s, best accuracy, ...),
     last on the line: where the terminal is too narrow, it is what is cut, never the times."""
+    console = console or Console(stderr=True)
     fixed = Column(no_wrap=True)
     return Progress(
         TextColumn("[bold]{task.description}", table_column=fixed),
@@ -33,6 +34,6 @@ def make_progress(*, show: bool = True, console: Console | None = None) -> Progr
             table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1, min_width=0),
         ),
         disable=not show,
-        expand=True,
-        console=console or Console(stderr=True),
+        expand=console.is_terminal,  # a log file gets the line, not 80 columns of padding
+        console=console,
     )

@@ -9,8 +9,8 @@ from rich.console import Console
 from neas.progress import make_progress
 
 
-def _render(width: int, info: str) -> str:
-    console = Console(file=io.StringIO(), width=width, force_terminal=False)
+def _render(width: int, info: str, *, terminal: bool = True) -> str:
+    console = Console(file=io.StringIO(), width=width, force_terminal=terminal, color_system=None)
     progress = make_progress(console=console)
     progress.add_task("final training (inherit)", total=16, completed=3, info=info)
     console.print(progress.make_tasks_table(progress.tasks))
@@ -28,3 +28,11 @@ def test_narrow_terminal_cuts_only_the_info_field():
 def test_wide_terminal_shows_everything():
     line = _render(160, "epoch 1/4 loss 2.119 213 img/s")
     assert "epoch 1/4 loss 2.119 213 img/s" in line and "…" not in line
+
+
+def test_a_log_file_gets_no_padding():
+    """Off a terminal (stderr to a file) the bar fills no line with spaces to the width."""
+    line = _render(160, "epoch 1/4", terminal=False)
+    assert line.endswith("epoch 1/4\n")
+    assert line == line.rstrip() + "\n"
+    assert len(_render(160, "epoch 1/4").rstrip("\n")) == 160  # a terminal's full width
