@@ -55,10 +55,14 @@ def main() -> None:
             shrink=neas.ShrinkConfig(at=()),
         )
         options = neas.SearchOptions(budget="11.5M", population=4, generations=1)
+        final = neas.FinalOptions(epochs=1)
     else:
         config = neas.RunConfig(data=data, train=neas.TrainConfig(epochs=10))
         options = neas.SearchOptions(budget="11.5M")
-    result = neas.search(out=args.out, config=config, options=options, force=True, threads=1)
+        final = neas.FinalOptions()  # the best ensemble's final training: the default epochs
+    result = neas.search(
+        out=args.out, config=config, options=options, final=final, force=True, threads=1
+    )
     best = result.best()
     print(f"best by validation: {describe_best(best)}; report: {result.report_path}")
     if args.fast:

@@ -26,6 +26,7 @@ def main() -> None:
     )
     args = p.parse_args()
     config, options = neas.RunConfig(), neas.SearchOptions(budget="600M")
+    final = neas.FinalOptions()  # the best ensemble's final training: the data's default epochs
     if args.fast:
         config = neas.RunConfig(
             data=neas.DataOptions(max_train=300),
@@ -34,7 +35,10 @@ def main() -> None:
             shrink=neas.ShrinkConfig(at=()),
         )
         options = neas.SearchOptions(budget="600M", population=4, generations=2)
-    result = neas.search(out=args.out, config=config, options=options, force=True, threads=1)
+        final = neas.FinalOptions(epochs=1)
+    result = neas.search(
+        out=args.out, config=config, options=options, final=final, force=True, threads=1
+    )
     print(result.front[["id", "members", "split", "macs", "val_accuracy", "test_accuracy"]])
     best = result.best()
     print(f"best by validation: {describe_best(best)}")

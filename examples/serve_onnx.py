@@ -53,7 +53,8 @@ def tiny_ensemble(root: Path) -> tuple[Path, list[Path]]:
         shrink=neas.ShrinkConfig(at=()),
     )
     options = neas.SearchOptions(population=2, generations=1)
-    result = neas.search(out=root / "run", config=config, options=options, threads=1)
+    final = neas.FinalOptions(epochs=1)  # the best ensemble's final training: one epoch
+    result = neas.search(out=root / "run", config=config, options=options, final=final, threads=1)
     d = load_digits()
     images = []
     for i in range(3):
@@ -72,15 +73,16 @@ def main() -> None:
         "--fast", action="store_true", help="a smoke run: export a tiny ensemble and serve it"
     )
     args = p.parse_args()
-    if args.fast:
-        model_dir, images = tiny_ensemble(Path(tempfile.mkdtemp(prefix="neas-serve-")))
-    elif args.model_dir and args.images:
-        model_dir, images = Path(args.model_dir), [Path(i) for i in args.images]
-    else:
+    if not args.fast and not (args.model_dir and args.images):
         sys.exit("give ENSEMBLE_DIR and images, or --fast")
-    for image in images:
-        name, prob = classify(str(image), str(model_dir))
-        print(f"{image.name}: {name} ({prob:.2f})")
+    with tempfile.TemporaryDirectory(prefix="neas-serve-") as tmp:  # --fast's run, removed after
+        if args.fast:
+            model_dir, images = tiny_ensemble(Path(tmp))
+        else:
+            model_dir, images = Path(args.model_dir), [Path(i) for i in args.images]
+        for image in images:
+            name, prob = classify(str(image), str(model_dir))
+            print(f"{image.name}: {name} ({prob:.2f})")
     if args.fast:
         print(SMOKE)
 

@@ -26,6 +26,7 @@ from typing import Any
 _EXPORTS = {
     "parse_budget": "neas.budget",
     "DataOptions": "neas.config",
+    "FinalOptions": "neas.config",
     "RunConfig": "neas.config",
     "SearchOptions": "neas.config",
     "ShrinkConfig": "neas.config",
@@ -68,6 +69,7 @@ __all__ = [
     "NEASClassifier",
     "Dataset",
     "EnsembleArch",
+    "FinalOptions",
     "NeasError",
     "RunConfig",
     "RunResults",
