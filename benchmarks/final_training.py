@@ -364,9 +364,9 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     keys = ["method", "init", "epochs"]
     # methods and inits in the order first measured, each one's epochs ascending
     first = {k: {v: i for i, v in enumerate(dict.fromkeys(frame[k]))} for k in keys[:2]}
-    order = frame["method"].map(first["method"]) * 1000 + frame["init"].map(first["init"])
-    frame = frame.assign(_order=order).sort_values(["_order", "epochs"], kind="stable")
-    frame = frame.drop(columns="_order")
+    frame = frame.sort_values(
+        keys, key=lambda col: col.map(first[col.name]) if col.name in first else col, kind="stable"
+    )
     mean = frame.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
     std = frame.groupby(keys, sort=False).std(numeric_only=True).reset_index()
     seeds = frame.groupby(keys, sort=False)["seed"].nunique().reset_index()["seed"]
