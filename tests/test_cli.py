@@ -161,6 +161,22 @@ def test_help_lists_commands_in_workflow_order() -> None:
         assert f"─ {panel} ─" in options
 
 
+def test_help_names_what_an_option_takes() -> None:
+    """Values are named by what they are (``DURATION``, ``MACS``), flags by nothing: not
+    typer's ``<str>`` and ``<bool>``."""
+    lines = runner.invoke(app, ["search", "--help"], terminal_width=200).output.splitlines()
+
+    def row(option: str) -> list[str]:
+        (line,) = [x for x in lines if x.startswith(f"│ {option} ")]
+        return line.split()
+
+    assert "DURATION" in row("--time-limit") and "MACS" in row("--budget")
+    assert "N|auto" in row("--threads") and "cpu|cuda" in row("--device")
+    assert "INIT" in row("--final-init")
+    assert row("--export")[1:4] == ["--export", "--no-export", "Export"]
+    assert "<str>" not in "\n".join(lines)
+
+
 def test_print_config_shows_the_parsed_budget() -> None:
     result = runner.invoke(app, ["search", "--budget", "1.5M", "--print-config"])
     assert json.loads(result.output)["search"]["budget_macs"] == 1_500_000

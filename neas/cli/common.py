@@ -53,6 +53,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(width=120)
+#: The ``metavar`` of an on/off flag: none (typer would print ``<bool>`` beside ``--x/--no-x``).
+FLAG = ""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -74,7 +76,11 @@ def _main(
     show_version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
@@ -144,6 +150,7 @@ SpaceOpt = Annotated[
         rich_help_panel="Space",
         help="Search space (`neas spaces`): auto (default: mlp for tables, mbconv for images), "
         "mbconv, mlp.",
+        metavar="NAME",
     ),
 ]
 DataOpt = Annotated[
@@ -154,16 +161,22 @@ DataOpt = Annotated[
         help="Built-in dataset (digits, mnist, fashion-mnist, cifar10), an .npz file with x "
         "and y (images, or a table N x F), a CSV table (with --target), or a folder of class "
         "sub-folders of images.",
+        metavar="NAME|PATH",
     ),
 ]
 TargetOpt = Annotated[
     str | None,
-    typer.Option("--target", rich_help_panel="Data", help="CSV tables: the label column."),
+    typer.Option(
+        "--target", rich_help_panel="Data", help="CSV tables: the label column.", metavar="COLUMN"
+    ),
 ]
 DataDirOpt = Annotated[
     str | None,
     typer.Option(
-        "--data-dir", rich_help_panel="Data", help="Folder holding the built-in dataset's files."
+        "--data-dir",
+        rich_help_panel="Data",
+        help="Folder holding the built-in dataset's files.",
+        metavar="DIR",
     ),
 ]
 MaxTrainOpt = Annotated[
@@ -225,11 +238,13 @@ EmbeddingOpt = Annotated[
         help="Tables (mlp space): how the stem sees each numeric feature: 'none' (its "
         "value), 'periodic' (trainable sin/cos embeddings) or 'piecewise' (piecewise-linear "
         f"encoding over fixed bins). Default: {mlp.EMBEDDING}.",
+        metavar="KIND",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for splits, sampling and init.")]
 DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="cpu or cuda (default: cuda when present).")
+    str | None,
+    typer.Option("--device", help="cpu or cuda (default: cuda when present).", metavar="cpu|cuda"),
 ]
 ThreadsOpt = Annotated[
     str,
@@ -239,6 +254,7 @@ ThreadsOpt = Annotated[
         "and keep the fastest; on a busy small machine 1 thread can be 3x faster than 2). A "
         "search's export of the front's other ensembles runs in that many processes, one "
         "thread each.",
+        metavar="N|auto",
     ),
 ]
 EpochsOpt = Annotated[
@@ -267,10 +283,17 @@ WeightsOpt = Annotated[
         rich_help_panel="Supernet training",
         help="Weight sharing: entangled (one sliced set per layer), separate (one bank per "
         "op) or members (a sliced set for the trunk and one per member).",
+        metavar="MODE",
     ),
 ]
 OptimizerOpt = Annotated[
-    str, typer.Option("--optimizer", rich_help_panel="Supernet training", help="adamw or sgd.")
+    str,
+    typer.Option(
+        "--optimizer",
+        rich_help_panel="Supernet training",
+        help="adamw or sgd.",
+        metavar="adamw|sgd",
+    ),
 ]
 LrOpt = Annotated[
     float | None,
@@ -291,6 +314,7 @@ ShrinkAtOpt = Annotated[
         rich_help_panel="Shrinking",
         help="Fractions of training at which to shrink the space, e.g. 0.3,0.5,0.7; 'none' "
         "to train on the full space.",
+        metavar="EPOCHS",
     ),
 ]
 ShrinkRatioOpt = Annotated[
@@ -343,6 +367,7 @@ FinalInitOpt = Annotated[
         f"from the supernet, each member's own layers {1 - FINAL_PERTURB:.0%} inherited, "
         f"{FINAL_PERTURB:.0%} fresh) or scratch (default: {FINAL_INIT} for images, "
         f"{TABLE_FINAL_INIT} for tables).",
+        metavar="INIT",
     ),
 ]
 FinalPatienceOpt = Annotated[
@@ -364,6 +389,7 @@ FinalRefitOpt = Annotated[
         "on the training and validation rows together for that many epochs (no held-out "
         f"check of the result; not under --time-limit; default: {FINAL_REFIT} for images, "
         f"{TABLE_REFIT} for tables).",
+        metavar=FLAG,
     ),
 ]
 PrintConfigOpt = Annotated[
@@ -372,6 +398,7 @@ PrintConfigOpt = Annotated[
         "--print-config",
         help="Print the resolved configuration as JSON and exit (no work; the data is not "
         "read, so what it decides, such as a table's epochs and batch size, shows as null).",
+        metavar=FLAG,
     ),
 ]
 
@@ -415,6 +442,7 @@ TimeLimitOpt = Annotated[
         "--final-epochs (a --final-epochs above 0 caps the final stage). Each stage stops at "
         "a clean point when its share is spent; the best found is always exported. Plan and "
         "seconds per stage: time_limit.json and the report. --resume counts the time spent.",
+        metavar="DURATION",
     ),
 ]
 

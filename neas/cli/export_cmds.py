@@ -12,6 +12,7 @@ from neas.cli.common import (
     D_FINAL_INIT,
     D_FINAL_PATIENCE,
     D_FINAL_REFIT,
+    FLAG,
     DeviceOpt,
     FinalEpochsOpt,
     FinalInitOpt,
@@ -40,6 +41,7 @@ def export_cmd(
         typer.Option(
             "--select",
             help="all (default), best, or ensemble ids from pareto.csv (repeat or comma-separate).",
+            metavar="ID",
         ),
     ] = None,
     final_epochs: FinalEpochsOpt = EXPORT_FINAL_EPOCHS,
@@ -47,7 +49,8 @@ def export_cmd(
     final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
     final_refit: FinalRefitOpt = D_FINAL_REFIT,
     formats: Annotated[
-        str, typer.Option("--format", help="Comma-separated formats: onnx, torch.")
+        str,
+        typer.Option("--format", help="Comma-separated formats: onnx, torch.", metavar="FORMATS"),
     ] = "onnx,torch",
     threads: Annotated[
         int,
@@ -59,7 +62,10 @@ def export_cmd(
         ),
     ] = EXPORT_THREADS,
     cascade: Annotated[
-        bool, typer.Option("--cascade/--no-cascade", help="Sweep early-exit thresholds too.")
+        bool,
+        typer.Option(
+            "--cascade/--no-cascade", help="Sweep early-exit thresholds too.", metavar=FLAG
+        ),
     ] = True,
     device: DeviceOpt = None,
 ) -> None:
@@ -112,7 +118,9 @@ def export_cmd(
 @user_errors
 def cascade_cmd(
     run_dir: RunArg,
-    ensemble_id: Annotated[str, typer.Option("--id", help="An exported ensemble's id.")],
+    ensemble_id: Annotated[
+        str, typer.Option("--id", help="An exported ensemble's id.", metavar="ID")
+    ],
     tolerance: Annotated[
         float,
         typer.Option(help="Chosen threshold: cheapest within this val accuracy of the full one."),

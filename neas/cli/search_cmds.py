@@ -39,6 +39,7 @@ from neas.cli.common import (
     D_THREADS,
     D_VAL_FRACTION,
     D_WEIGHTS,
+    FLAG,
     BatchOpt,
     DataDirOpt,
     DataOpt,
@@ -88,6 +89,7 @@ BudgetOpt = Annotated[
         "-b",
         rich_help_panel="Search",
         help="MACs budget per ensemble: 600M, 1.2G, 500k, 3e8.",
+        metavar="MACS",
     ),
 ]
 StrategyOpt = Annotated[
@@ -96,6 +98,7 @@ StrategyOpt = Annotated[
         "--strategy",
         rich_help_panel="Search",
         help="Search strategy: nsga2 (default), optuna, random.",
+        metavar="NAME",
     ),
 ]
 PopulationOpt = Annotated[
@@ -121,6 +124,7 @@ SearchKOpt = Annotated[
         rich_help_panel="Search",
         help="Also search K in 1..--members, so single networks compete on the front "
         "(default: K fixed to --members).",
+        metavar=FLAG,
     ),
 ]
 EnsembleSizeOpt = Annotated[
@@ -139,6 +143,7 @@ LatencyOpt = Annotated[
         rich_help_panel="Search",
         help="Measure latency and make it the third objective (--no-latency: error and MACs "
         "only, the same front in every run with the same seed).",
+        metavar=FLAG,
     ),
 ]
 LatencyBatchOpt = Annotated[
@@ -153,6 +158,7 @@ SurrogateOpt = Annotated[
         "--surrogate/--no-surrogate",
         rich_help_panel="Search",
         help="nsga2 only: a random-forest accuracy surrogate pre-screens offspring.",
+        metavar=FLAG,
     ),
 ]
 StorageOpt = Annotated[
@@ -163,6 +169,7 @@ StorageOpt = Annotated[
         help="optuna storage: a journal file path or an RDB URL (sqlite:///study.db). Resumable; "
         "several `neas evolve` workers on one storage share the study and never score an "
         "architecture twice (README: Distributed search).",
+        metavar="PATH|URL",
     ),
 ]
 
@@ -292,7 +299,9 @@ def search_cmd(
     latency_batch: LatencyBatchOpt = D_LATENCY_BATCH,
     storage: StorageOpt = None,
     surrogate: SurrogateOpt = D_SURROGATE,
-    export: Annotated[bool, typer.Option(help="Export the front (ONNX + PyTorch).")] = True,
+    export: Annotated[
+        bool, typer.Option(help="Export the front (ONNX + PyTorch).", metavar=FLAG)
+    ] = True,
     final_epochs: FinalEpochsOpt = D_FINAL_EPOCHS,
     final_init: FinalInitOpt = D_FINAL_INIT,
     final_patience: FinalPatienceOpt = D_FINAL_PATIENCE,
@@ -309,10 +318,11 @@ def search_cmd(
         bool,
         typer.Option(
             help="Reuse the stages already done in --out and continue the one a kill "
-            "interrupted (training from its last epoch, the search from its last generation)."
+            "interrupted (training from its last epoch, the search from its last generation).",
+            metavar=FLAG,
         ),
     ] = False,
-    force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Start over, clearing --out.", metavar=FLAG)] = False,
     time_limit: TimeLimitOpt = None,
     show_config: PrintConfigOpt = False,
 ) -> None:
@@ -382,6 +392,7 @@ def evolve_cmd(
             "options as it is; the result is the one a fresh search gives, so rerunning the "
             "command after an interruption is all it takes. --fresh: score every architecture "
             "again.",
+            metavar=FLAG,
         ),
     ] = True,
 ) -> None:

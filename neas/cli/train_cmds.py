@@ -25,6 +25,7 @@ from neas.cli.common import (
     D_THREADS,
     D_VAL_FRACTION,
     D_WEIGHTS,
+    FLAG,
     BatchOpt,
     DataDirOpt,
     DataOpt,
@@ -200,8 +201,8 @@ def train_cmd(
     seed: SeedOpt = D_SEED,
     device: DeviceOpt = None,
     threads: ThreadsOpt = D_THREADS,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
-    force: Annotated[bool, typer.Option(help="Start over, clearing --out.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.", metavar=FLAG)] = False,
+    force: Annotated[bool, typer.Option(help="Start over, clearing --out.", metavar=FLAG)] = False,
     show_config: PrintConfigOpt = False,
 ) -> None:
     """Train the ensemble supernet, shrinking the space on the way (resumable)."""
