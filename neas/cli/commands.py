@@ -12,7 +12,9 @@ from neas.cli import (
     search_cmds,  # noqa: F401  (registers search, evolve)
     train_cmds,  # noqa: F401  (registers spaces, cost, train)
 )
-from neas.cli.common import app
+from neas.cli.common import (
+    app,
+)
 
 #: ``neas --help`` lists the commands in this order, under these panels.
 WORKFLOW: tuple[tuple[str, str], ...] = (

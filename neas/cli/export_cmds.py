@@ -9,6 +9,11 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import (
+    app,
+    console,
+    user_errors,
+)
+from neas.cli.options import (
     D_FINAL_INIT,
     D_FINAL_PATIENCE,
     D_FINAL_REFIT,
@@ -18,9 +23,6 @@ from neas.cli.common import (
     FinalInitOpt,
     FinalPatienceOpt,
     FinalRefitOpt,
-    app,
-    console,
-    user_errors,
 )
 from neas.config import CASCADE_TOLERANCE, EXPORT_FINAL_EPOCHS, EXPORT_THREADS
 from neas.layout import CASCADE_TABLE, MANIFEST

@@ -8,13 +8,15 @@ from typing import Annotated
 import typer
 
 from neas.cli.common import (
+    app,
+    console,
+    user_errors,
+)
+from neas.cli.options import (
     D_THREADS,
     DeviceOpt,
     SeedOpt,
     ThreadsOpt,
-    app,
-    console,
-    user_errors,
 )
 from neas.config import RANK_EPOCHS, RANK_SAMPLES
 from neas.layout import RANKING

@@ -11,7 +11,9 @@ from typing import Any
 
 import typer
 
-from neas.cli.common import shrink_at_text
+from neas.cli.options import (
+    shrink_at_text,
+)
 from neas.config import RunConfig
 from neas.errors import EXIT_INTERRUPTED, NeasError
 

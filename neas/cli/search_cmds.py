@@ -11,6 +11,14 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import (
+    app,
+    console,
+    print_config,
+    quiet_libraries,
+    run_config_from,
+    user_errors,
+)
+from neas.cli.options import (
     D_BATCH,
     D_BUDGET,
     D_DATA,
@@ -71,12 +79,6 @@ from neas.cli.common import (
     ValFractionOpt,
     WeightsOpt,
     WidthOpt,
-    app,
-    console,
-    print_config,
-    quiet_libraries,
-    run_config_from,
-    user_errors,
 )
 from neas.cli.resume import command_line, kept_options, resume_on_interrupt
 from neas.config import FinalOptions, SearchOptions, parse_threads

@@ -10,6 +10,13 @@ import typer
 from rich.table import Table
 
 from neas.cli.common import (
+    app,
+    console,
+    print_config,
+    run_config_from,
+    user_errors,
+)
+from neas.cli.options import (
     D_BATCH,
     D_DATA,
     D_DIVERSITY,
@@ -52,11 +59,6 @@ from neas.cli.common import (
     ValFractionOpt,
     WeightsOpt,
     WidthOpt,
-    app,
-    console,
-    print_config,
-    run_config_from,
-    user_errors,
 )
 from neas.cli.resume import command_line, kept_options, resume_on_interrupt
 from neas.config import PAPER_SPACE, parse_threads
