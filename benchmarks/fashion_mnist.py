@@ -27,9 +27,10 @@ and wall time (neas, single_nas and random_ensemble each include the one superne
 share). Writes the "Fashion-MNIST" section of RESULTS.md and ``results/fashion_mnist.json``.
 Each stage keeps a record in ``--work``; a rerun with the same folder reuses finished stages (their
 measured times, the deep ensemble's and HistGradientBoosting's rows) and scores the exported
-ONNX models again: seeds run as separate processes with one ``--work`` and ``--no-write``,
-then all of them with the same ``--work``, which only rescores and writes the results (per seed,
-and the mean ± std over seeds).
+ONNX models again: seeds (or, with ``--methods``, one seed's methods once its supernet is
+trained) run as separate processes with one ``--work`` and ``--no-write``, then all of them with
+the same ``--work``, which only rescores and writes the results (per seed, and the mean ± std over
+seeds).
 
     python benchmarks/fashion_mnist.py --seeds 0 --threads 1 --work W --no-write   # and 1, 2
     python benchmarks/fashion_mnist.py --seeds 0,1,2 --threads 1 --work W
@@ -69,6 +70,7 @@ from _results import write_json, write_section  # noqa: E402
 HEADING = "## Fashion-MNIST"
 DATA = "fashion-mnist"
 BATCHES = (1, 64)
+METHODS = ("neas", "single_nas", "random_ensemble", "deep_ensemble", "hist_gradient_boosting")
 
 
 def neas_cli(*args: str) -> float:
@@ -256,31 +258,31 @@ def one_seed(args, work: Path) -> list[dict[str, Any]]:
     summary = json.loads((trained / "train_summary.json").read_text())
     args.threads_used = int(summary["torch_threads"])
     args.train_summary = summary
+    runs = {
+        **{
+            name: lambda name=name, extra=extra: searched(
+                name, extra, trained=trained, work=work, args=args, train_s=train_s
+            )
+            for name, extra in (
+                ("neas", []),
+                ("single_nas", ["--ensemble-size", "1"]),
+                ("random_ensemble", ["--strategy", "random"]),
+            )
+        },
+        "deep_ensemble": lambda: stage(
+            work, "deep_ensemble", lambda: deep_ensemble(trained=trained, work=work, args=args)
+        ),
+        "hist_gradient_boosting": lambda: stage(
+            work,
+            "hist_gradient_boosting",
+            lambda: hist_gradient_boosting(args.dataset, seed=args.seed),
+        ),
+    }
     rows = []
     with torch_threads(args.threads_used):
-        for name, extra in (
-            ("neas", []),
-            ("single_nas", ["--ensemble-size", "1"]),
-            ("random_ensemble", ["--strategy", "random"]),
-        ):
-            rows.append(
-                searched(name, extra, trained=trained, work=work, args=args, train_s=train_s)
-            )
+        for name in args.methods:
+            rows.append(runs[name]())
             print(rows[-1], flush=True)
-        rows.append(
-            stage(
-                work, "deep_ensemble", lambda: deep_ensemble(trained=trained, work=work, args=args)
-            )
-        )
-        print(rows[-1], flush=True)
-        rows.append(
-            stage(
-                work,
-                "hist_gradient_boosting",
-                lambda: hist_gradient_boosting(args.dataset, seed=args.seed),
-            )
-        )
-        print(rows[-1], flush=True)
     return rows
 
 
@@ -335,6 +337,12 @@ def main() -> None:
     p.add_argument("--max-train", type=int, default=None, help="cap train (smoke runs only)")
     p.add_argument("--threads", default="auto", help="torch threads for neas: N or auto")
     p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated methods to run (default: all); with --no-write, one seed's "
+        "methods can run as separate processes once its supernet is trained",
+    )
+    p.add_argument(
         "--work",
         type=Path,
         default=None,
@@ -347,6 +355,12 @@ def main() -> None:
         help="leave the results files alone (one seed of several processes sharing --work)",
     )
     args = p.parse_args()
+    args.methods = args.methods.split(",")
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        p.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if args.write and set(args.methods) != set(METHODS):
+        p.error("--methods with fewer than all methods needs --no-write")
     args.budget_macs = parse_budget(args.budget)
     args.val_fraction = args.val_size / 60000
     rows: list[dict[str, Any]] = []
