@@ -13,6 +13,7 @@ from neas.cli import (
     train_cmds,  # noqa: F401  (registers spaces, cost, train)
 )
 from neas.cli.common import (
+    Command,
     app,
 )
 
@@ -32,6 +33,7 @@ _order = {name: i for i, (name, _) in enumerate(WORKFLOW)}
 app.registered_commands.sort(key=lambda c: _order.get(c.name or "", len(WORKFLOW)))
 for _command in app.registered_commands:
     _command.rich_help_panel = dict(WORKFLOW).get(_command.name or "", "Other")
+    _command.cls = Command
 
 
 #: click's ``UsageError`` and ``ClickException``, from whichever click this typer uses (its own

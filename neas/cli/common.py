@@ -25,8 +25,28 @@ from neas.config import (
 )
 from neas.errors import EXIT_INTERRUPTED, EXIT_SYSTEM, NeasError
 
+
+class _PlainHelp:
+    """``--help`` without the ``<bool>`` that typer prints beside its own flag."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = FLAG
+        return option
+
+
+class _Group(_PlainHelp, typer.core.TyperGroup):
+    pass
+
+
+class Command(_PlainHelp, typer.core.TyperCommand):
+    """Every command's class (``neas.cli.commands`` registers them with it)."""
+
+
 app = typer.Typer(
     name="neas",
+    cls=_Group,
     help="One-shot neural ensemble architecture search: small, fast ensembles under a budget.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
