@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from neas.cli import app
+from neas.cli.commands import WORKFLOW
 
 runner = CliRunner()
 
@@ -175,23 +176,7 @@ def test_help_names_what_an_option_takes() -> None:
     assert "INIT" in row("--final-init")
     assert row("--export")[1:4] == ["--export", "--no-export", "Export"]
     assert "<str>" not in "\n".join(lines)
-    for command in (
-        [],
-        *(
-            [c]
-            for c in (
-                "search",
-                "train",
-                "evolve",
-                "export",
-                "report",
-                "cascade",
-                "rank",
-                "cost",
-                "spaces",
-            )
-        ),
-    ):
+    for command in ([], *([name] for name, _ in WORKFLOW)):  # the app, then every command
         text = runner.invoke(app, [*command, "--help"], terminal_width=200).output
         (help_row,) = [x.split() for x in text.splitlines() if x.split()[1:2] == ["--help"]]
         assert help_row[2:4] == ["Show", "this"], (command, help_row)
