@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from neas.deploy import export_run
 from neas.deploy.export import FORMATS, select_rows
 from neas.deploy.final import epoch_seconds
 from neas.evaluate import CalibratedEnsemble, calibration_images, member_logits, recalibrate_bn
+from neas.layout import ENSEMBLES
 from neas.nn.ensemble import build_ensemble
 from neas.nn.supernet import Supernet
 from neas.run import TrainedRun, read_pareto
@@ -108,48 +110,116 @@ def finish_in_time(
     cascade: bool = True,
     calibrated: Mapping[str, CalibratedEnsemble] | None = None,
 ) -> list[Path]:
-    """The final and export stages under ``job``: the ``select``-ed ensemble (``"best"`` or an
-    id) is final-trained until its allowance, less its own export, is spent, its learning rate
-    annealed by that clock (``final.epochs`` > 0 given caps the epochs; none when not even
-    ``TIME_FINAL_MIN_EPOCHS`` fit at the probe's estimate; ``final.init`` and ``final.patience``
-    as given) and exported; then, with
-    ``rest``, the other front ensembles are exported without final training while the export
-    stage has time (``TIME_REPORT_S`` kept for the report). ``calibrated``: the search's
-    front ensembles, as ``export_run`` takes them. Returns the exported folders."""
+    """The export and final stages under ``job``. With ``rest``, the front's other ensembles
+    are exported first, without final training, while the export stage has time; then the
+    ``select``-ed ensemble (``"best"`` or an id) is final-trained until all that is left but
+    its own export and the report's ``TIME_REPORT_S`` is spent, its learning rate annealed by
+    that clock (``final.epochs`` > 0 given caps the epochs; none when not even
+    ``TIME_FINAL_MIN_EPOCHS`` fit at the probe's estimate; ``final.init`` and
+    ``final.patience`` as given), and exported. With the final stage skipped (too slow for an
+    epoch) the selected ensemble is exported first, then the others while time is left.
+    ``calibrated``: the search's front ensembles, as ``export_run`` takes them. Returns the
+    exported folders, the selected ensemble's first."""
+    table = read_pareto(run.path)
+    row = select_rows(table, select).iloc[0]
+    first = str(row["id"])
+    others = [i for i in table["id"].astype(str) if i != first] if rest else []
+    common: dict[str, Any] = dict(
+        formats=formats,
+        cascade=cascade,
+        device=str(device),
+        show_progress=show_progress,
+        trained=run,
+        calibrated=calibrated,
+    )
+    if job.skipped("final"):  # the selected one before the rest, untrained
+        best = export_run(run.path, select=[first], resume=True, **common)
+        return best + _export_the_rest(run, job, others, resume=resume, last=True, **common)
+    folders = _export_the_rest(run, job, others, resume=resume, last=False, **common)
+    arch = EnsembleArch.from_json(str(row["arch"]), run.space)
+    return _final_stage(run, job, first, arch, final=final, **common) + folders
+
+
+def _export_the_rest(
+    run: TrainedRun,
+    job: JobClock,
+    others: list[str],
+    *,
+    resume: bool,
+    last: bool,
+    **common: Any,
+) -> list[Path]:
+    """The export stage: ``others`` exported in turn while its allowance holds another (and,
+    when it is the ``last`` stage, the report's seconds); the ids it exported are recorded,
+    so a job resumed after the stage finds them without a new allowance."""
+    if not others:
+        return []
+    if job.ended("export"):  # resumed after this stage
+        folders = [run.path / ENSEMBLES / str(i) for i in job.stage("export").get("ensembles", [])]
+        return [f for f in folders if f.is_dir()]
+    job.begin("export")
+    keep = TIME_REPORT_S if last else 0.0
+    # an export's seconds: first guessed (EXPORT_SCORINGS), then the last one's; the next
+    # starts only if that much (and ``keep``) is left of the stage
+    since: dict[str, float | None] = {"at": None, "took": _export_estimate(job)}
+
+    def no_time_for_another() -> bool:
+        now = job.elapsed()
+        if since["at"] is not None:  # called before each export: the gap is the last one
+            since["took"] = now - since["at"]
+        since["at"] = now
+        return job.passed("export") or job.left("export") <= keep + float(since["took"])
+
+    folders = export_run(
+        run.path, select=others, resume=resume, stop_when=no_time_for_another, **common
+    )
+    job.end("export", exported=len(folders), ensembles=[f.name for f in folders])
+    return folders
+
+
+def _export_estimate(job: JobClock) -> float:
+    """An export's seconds before one is timed: ``EXPORT_SCORINGS`` of the probe's scorings."""
+    return EXPORT_SCORINGS * float(job.record["probe"]["eval_s"])
+
+
+def _final_stage(
+    run: TrainedRun,
+    job: JobClock,
+    first: str,
+    arch: EnsembleArch,
+    *,
+    final: FinalOptions,
+    **common: Any,
+) -> list[Path]:
+    """The final stage: ensemble ``first`` (``arch``) trained in the window the clock leaves
+    it (planned once; a resumed job keeps the plan), then exported."""
     ds = run.dataset  # what ``final`` leaves open is the data's (``FinalOptions.settled``)
     # the epochs the user gave cap the window's (0 or none given: no cap; the data's own
     # count is for a job without a clock, where it capped 40 minutes at 4 of 6 epochs' time)
     cap = final.epochs or 0
     final = final.settled(rows=len(ds.y_train), table=ds.is_table)
-    table = read_pareto(run.path)
-    first = select_rows(table, select).iloc[0]
-    others = [i for i in table["id"].astype(str) if i != str(first["id"])]
-    if not job.skipped("final") and not job.ended("final"):
-        # all the time left but the export's estimate for the rest of the front (its share
-        # of the limit went unused on small fronts: 7 of 260 s on Fashion-MNIST at 20 min)
-        export_s = EXPORT_SCORINGS * float(job.record["probe"]["eval_s"])
-        keep = TIME_REPORT_S + export_s * len(others) if rest else 0.0
-        job.begin("final", keep_s=keep)
-        epochs = job.planned("final", "epochs")
-        if epochs is None:
-            arch = EnsembleArch.from_json(str(first["arch"]), run.space)
-            epoch_s = epoch_seconds(
-                build_ensemble(run.supernet, arch),
-                run.space,
-                arch,
-                ds.x_train,
-                ds.y_train,
-                init=final.init,
-                config=run.config.train,
-                device=device,
-                val=(ds.x_val, ds.y_val) if final.patience else None,
-            )
-            # training's window, which its learning rate anneals over: from now to the
-            # stage's deadline less the export of this ensemble
-            now, until = job.elapsed(), float(job.stage("final")["deadline_s"]) - export_s
-            epochs = plan_final_epochs(until - now, epoch_s=epoch_s, cap=cap)
-            job.plan("final", epochs=epochs, epoch_s=epoch_s, from_s=now, until_s=until)
-    epochs = 0 if job.skipped("final") else int(job.planned("final", "epochs"))
+    export_s = _export_estimate(job)
+    if not job.ended("final"):
+        job.begin("final", keep_s=TIME_REPORT_S)
+    epochs = job.planned("final", "epochs")
+    if epochs is None:
+        epoch_s = epoch_seconds(
+            build_ensemble(run.supernet, arch),
+            run.space,
+            arch,
+            ds.x_train,
+            ds.y_train,
+            init=final.init,
+            config=run.config.train,
+            device=torch.device(common["device"]),
+            val=(ds.x_val, ds.y_val) if final.patience else None,
+        )
+        # training's window, which its learning rate anneals over: from now to the stage's
+        # deadline less the export of this ensemble
+        now, until = job.elapsed(), float(job.stage("final")["deadline_s"]) - export_s
+        epochs = plan_final_epochs(until - now, epoch_s=epoch_s, cap=cap)
+        job.plan("final", epochs=epochs, epoch_s=epoch_s, from_s=now, until_s=until)
+    epochs = int(epochs)
     stage = job.stage("final")  # a record from before the window was planned: the stage's
     window = (
         job.planned("final", "from_s") or stage.get("start_s", 0.0),
@@ -157,49 +227,15 @@ def finish_in_time(
     )
     folders = export_run(
         run.path,
-        select=[str(first["id"])],
-        formats=formats,
+        select=[first],
         final_epochs=epochs,
         final_init=final.init,
         final_patience=final.patience if epochs else 0,
         final_refit=False,  # a time limit plans one training (``final_train``)
-        cascade=cascade,
-        device=str(device),
-        show_progress=show_progress,
         resume=True,  # a finished export of this plan is kept (a resumed job)
         final_time_share=job.share("final", *window) if epochs else None,
-        trained=run,
-        calibrated=calibrated,
+        **common,
     )
-    if not job.ended("final") and not job.skipped("final"):
-        job.end("final", ensemble=str(first["id"]))
-    if rest and others:
-        job.begin("export")
-        # an export's seconds: first guessed (EXPORT_SCORINGS), then the last one's; the next
-        # starts only if that much is left, and the report's
-        last: dict[str, float | None] = {
-            "at": None,
-            "took": EXPORT_SCORINGS * job.record["probe"]["eval_s"],
-        }
-
-        def no_time_for_another() -> bool:
-            now = job.elapsed()
-            if last["at"] is not None:  # called before each export: the gap is the last one
-                last["took"] = now - last["at"]
-            last["at"] = now
-            return job.passed("export") or job.left("export") <= TIME_REPORT_S + last["took"]
-
-        folders += export_run(
-            run.path,
-            select=others,
-            formats=formats,
-            cascade=cascade,
-            device=str(device),
-            show_progress=show_progress,
-            resume=resume,
-            stop_when=no_time_for_another,
-            trained=run,
-            calibrated=calibrated,
-        )
-        job.end("export", exported=len(folders))
+    if not job.ended("final"):
+        job.end("final", ensemble=first)
     return folders

@@ -3,13 +3,13 @@ the stages.
 
 A limited job first times what its stages are made of (one supernet training step, one
 ensemble scored), then plans: each stage, when it starts, gets its share (``TIME_SHARES``) of
-the time left, divided by the shares of the stages still to run; the final stage, which starts
-once the front is known, takes all that is left but what exporting the rest of the front is
-estimated to need (``neas.limited.finish_in_time``). Training turns its allowance
-into epochs, the search into proposals, the final stage into a window of training for the
+the time left, divided by the shares of the stages still to run; the last, the final stage,
+takes all that is left but the report's few seconds (``neas.limited.finish_in_time``).
+Training turns its allowance into epochs, the search into proposals, the export into as many
+of the front's other ensembles as fit, the final stage into a window of training for the
 best ensemble (its learning rate annealed by the clock, so that an epoch slower than its
-estimate cannot leave training unfinished or time unused), the export into as many front
-ensembles as fit. Every stage also checks the clock at each clean
+estimate cannot leave training unfinished or time unused) and its export. Every stage also
+checks the clock at each clean
 point (an epoch, a generation, an exported ensemble) and stops there once its allowance is
 spent; the best found so far is always kept, exported and reported.
 
@@ -26,9 +26,12 @@ at every check, with the time spent so far: a run killed and resumed counts what
 >>> t[0] = 400.0  # training overran: the search's share of the 600 s left
 >>> round(clock.begin("search"), 1)
 85.7
->>> t[0] = 480.0  # the final stage: all that is left but the export's estimated 60 s
->>> clock.begin("final", keep_s=60.0)
-460.0
+>>> t[0] = 480.0  # the export: its share of the 520 s left, over its own and the final's
+>>> round(clock.begin("export"), 1)
+69.3
+>>> t[0] = 500.0  # the final stage: all that is left but the report's 5 s
+>>> clock.begin("final", keep_s=5.0)
+495.0
 """
 
 from __future__ import annotations
@@ -207,8 +210,7 @@ class JobClock:
 
     def begin(self, name: str, *, keep_s: float | None = None) -> float:
         """Start stage ``name`` (or go on with it after a resume); its allowance in seconds
-        (``keep_s``: all the time left but ``keep_s``, what the stages after it are known to
-        need; 0 when no stage follows it in this job)."""
+        (``keep_s``: all the time left but ``keep_s``, instead of its share)."""
         if name not in _SHARE:
             raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
         st = self.stage(name)
@@ -227,13 +229,13 @@ class JobClock:
     def _allot(self, name: str, *, keep_s: float | None = None) -> float:
         """Stage ``name``'s allowance from its start: its share of the time then left, over
         the shares of the stages still to run (skipped ones not counted); with ``keep_s``,
-        the time then left but ``keep_s`` (never less than the share)."""
+        the time then left but ``keep_s``."""
         st = self.stage(name)
         later = [s for s in STAGES[STAGES.index(name) :] if not self.skipped(s)]
         left = max(0.0, self.limit_s - float(st["start_s"]))
         allowance = left * _SHARE[name] / sum(_SHARE[s] for s in later)
         if keep_s is not None:
-            allowance = max(allowance, left - keep_s)
+            allowance = max(0.0, left - keep_s)
         st.update(allowance_s=allowance, deadline_s=float(st["start_s"]) + allowance)
         self.save()
         return allowance

@@ -81,17 +81,17 @@ def test_plan_divides_the_limit_and_reserves_the_final_stage() -> None:
     clock = JobClock(1000.0, now=lambda: t[0])
     train = clock.begin("train")
     assert train == pytest.approx(1000 * SHARE["train"])
-    # training takes every second it was given: search, final and export still get theirs
+    # training takes every second it was given: search, export and final still get theirs
     t[0] = train
     left = 1000 - train
     search = clock.begin("search")
     assert search == pytest.approx(left * SHARE["search"] / (1 - SHARE["train"]))
     t[0] += search
-    final = clock.begin("final")
-    assert final == pytest.approx(1000 * SHARE["final"])  # reserved from the start
-    t[0] += final
-    assert clock.begin("export") == pytest.approx(1000 * SHARE["export"])
-    assert clock.remaining() == pytest.approx(1000 * SHARE["export"])
+    export = clock.begin("export")
+    assert export == pytest.approx(1000 * SHARE["export"])  # reserved from the start
+    t[0] += export
+    assert clock.begin("final") == pytest.approx(1000 * SHARE["final"])  # the last: all left
+    assert clock.remaining() == pytest.approx(1000 * SHARE["final"])
 
 
 def test_a_stage_that_ends_early_leaves_its_time_to_the_later_ones() -> None:
@@ -165,15 +165,19 @@ def test_a_run_out_of_time_mid_training_stops_cleanly_and_still_exports(tmp_path
     assert f"{train['planned']['epochs']} epochs" in page and f"{train['epochs']} epochs" in page
 
 
-def test_the_final_stage_takes_the_time_left_but_the_exports_estimate(tmp_path) -> None:
+def test_the_front_is_exported_first_and_the_final_stage_takes_the_rest(tmp_path) -> None:
     out = tmp_path / "run"
-    _job(out, FakeClock(step=40.0), limit="20m")  # time left when the front is known
+    # 10 s a reading: a search of a dozen proposals, a front of three
+    result = _job(out, FakeClock(step=10.0), limit="20m")
     record = _record(out)
-    final, others = record["stages"]["final"], len(read_pareto(out)) - 1
+    stages = record["stages"]
+    assert list(stages)[-2:] == ["export", "final"]  # in the order they ran
+    export, final = stages["export"], stages["final"]
+    assert len(read_pareto(out)) >= 2 and export["exported"] >= 1
+    assert export["start_s"] + export["seconds"] <= final["start_s"]
+    # the final stage, the last: every second then left but the report's
     left = 1200.0 - final["start_s"]
-    keep = TIME_REPORT_S + EXPORT_SCORINGS * record["probe"]["eval_s"] * others
-    assert left > keep and final["allowance_s"] == pytest.approx(left - keep)
-    assert final["allowance_s"] > left * SHARE["final"] / (SHARE["final"] + SHARE["export"])
+    assert final["allowance_s"] == pytest.approx(left - TIME_REPORT_S)
     # its training's window: up to the deadline less the export of the trained ensemble,
     # and the window, not the count, ended training (the real probe's epoch is far shorter
     # than this clock's 40 s a reading, so the plan's epochs are many more than it trained)
@@ -183,6 +187,20 @@ def test_the_final_stage_takes_the_time_left_but_the_exports_estimate(tmp_path) 
     best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
     trained = json.loads((out / "ensembles" / best / "manifest.json").read_text())["final"]
     assert 1 <= trained["epochs_trained"] < plan["epochs"]
+    # the best first among the folders, then the rest as exported
+    assert [f.name for f in result.exported] == [best, *export["ensembles"]]
+
+
+def test_an_export_stage_out_of_time_leaves_the_rest_unexported(tmp_path) -> None:
+    # 20 s a reading: the export stage's allowance holds no export at the clock's pace; the
+    # final stage still trains and exports the best
+    out = tmp_path / "run"
+    result = _job(out, FakeClock(step=20.0), limit="20m")
+    stages = _record(out)["stages"]
+    best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
+    assert [f.name for f in result.exported] == [best, *stages["export"]["ensembles"]]
+    assert stages["export"]["exported"] < len(read_pareto(out)) - 1
+    assert stages["final"]["ensemble"] == best
 
 
 def test_under_a_limit_the_final_epochs_are_the_windows_unless_given(tmp_path) -> None:
@@ -227,6 +245,27 @@ def test_a_killed_run_resumed_under_the_limit_counts_the_time_spent(tmp_path) ->
     assert after["spent_s"] == pytest.approx(spent + resumed_clock.t - resumed_clock.step)
     assert (out / "config.json").read_text() == config  # the planned epochs, not re-planned
     assert {"search", "final"} <= set(after["stages"])
+
+
+def test_a_run_killed_in_the_final_stage_keeps_its_export_stage(tmp_path) -> None:
+    out = tmp_path / "run"
+
+    def in_final() -> bool:
+        path = out / "time_limit.json"
+        return path.is_file() and "final" in json.loads(path.read_text())["stages"]
+
+    with pytest.raises(KeyboardInterrupt):
+        _job(out, FakeClock(step=10.0, kill_when=in_final), limit="20m")
+    before = _record(out)["stages"]
+    assert "seconds" in before["export"] and "seconds" not in before["final"]
+    assert before["export"]["ensembles"]  # one exported before the kill
+    result = _job(out, FakeClock(step=10.0), resume=True, limit="20m")
+    after = _record(out)["stages"]
+    assert after["export"] == before["export"]  # not begun again: its exports are the job's
+    best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
+    assert [f.name for f in result.exported] == [best, *before["export"]["ensembles"]]
+    assert after["final"]["deadline_s"] == before["final"]["deadline_s"]
+    assert "seconds" in after["final"]
 
 
 def test_training_stops_inside_an_epoch_when_time_is_up() -> None:

@@ -5,8 +5,8 @@ the front exported with the supernet's weights.
 Done when the run's ``export`` record matches the front, the final-training options and what
 was asked to be exported (``Run.is_done``); a killed export resumes ensemble by ensemble (each
 finished export's ``manifest.json`` names its architecture and settings). Under a time limit
-(``clock``) the final stage's epochs come from the plan and the rest of the front is exported
-while time is left (``neas.limited.finish_in_time``).
+(``clock``) the rest of the front is exported first, while its stage has time, and the final
+stage's epochs come from the plan (``neas.limited.finish_in_time``).
 """
 
 from __future__ import annotations
