@@ -113,9 +113,9 @@ def finish_in_time(
     """The export and final stages under ``job``. With ``rest``, the front's other ensembles
     are exported first, without final training, while the export stage has time; then the
     ``select``-ed ensemble (``"best"`` or an id) is final-trained until all that is left but
-    its own export and the report's ``TIME_REPORT_S`` is spent, its learning rate annealed by
-    that clock (``final.epochs`` > 0 given caps the epochs; none when not even
-    ``TIME_FINAL_MIN_EPOCHS`` fit at the probe's estimate; ``final.init`` and
+    its own export (and, with ``rest``, the report's ``TIME_REPORT_S``) is spent, its
+    learning rate annealed by that clock (``final.epochs`` > 0 given caps the epochs; none
+    when not even ``TIME_FINAL_MIN_EPOCHS`` fit at the probe's estimate; ``final.init`` and
     ``final.patience`` as given), and exported. With the final stage skipped (too slow for an
     epoch) the selected ensemble is exported first, then the others while time is left.
     ``calibrated``: the search's front ensembles, as ``export_run`` takes them. Returns the
@@ -137,7 +137,8 @@ def finish_in_time(
         return best + _export_the_rest(run, job, others, resume=resume, last=True, **common)
     folders = _export_the_rest(run, job, others, resume=resume, last=False, **common)
     arch = EnsembleArch.from_json(str(row["arch"]), run.space)
-    return _final_stage(run, job, first, arch, final=final, **common) + folders
+    keep = TIME_REPORT_S if rest else 0.0  # the job's report (the estimator's fit writes none)
+    return _final_stage(run, job, first, arch, final=final, keep_s=keep, **common) + folders
 
 
 def _export_the_rest(
@@ -189,10 +190,12 @@ def _final_stage(
     arch: EnsembleArch,
     *,
     final: FinalOptions,
+    keep_s: float,
     **common: Any,
 ) -> list[Path]:
     """The final stage: ensemble ``first`` (``arch``) trained in the window the clock leaves
-    it (planned once; a resumed job keeps the plan), then exported."""
+    it, all that is left but ``keep_s`` and its export (planned once; a resumed job keeps the
+    plan), then exported."""
     ds = run.dataset  # what ``final`` leaves open is the data's (``FinalOptions.settled``)
     # the epochs the user gave cap the window's (0 or none given: no cap; the data's own
     # count is for a job without a clock, where it capped 40 minutes at 4 of 6 epochs' time)
@@ -200,7 +203,7 @@ def _final_stage(
     final = final.settled(rows=len(ds.y_train), table=ds.is_table)
     export_s = _export_estimate(job)
     if not job.ended("final"):
-        job.begin("final", keep_s=TIME_REPORT_S)
+        job.begin("final", keep_s=keep_s)
     epochs = job.planned("final", "epochs")
     if epochs is None:
         epoch_s = epoch_seconds(
