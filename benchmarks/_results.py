@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
+
+def neas_command(*args: str) -> list[str]:
+    """``python -m neas ARGS`` with the neas this script imported: ``-P`` (Python 3.11+) keeps
+    the working directory off the child's ``sys.path``, where a ``neas/`` folder (another
+    checkout) would win over ``PYTHONPATH`` and the install. A benchmark started from one
+    worktree inside another once ran the other's code.
+
+    >>> neas_command("search")[-3:]
+    ['-m', 'neas', 'search']
+    """
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe, "-m", "neas", *args]
 
 
 def write_section(head: str, lines: list[str]) -> None:

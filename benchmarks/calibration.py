@@ -26,14 +26,13 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from _results import HERE, write_json, write_section
+from _results import HERE, neas_command, write_json, write_section
 from scipy.stats import kendalltau
 
 from neas.config import CALIBRATION_IMAGES
@@ -45,7 +44,7 @@ from neas.search_spaces.arch import EnsembleArch
 def ensure_run(work: Path, seed: int) -> Path:
     out = work / f"s{seed}"
     if not (out / "search" / "history.csv").is_file():
-        cmd = [sys.executable, "-m", "neas", "search", "--space", "mbconv", "--budget", "600M"]
+        cmd = neas_command("search", "--space", "mbconv", "--budget", "600M")
         subprocess.run([*cmd, "--seed", str(seed), "--out", str(out), "--force"], check=True)
     return out
 

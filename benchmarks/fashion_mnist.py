@@ -65,7 +65,7 @@ from neas.run import open_trained
 from neas.search_spaces import EnsembleArch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_json, write_section  # noqa: E402
+from _results import neas_command, write_json, write_section  # noqa: E402
 
 HEADING = "## Fashion-MNIST"
 DATA = "fashion-mnist"
@@ -81,7 +81,7 @@ METHODS = (*SEARCHED, "deep_ensemble", "hist_gradient_boosting")
 
 def neas_cli(*args: str) -> float:
     """Run ``python -m neas ARGS``; its wall time. Exits with its output if it fails."""
-    cmd = [sys.executable, "-m", "neas", *args]
+    cmd = neas_command(*args)
     print("$ neas " + " ".join(args), flush=True)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _results import HERE, write_json, write_section
+from _results import HERE, neas_command, write_json, write_section
 
 from neas import load_run
 
@@ -48,7 +48,7 @@ def ref_seconds(threads: int, runs: int = 1) -> float:
 
 
 def run_job(seed: int, out: Path, extra: list[str]) -> tuple[float, str]:
-    cmd = [sys.executable, "-m", "neas", "search", "--space", "mbconv", "--budget", "600M"]
+    cmd = neas_command("search", "--space", "mbconv", "--budget", "600M")
     cmd += ["--seed", str(seed), "--out", str(out), *extra]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -64,7 +64,7 @@ from neas.time_limit import plan_final_epochs
 from neas.training.loop import ensemble_loss, fit, make_optimizer, seeded_rng
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import HERE, write_json, write_section  # noqa: E402
+from _results import HERE, neas_command, write_json, write_section  # noqa: E402
 
 REF = HERE.parent.parent / "shared" / "tools" / "ref_workload.py"
 BUDGET = "11.5M"
@@ -98,7 +98,7 @@ def scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def neas_job(limit_s: float, seed: int, work: Path, extra: list[str], ds: Dataset) -> dict:
     out = work / f"neas-{'-'.join(extra) or 'k2'}-{int(limit_s)}-{seed}"
-    cmd = [sys.executable, "-m", "neas", "search", "--data", "fashion-mnist"]
+    cmd = neas_command("search", "--data", "fashion-mnist")
     cmd += ["--val-fraction", VAL_FRACTION, "--budget", BUDGET, "--time-limit", f"{limit_s}s"]
     cmd += ["--threads", "1", "--no-latency", "--seed", str(seed), "--out", str(out), *extra]
     t0 = time.perf_counter()
