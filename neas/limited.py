@@ -1,5 +1,5 @@
 """The time-limited parts of the main job (``--time-limit``, ``neas.time_limit``): the probe
-a plan is made from, the search's plan, and the final and export stages under the clock.
+a plan is made from, the search's plan, and the export and final stages under the clock.
 ``neas.pipeline`` calls them; they take plain values and a ``JobClock``."""
 
 from __future__ import annotations

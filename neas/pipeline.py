@@ -8,7 +8,8 @@ before any stage works. Defaults come from the config dataclasses (``neas.config
 Under a time limit (``time_limit``, ``neas.time_limit``) a ``JobClock`` splits the limit among
 the stages: training's epochs, the search's proposals and the best ensemble's final-training
 epochs are planned from timed probes, each stage stops at a clean point when its time is spent,
-and the export takes the front's ensembles (the best first) as long as time is left.
+the front's other ensembles are exported as long as their stage has time, and the best,
+final-trained in all that is then left, is exported last (``neas.limited.finish_in_time``).
 
 Under ``torchrun`` the training stage runs data parallel (``neas.training.distributed``): every
 rank trains, only rank 0 writes the run folder; ``search`` then goes on with rank 0 alone and
