@@ -133,7 +133,7 @@ def finish_in_time(
         calibrated=calibrated,
     )
     if job.skipped("final"):  # the selected one before the rest, untrained
-        best = export_run(run.path, select=[first], resume=True, **common)
+        best = export_run(run.path, select=[first], final_epochs=0, resume=True, **common)
         return best + _export_the_rest(run, job, others, resume=resume, last=True, **common)
     folders = _export_the_rest(run, job, others, resume=resume, last=False, **common)
     arch = EnsembleArch.from_json(str(row["arch"]), run.space)

@@ -268,6 +268,27 @@ def test_a_run_killed_in_the_final_stage_keeps_its_export_stage(tmp_path) -> Non
     assert "seconds" in after["final"]
 
 
+def test_a_job_too_slow_for_final_training_exports_the_best_first_untrained(
+    tmp_path, monkeypatch
+) -> None:
+    import neas.stages.train as train_stage
+
+    real = train_stage.probe_seconds
+
+    def slow_probe(*args, **kwargs):  # a step as slow as no final epoch fits the limit
+        return {**real(*args, **kwargs), "step_s": 200.0}
+
+    monkeypatch.setattr(train_stage, "probe_seconds", slow_probe)
+    out = tmp_path / "run"
+    result = _job(out, FakeClock(step=10.0), limit="20m")
+    stages = _record(out)["stages"]
+    assert "skipped" in stages["final"] and "seconds" in stages["export"]
+    best = str(select_rows(read_pareto(out), "best")["id"].iloc[0])
+    assert [f.name for f in result.exported] == [best, *stages["export"]["ensembles"]]
+    manifest = json.loads((out / "ensembles" / best / "manifest.json").read_text())
+    assert not (manifest.get("final") or {}).get("epochs_trained")
+
+
 def test_training_stops_inside_an_epoch_when_time_is_up() -> None:
     import torch
 
