@@ -132,13 +132,14 @@ def finish_in_time(
         trained=run,
         calibrated=calibrated,
     )
+    # what the last stage keeps for the job's report (the estimator's fit writes none)
+    report_s = TIME_REPORT_S if rest else 0.0
     if job.skipped("final"):  # the selected one before the rest, untrained
         best = export_run(run.path, select=[first], final_epochs=0, resume=True, **common)
-        return best + _export_the_rest(run, job, others, resume=resume, last=True, **common)
-    folders = _export_the_rest(run, job, others, resume=resume, last=False, **common)
+        return best + _export_the_rest(run, job, others, resume=resume, keep_s=report_s, **common)
+    folders = _export_the_rest(run, job, others, resume=resume, keep_s=0.0, **common)
     arch = EnsembleArch.from_json(str(row["arch"]), run.space)
-    keep = TIME_REPORT_S if rest else 0.0  # the job's report (the estimator's fit writes none)
-    return _final_stage(run, job, first, arch, final=final, keep_s=keep, **common) + folders
+    return _final_stage(run, job, first, arch, final=final, keep_s=report_s, **common) + folders
 
 
 def _export_the_rest(
@@ -147,21 +148,20 @@ def _export_the_rest(
     others: list[str],
     *,
     resume: bool,
-    last: bool,
+    keep_s: float,
     **common: Any,
 ) -> list[Path]:
-    """The export stage: ``others`` exported in turn while its allowance holds another (and,
-    when it is the ``last`` stage, the report's seconds); the ids it exported are recorded,
-    so a job resumed after the stage finds them without a new allowance."""
+    """The export stage: ``others`` exported in turn while its allowance holds another and
+    ``keep_s`` more (the report's, when it is the last stage); the ids it exported are
+    recorded, so a job resumed after the stage finds them without a new allowance."""
     if not others:
         return []
     if job.ended("export"):  # resumed after this stage
         folders = [run.path / ENSEMBLES / str(i) for i in job.stage("export").get("ensembles", [])]
         return [f for f in folders if f.is_dir()]
     job.begin("export")
-    keep = TIME_REPORT_S if last else 0.0
     # an export's seconds: first guessed (EXPORT_SCORINGS), then the last one's; the next
-    # starts only if that much (and ``keep``) is left of the stage
+    # starts only if that much (and ``keep_s``) is left of the stage
     since: dict[str, float | None] = {"at": None, "took": _export_estimate(job)}
 
     def no_time_for_another() -> bool:
@@ -169,7 +169,7 @@ def _export_the_rest(
         if since["at"] is not None:  # called before each export: the gap is the last one
             since["took"] = now - since["at"]
         since["at"] = now
-        return job.passed("export") or job.left("export") <= keep + float(since["took"])
+        return job.passed("export") or job.left("export") <= keep_s + float(since["took"])
 
     folders = export_run(
         run.path, select=others, resume=resume, stop_when=no_time_for_another, **common
