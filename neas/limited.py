@@ -18,7 +18,14 @@ from neas.data import Dataset
 from neas.deploy import export_run
 from neas.deploy.export import FORMATS, select_rows
 from neas.deploy.final import epoch_seconds
-from neas.evaluate import CalibratedEnsemble, calibration_images, member_logits, recalibrate_bn
+from neas.evaluate import (
+    CalibratedEnsemble,
+    calibration_images,
+    evaluate_arch,
+    member_logits,
+    recalibrate_bn,
+    scores_in_one_batch,
+)
 from neas.layout import ENSEMBLES
 from neas.nn.ensemble import build_ensemble
 from neas.nn.supernet import Supernet
@@ -39,8 +46,8 @@ def probe_seconds(
 ) -> dict[str, float]:
     """What a time limit is planned from, timed here at the current thread count: one
     supernet training step (``step_s``), the steps of an epoch, and one ensemble scored as the
-    search scores it (``eval_s``: BN recalibration on ``calibration`` images and the
-    validation split). Torch's RNG is left as it was."""
+    search scores it (``eval_s``: the validation split, after BN recalibration on
+    ``calibration`` images unless ``scores_in_one_batch``). Torch's RNG is left as it was."""
     cfg = config
     x, y = torch.from_numpy(dataset.x_train), torch.from_numpy(dataset.y_train)
     with torch.random.fork_rng(devices=[]):
@@ -56,10 +63,16 @@ def probe_seconds(
         rng = np.random.default_rng([cfg.train.seed, 31])
         calib = calibration_images(dataset, n=calibration, seed=cfg.train.seed)
         x_val = torch.from_numpy(dataset.x_val[:calibration])
+        one_batch = scores_in_one_batch(len(dataset.x_val), len(calib))  # x_val: all of it
         evals = []
         for _ in range(3):  # the first warms up; ensembles differ in cost: the mean of two
             arch = sample(space, rng)
             t0 = time.perf_counter()
+            if one_batch:
+                y_val = torch.from_numpy(dataset.y_val)
+                evaluate_arch(net, arch, x_calib=calib, x=x_val, y=y_val, device=device)
+                evals.append(time.perf_counter() - t0)
+                continue
             recalibrate_bn(net, arch, calib, device=device)
             t1 = time.perf_counter()
             member_logits(net, arch, x_val, device=device)

@@ -37,7 +37,7 @@ from neas.evaluate import EnsembleMetrics
 from neas.files import read_json, write_json
 from neas.nn.supernet import Supernet
 
-FORMAT = 1
+FORMAT = 2  # 2: a score may normalise by the scored images' own BN statistics
 K = TypeVar("K")
 
 

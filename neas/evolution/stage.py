@@ -40,6 +40,7 @@ from neas.evaluate import (
     calibration_images,
     ensemble_metrics,
     evaluate_arch,
+    scores_in_one_batch,
 )
 from neas.evolution._base import propose
 from neas.evolution.checkpoint import ScoreCheckpoint, score_fingerprint
@@ -220,12 +221,15 @@ def run_search(
         resume=resume,
     )
     # the BN statistics each scored architecture left, for those still on the front: its test
-    # accuracy at the end puts them back instead of recalibrating (the same numbers)
+    # accuracy at the end puts them back instead of recalibrating (the same numbers). A score
+    # in one batch leaves the validation split's statistics, not the calibration's: none kept
+    calibrated_scores = not scores_in_one_batch(len(x_val), len(calib))
     statistics: dict[EnsembleArch, dict[str, torch.Tensor]] = {}
 
     def evaluate(arch: EnsembleArch) -> EnsembleMetrics:
         metrics = evaluate_arch(supernet, arch, x_calib=calib, x=x_val, y=y_val, device=device)
-        statistics[arch] = bn_statistics(supernet)
+        if calibrated_scores:
+            statistics[arch] = bn_statistics(supernet)
         return metrics
 
     score = checkpoint.wrap(evaluate, key=lambda arch: arch.to_json(space))
