@@ -7,13 +7,16 @@ images are cheaper and noisier. This script takes the main job's runs (``neas se
 mbconv --budget 600M --seed S``, run here into ``--work`` unless already there), re-scores
 every ensemble its search scored with BN recalibrated on ``n`` images (the same seeded subset
 rule as the search: ``calibration_images(dataset, n=n, seed=S)``) and on **every** training
-image (the reference), and reports per ``n``:
+image (the reference), and without calibration: the validation split in one batch under its
+own statistics (``neas.evaluate.own_statistics_logits``; what the search does when that split
+is no larger than the calibration subset, as on digits). It reports per ``n``:
 
 - Kendall tau of the validation accuracy (NLL breaking ties, as the search ranks) against the
   reference's validation ranking, and against the reference's *test* accuracy;
 - the test accuracy (reference calibration) of the ensemble each ``n`` would pick (best
   validation accuracy, then NLL), and its rank among them;
-- seconds per scoring (recalibration + validation pass), one process, ``--threads`` threads.
+- seconds per scoring (recalibration + validation pass, or the one pass), one process,
+  ``--threads`` threads.
 
 Writes the "BN recalibration images" section of RESULTS.md and ``results/calibration.json``.
 
@@ -36,9 +39,18 @@ from _results import HERE, neas_command, write_json, write_section
 from scipy.stats import kendalltau
 
 from neas.config import CALIBRATION_IMAGES
-from neas.evaluate import calibration_images, ensemble_metrics, member_logits, recalibrate_bn
+from neas.evaluate import (
+    calibration_images,
+    ensemble_metrics,
+    member_logits,
+    own_statistics_logits,
+    recalibrate_bn,
+)
 from neas.run import open_trained
 from neas.search_spaces.arch import EnsembleArch
+
+#: the row of scores without calibration (``neas.evaluate.own_statistics_logits``)
+OWN = "val (one batch)"
 
 
 def ensure_run(work: Path, seed: int) -> Path:
@@ -67,11 +79,17 @@ def score_seed(run_dir: Path, seed: int, images: list[int], device: str) -> list
     val = {n: [] for n in sets}
     seconds = {n: 0.0 for n in sets}
     test = []
+    sets[OWN] = x_val  # no calibration: the validation split in one batch, its own statistics
+    val[OWN], seconds[OWN] = [], 0.0
     for arch in archs:
         for n, xc in sets.items():
             t0 = time.perf_counter()
-            recalibrate_bn(net, arch, xc, device=device)
-            m = ensemble_metrics(member_logits(net, arch, x_val, device=device), y_val)
+            if n == OWN:
+                logits = own_statistics_logits(net, arch, x_val, device=device)
+            else:
+                recalibrate_bn(net, arch, xc, device=device)
+                logits = member_logits(net, arch, x_val, device=device)
+            m = ensemble_metrics(logits, y_val)
             seconds[n] += time.perf_counter() - t0
             val[n].append((m.accuracy, m.nll))
             if n == n_all:  # BN statistics of every training image are still in place
@@ -92,8 +110,8 @@ def score_seed(run_dir: Path, seed: int, images: list[int], device: str) -> list
         rows.append(
             {
                 "seed": seed,
-                "images": n if n != n_all else "all",
-                "calibration_images": n,
+                "images": {n_all: "all", OWN: OWN}.get(n, n),
+                "calibration_images": 0 if n == OWN else n,
                 "ensembles": len(archs),
                 "tau_vs_all_val": float(kendalltau(rank, ref_rank).statistic),
                 "tau_vs_test": float(kendalltau(rank, test_rank).statistic),
@@ -151,7 +169,9 @@ def report() -> None:
         "against the reference's validation ranking / against the test accuracy under the "
         "reference calibration. pick: the test accuracy (reference calibration) of the ensemble "
         "each n ranks first, and its place by test accuracy among the ensembles (1 = best). "
-        "Means over the seeds.",
+        f"`{OWN}`: no calibration, the validation split scored in one batch under its own BN "
+        "statistics (`neas.evaluate.own_statistics_logits`: how the search scores when the "
+        "validation split is no larger than the calibration subset). Means over the seeds.",
         "",
         "| images | seeds | ensembles | tau vs all (val) | tau vs test | pick test acc | pick's "
         "test place | best test acc | s per scoring |",

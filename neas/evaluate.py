@@ -264,6 +264,17 @@ def calibrate_ensemble(
     return CalibratedEnsemble(arch.to_json(supernet.space), calibration, net, logits)
 
 
+@torch.no_grad()
+def own_statistics_logits(
+    supernet: Supernet, arch: EnsembleArch, x: torch.Tensor, *, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Member logits (K, N, classes; CPU) of ``x`` in one batch whose BN layers normalise by
+    that batch's own statistics (left in the running statistics), dropout off."""
+    with _estimating_bn(supernet):
+        (xb,) = _batches(x, len(x), device)
+        return torch.stack([t.float() for t in supernet(xb, arch)]).cpu()
+
+
 def scores_in_one_batch(scored: int, calibration: int) -> bool:
     """Whether ``evaluate_arch`` scores ``scored`` images in one batch normalised by its own
     statistics instead of recalibrating on ``calibration`` images first: when they are no
@@ -290,9 +301,7 @@ def evaluate_arch(
     ``x_calib``, then eval-mode logits. Either way the supernet's BN statistics are left
     overwritten (by those of ``x`` or of ``x_calib``)."""
     if scores_in_one_batch(len(x), len(x_calib)):
-        with _estimating_bn(supernet):
-            (xb,) = _batches(x, len(x), device)
-            logits = torch.stack([t.float() for t in supernet(xb, arch)]).cpu()
+        logits = own_statistics_logits(supernet, arch, x, device=device)
     else:
         recalibrate_bn(supernet, arch, x_calib, device=device)
         logits = member_logits(supernet, arch, x, device=device)
