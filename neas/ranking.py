@@ -1,9 +1,10 @@
 """Ranking diagnostics: does the supernet order ensembles the way training them from scratch does?
 
 Sample N ensembles from the supernet's current space (seeded), estimate each one's validation
-accuracy with inherited weights (BN recalibrated per architecture), train each from scratch as
-a stand-alone ensemble for E epochs (sum of the members' cross-entropy, the run's optimizer,
-warm-up + cosine), and report Kendall's τ-b and Spearman's ρ between the two accuracies.
+accuracy with inherited weights (the search's score, ``neas.evaluate.evaluate_arch``), train
+each from scratch as a stand-alone ensemble for E epochs (sum of the members' cross-entropy,
+the run's optimizer, warm-up + cosine), and report Kendall's τ-b and Spearman's ρ between the
+two accuracies.
 
 A run folder gets ``ranking.json`` (τ, ρ, settings, one row per ensemble), ``ranking.csv`` (the
 rows) and ``ranking.png`` (scatter plot).
@@ -201,7 +202,7 @@ def supernet_estimates(
     device: torch.device | str = "cpu",
     show_progress: bool = True,
 ) -> list[EnsembleMetrics]:
-    """Validation metrics of each ensemble with inherited weights (BN recalibrated for each)."""
+    """Validation metrics of each ensemble with inherited weights, as the search scores them."""
     x_calib = calibration_images(dataset, seed=seed)
     x_val, y_val = torch.from_numpy(dataset.x_val), torch.from_numpy(dataset.y_val)
     out = []

@@ -2,7 +2,8 @@
 
 At each shrink point (a fraction of training, ``ShrinkConfig.at``) the :class:`Shrinker` samples
 M ensembles from the current space, evaluates each on the validation split with inherited
-weights (BN recalibrated per architecture), and scores every (layer, op) still in the space:
+weights (scored as the search scores: ``neas.evaluate.evaluate_arch``), and scores every
+(layer, op) still in the space:
 
 - **potentiality** p: mean validation accuracy of the sampled ensembles that use the op at that
   layer, in the trunk or in any member (an ensemble counts once per (layer, op));

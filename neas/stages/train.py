@@ -287,7 +287,7 @@ def random_ensemble_accuracy(
     stop_when: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
     """Validation accuracy, member disagreement and ensemble gain (ensemble accuracy minus
-    mean member accuracy) of ``n`` uniformly sampled ensembles (BN recalibrated for each);
+    mean member accuracy) of ``n`` uniformly sampled ensembles (scored as the search scores);
     fewer (perhaps none) when ``stop_when()`` says time is up."""
     rng = np.random.default_rng([seed, 7919])
     calib = calibration_images(dataset, seed=seed)
