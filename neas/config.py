@@ -49,8 +49,8 @@ WEIGHT_MODES: tuple[str, ...] = ("entangled", "separate", "members")
 #: calibrating on all 1077 images, 512 gave 0.57; scoring 29% faster; main job 105-116x the
 #: reference instead of 118-138x) but the main job's best-val test accuracy over seeds 0-2 fell
 #: from 98.06% to 97.41% mean: within the noise of a 360-image test split, yet not shown harmless.
-#: A validation split of no more images is scored without it, under its own statistics
-#: (``neas.evaluate.scores_in_one_batch``).
+#: A validation split of no more images (not table rows) is scored without it, under its own
+#: statistics (``neas.evaluate.scores_in_one_batch``).
 CALIBRATION_IMAGES = 512
 #: Images per forward when scoring and recalibrating (no gradients). On a CPU, 128 ran the
 #: validation pass 1.4-1.8x faster than 512 (cache-sized activations; Fashion-MNIST, 1 thread);

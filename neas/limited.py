@@ -63,7 +63,7 @@ def probe_seconds(
         rng = np.random.default_rng([cfg.train.seed, 31])
         calib = calibration_images(dataset, n=calibration, seed=cfg.train.seed)
         x_val = torch.from_numpy(dataset.x_val[:calibration])
-        one_batch = scores_in_one_batch(len(dataset.x_val), len(calib))  # x_val: all of it
+        one_batch = scores_in_one_batch(dataset.x_val, len(calib))  # x_val: all of it
         evals = []
         for _ in range(3):  # the first warms up; ensembles differ in cost: the mean of two
             arch = sample(space, rng)

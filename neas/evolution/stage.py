@@ -223,7 +223,7 @@ def run_search(
     # the BN statistics each scored architecture left, for those still on the front: its test
     # accuracy at the end puts them back instead of recalibrating (the same numbers). A score
     # in one batch leaves the validation split's statistics, not the calibration's: none kept
-    calibrated_scores = not scores_in_one_batch(len(x_val), len(calib))
+    calibrated_scores = not scores_in_one_batch(x_val, len(calib))
     statistics: dict[EnsembleArch, dict[str, torch.Tensor]] = {}
 
     def evaluate(arch: EnsembleArch) -> EnsembleMetrics:
