@@ -9,7 +9,7 @@ every ensemble its search scored with BN recalibrated on ``n`` images (the same 
 rule as the search: ``calibration_images(dataset, n=n, seed=S)``) and on **every** training
 image (the reference), and without calibration: the validation split in one batch under its
 own statistics (``neas.evaluate.own_statistics_logits``; what the search does when that split
-is no larger than the calibration subset, as on digits). It reports per ``n``:
+holds images and no more than the calibration subset, as on digits). It reports per ``n``:
 
 - Kendall tau of the validation accuracy (NLL breaking ties, as the search ranks) against the
   reference's validation ranking, and against the reference's *test* accuracy;
@@ -128,13 +128,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--images", default=f"128,256,384,{CALIBRATION_IMAGES}")
-    p.add_argument("--work", type=Path, required=True, help="run folders (made if missing)")
+    p.add_argument(
+        "--work", type=Path, help="run folders (made if missing); needed but with --report"
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report", action="store_true", help="only rebuild the RESULTS.md section")
     args = p.parse_args()
     if args.report:
         report()
         return
+    if args.work is None:
+        p.error("--work is required (but with --report)")
     torch.set_num_threads(args.threads)
     images = [int(n) for n in args.images.split(",")]
     rows = []
@@ -171,7 +175,8 @@ def report() -> None:
         "each n ranks first, and its place by test accuracy among the ensembles (1 = best). "
         f"`{OWN}`: no calibration, the validation split scored in one batch under its own BN "
         "statistics (`neas.evaluate.own_statistics_logits`: how the search scores when the "
-        "validation split is no larger than the calibration subset). Means over the seeds.",
+        "validation split holds images and no more than the calibration subset). Means over "
+        "the seeds.",
         "",
         "| images | seeds | ensembles | tau vs all (val) | tau vs test | pick test acc | pick's "
         "test place | best test acc | s per scoring |",
