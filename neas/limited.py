@@ -64,12 +64,12 @@ def probe_seconds(
         calib = calibration_images(dataset, n=calibration, seed=cfg.train.seed)
         x_val = torch.from_numpy(dataset.x_val[:calibration])
         one_batch = scores_in_one_batch(dataset.x_val, len(calib))  # x_val: all of it
+        y_val = torch.from_numpy(dataset.y_val[:calibration])
         evals = []
         for _ in range(3):  # the first warms up; ensembles differ in cost: the mean of two
             arch = sample(space, rng)
             t0 = time.perf_counter()
             if one_batch:
-                y_val = torch.from_numpy(dataset.y_val)
                 evaluate_arch(net, arch, x_calib=calib, x=x_val, y=y_val, device=device)
                 evals.append(time.perf_counter() - t0)
                 continue
