@@ -76,11 +76,10 @@ def score_seed(run_dir: Path, seed: int, images: list[int], device: str) -> list
     n_all = len(ds.x_train)
     sets = {n: calibration_images(ds, n=min(n, n_all), seed=seed) for n in images}
     sets[n_all] = torch.from_numpy(ds.x_train)
+    sets[OWN] = x_val  # no calibration: the validation split in one batch, its own statistics
     val = {n: [] for n in sets}
     seconds = {n: 0.0 for n in sets}
     test = []
-    sets[OWN] = x_val  # no calibration: the validation split in one batch, its own statistics
-    val[OWN], seconds[OWN] = [], 0.0
     for arch in archs:
         for n, xc in sets.items():
             t0 = time.perf_counter()

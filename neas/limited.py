@@ -21,8 +21,8 @@ from neas.deploy.final import epoch_seconds
 from neas.evaluate import (
     CalibratedEnsemble,
     calibration_images,
-    evaluate_arch,
     member_logits,
+    own_statistics_logits,
     recalibrate_bn,
     scores_in_one_batch,
 )
@@ -64,13 +64,12 @@ def probe_seconds(
         calib = calibration_images(dataset, n=calibration, seed=cfg.train.seed)
         x_val = torch.from_numpy(dataset.x_val[:calibration])
         one_batch = scores_in_one_batch(dataset.x_val, len(calib))  # x_val: all of it
-        y_val = torch.from_numpy(dataset.y_val[:calibration])
         evals = []
         for _ in range(3):  # the first warms up; ensembles differ in cost: the mean of two
             arch = sample(space, rng)
             t0 = time.perf_counter()
-            if one_batch:
-                evaluate_arch(net, arch, x_calib=calib, x=x_val, y=y_val, device=device)
+            if one_batch:  # the search's score: the whole split in one pass
+                own_statistics_logits(net, arch, x_val, device=device)
                 evals.append(time.perf_counter() - t0)
                 continue
             recalibrate_bn(net, arch, calib, device=device)
